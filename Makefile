@@ -1,0 +1,44 @@
+# OCPP 1.6J charge-point firmware (MicroPython) — host workflow.
+# Only python3 and make are needed: everything else comes from PyPI into .venv.
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c "import hashlib,sys;print(hashlib.sha1(open('requirements.txt','rb').read()).hexdigest()[:12])")
+# Parallel test workers (pytest-xdist); override with `make test JOBS=1`.
+JOBS   ?= auto
+# Extra pytest arguments, e.g. `make test T="-k websocket"`.
+T      ?=
+
+.PHONY: all venv test run bench schema mpy clean
+
+all: test
+
+$(STAMP): requirements.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip >/dev/null 2>&1 || true
+	$(BIN)/pip install -q -r requirements.txt
+	rm -f $(VENV)/.installed-*
+	touch $@
+
+venv: $(STAMP)
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -n $(JOBS) $(T) host_tests
+
+run: $(STAMP)
+	$(BIN)/python tools/run
+
+bench: $(STAMP)
+	$(BIN)/python bench/run_all.py
+
+# Regenerate firmware/ocpp_schema.py from the JSON schemas in the ocpp package.
+schema: $(STAMP)
+	$(BIN)/python tools/gen_schema.py
+
+# Cross-compile the firmware to .mpy (what deploy copies to a board).
+mpy: $(STAMP)
+	$(BIN)/python tools/build_mpy.py
+
+clean:
+	rm -rf build .pytest_cache

@@ -1,0 +1,63 @@
+"""Test harness.
+
+Two kinds of tests live here:
+- `test_*.py`: ordinary pytest modules (CPython) that drive the simulated charger
+  (the real firmware in the `micropython` binary) through the bench interface and
+  talk to it from the bench CSMS.
+- `mp/mpt_*.py`: unit tests that run *inside* MicroPython. Each `def test_*` in
+  such a module becomes one pytest item, executed as
+  `micropython host_tests/mp/mprun.py MODULE TEST` with firmware/ on the path.
+"""
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "host_tests"))
+
+from harness import MICROPYTHON, mp_env  # noqa: E402
+
+
+def pytest_collect_file(parent, file_path):
+    if file_path.suffix == ".py" and file_path.name.startswith("mpt_"):
+        return MpModule.from_parent(parent, path=file_path)
+
+
+class MpModule(pytest.File):
+    def collect(self):
+        src = self.path.read_text()
+        heap = re.search(r"^# heap:\s*(\S+)", src, re.M)
+        heap = heap.group(1) if heap else "2M"
+        for m in re.finditer(r"^(?:async\s+)?def\s+(test_\w+)\s*\(", src, re.M):
+            yield MpItem.from_parent(self, name=m.group(1), heap=heap)
+
+
+class MpItem(pytest.Item):
+    def __init__(self, *, heap, **kw):
+        super().__init__(**kw)
+        self.heap = heap
+
+    def runtest(self):
+        mod = self.path.stem
+        cmd = [MICROPYTHON, "-X", "heapsize=" + self.heap,
+               os.path.join(ROOT, "host_tests", "mp", "mprun.py"), mod, self.name]
+        p = subprocess.run(cmd, cwd=str(self.path.parent), env=mp_env(),
+                           capture_output=True, text=True, timeout=600)
+        if p.returncode != 0 or "PASS " + mod not in p.stdout:
+            raise MpFailure(p.stdout + p.stderr)
+
+    def repr_failure(self, excinfo):
+        if isinstance(excinfo.value, MpFailure):
+            return "MicroPython test failed:\n" + str(excinfo.value)
+        return super().repr_failure(excinfo)
+
+    def reportinfo(self):
+        return self.path, 0, "mp:" + self.name
+
+
+class MpFailure(Exception):
+    pass
