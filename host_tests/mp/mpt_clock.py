@@ -1,0 +1,43 @@
+import clock
+
+
+class FakeRtc:
+    def __init__(self, t):
+        self.t = t
+
+    def time(self):
+        return self.t
+
+    def set(self, t):
+        self.t = t
+
+
+def test_iso_roundtrip():
+    for t in (0, 951782400, 1704067199, 1795289378, 4102444800, 1709164800):
+        s = clock.iso(t)
+        assert clock.parse(s) == t, (t, s)
+    assert clock.iso(0) == "1970-01-01T00:00:00Z"
+    assert clock.iso(951782400) == "2000-02-29T00:00:00Z"
+
+
+def test_parse_forms():
+    assert clock.parse("2026-11-21T19:29:20Z") == 1795289360
+    assert clock.parse("2026-11-21T19:29:20.123Z") == 1795289360
+    assert clock.parse("2026-11-21T20:29:20+01:00") == 1795289360
+    assert clock.parse("2026-11-21T18:29:20-01:00") == 1795289360
+    assert clock.parse("2026-11-21T19:29:20") == 1795289360
+    for bad in ("", "2026-11-21", "2026-13-01T00:00:00Z", "x026-11-21T19:29:20Z",
+                "2026-11-21T19:29:20Zjunk", "2026-11-21T19:29:20+0100"):
+        try:
+            clock.parse(bad)
+        except ValueError:
+            continue
+        raise AssertionError(bad)
+
+
+def test_valid_and_set():
+    rtc = FakeRtc(0)
+    clock.init(rtc)
+    assert not clock.valid()
+    clock.set_time(1795289360)
+    assert clock.valid() and clock.now() == 1795289360
