@@ -1,0 +1,143 @@
+# Bench-control server of the simulated charger: line-delimited JSON over TCP
+# on loopback, one request and one reply per line (see docs/bench-protocol.md).
+#   > {"op":"plug_in","connector":1}
+#   < {"ok":true}
+import asyncio
+import json
+import gc
+import log
+
+_TAG = "bench"
+
+
+class BenchError(Exception):
+    pass
+
+
+def _connector(cp, req):
+    cid = req.get("connector", 1)
+    if not isinstance(cid, int) or cid < 1 or cid >= len(cp.connectors):
+        raise BenchError("no connector %r" % (cid,))
+    return cp.connectors[cid]
+
+
+def _hw(cp, req):
+    c = _connector(cp, req)
+    if c.hw is None:
+        raise BenchError("connector %d has no simulated hardware" % c.id)
+    return c
+
+
+class Bench:
+    def __init__(self, cp, board):
+        self.cp = cp
+        self.board = board
+
+    def handle(self, req):
+        if not isinstance(req, dict) or not isinstance(req.get("op"), str):
+            raise BenchError("request must be an object with an op")
+        fn = getattr(self, "op_" + req["op"], None)
+        if fn is None:
+            raise BenchError("unknown op " + req["op"])
+        return fn(req)
+
+    # --- the EV and the cable ---
+    def op_plug_in(self, req):
+        c = _hw(self.cp, req)
+        c.hw.sim.plug_in()
+        self.cp.hw_event(c)
+
+    def op_plug_out(self, req):
+        c = _hw(self.cp, req)
+        c.hw.sim.plug_out()
+        self.cp.hw_event(c)
+
+    def op_ev_state(self, req):
+        c = _hw(self.cp, req)
+        s = req.get("state")
+        if s not in ("A", "B", "C", "D", "E", "F"):
+            raise BenchError("state must be one of A-F")
+        c.hw.sim.ev_state(s)
+        self.cp.hw_event(c)
+
+    def op_load(self, req):
+        c = _hw(self.cp, req)
+        amps = req.get("amps", [0, 0, 0])
+        volts = req.get("volts", [230, 230, 230])
+        if not isinstance(amps, list) or not isinstance(volts, list):
+            raise BenchError("amps and volts are lists, one value per phase")
+        for v in amps + volts:
+            if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
+                raise BenchError("amps/volts must be non-negative numbers")
+        c.hw.sim.load(amps, volts)
+
+    # --- the reader, the network, faults ---
+    def op_swipe(self, req):
+        tag = req.get("idTag")
+        if not isinstance(tag, str) or not 0 < len(tag) <= 20:
+            raise BenchError("idTag must be a string of 1-20 characters")
+        self.cp.swipe(tag)
+
+    def op_network(self, req):
+        up = req.get("up")
+        if not isinstance(up, bool):
+            raise BenchError("up must be true or false")
+        log.info(_TAG, "network " + ("up" if up else "down"))
+        self.board.net.set_up(up)
+        if not up and self.cp.link.ws is not None:
+            self.cp.link.ws.abort()
+
+    def op_raise_error(self, req):
+        c = _connector(self.cp, req)
+        code = req.get("code")
+        if not isinstance(code, str):
+            raise BenchError("code must be a ChargePointErrorCode")
+        self.cp.raise_error(c, code, req.get("info"))
+
+    def op_clear_error(self, req):
+        c = _connector(self.cp, req)
+        self.cp.clear_error(c)
+
+    def op_state(self, req):
+        return self.cp.bench_state()
+
+    def op_ping(self, req):
+        return {"pong": True}
+
+
+async def _client(bench, reader, writer):
+    while True:
+        line = await reader.readline()
+        if not line:
+            break
+        line = line.strip()
+        if not line:
+            continue
+        try:
+            req = json.loads(line)
+            res = bench.handle(req)
+            if res is not None and hasattr(res, "send"):
+                res = await res
+            out = {"ok": True}
+            if res:
+                out.update(res)
+        except BenchError as e:
+            out = {"ok": False, "error": str(e)}
+        except ValueError:
+            out = {"ok": False, "error": "not JSON"}
+        except Exception as e:
+            log.exc(_TAG, "op failed", e)
+            out = {"ok": False, "error": "%s: %s" % (type(e).__name__, e)}
+        writer.write(json.dumps(out).encode() + b"\n")
+        await writer.drain()
+    writer.close()
+
+
+async def serve(cp, board, host, port):
+    bench = Bench(cp, board)
+
+    def cb(r, w):
+        return _client(bench, r, w)
+
+    await asyncio.start_server(cb, host, port)
+    log.info(_TAG, "bench listening on %s:%d" % (host, port))

@@ -1,0 +1,70 @@
+# The simulated `unix` board: the real firmware on the host, with simulated
+# hardware (an EV behind the control pilot, relay, lock, LED, ADCs), a
+# simulated NOR flash kept in files under --data, and a network the bench can cut.
+import sys
+import time
+from micropython import const
+
+RESTART_EXIT = const(75)  # tools/sim restarts the process on this exit code
+FLASH_BYTES = const(1024 * 1024)
+QUEUE_BYTES = const(64 * 1024)
+
+
+class SimClock:
+    # The host clock plus an offset the firmware may set (from the CSMS's
+    # currentTime): like an RTC that keeps running across restarts.
+    trusted = False
+
+    def __init__(self):
+        self.offset = 0.0
+
+    def time(self):
+        return time.time() + self.offset
+
+    def set(self, t):
+        self.offset = t - time.time()
+
+
+class Board:
+    name = "unix"
+
+    def __init__(self, data_dir, connectors=1, queue="lfs", phases=3, max_amps=32):
+        import norflash
+        from simnet import SimNet
+        self.data_dir = data_dir
+        self.clock = SimClock()
+        self.flash = norflash.NorFlash(FLASH_BYTES, path=data_dir + "/flash.bin")
+        norflash.mount_lfs(self.flash, "/flash")
+        self.flash_dir = "/flash"
+        self.queue_kind = queue
+        self.queue_dev = None
+        if queue == "ring":
+            self.queue_dev = norflash.NorFlash(QUEUE_BYTES, path=data_dir + "/queue.bin")
+        self.net = SimNet()
+        self.n = connectors
+        self.phases = phases
+        self.max_amps = max_amps
+        self.limits = {"NumberOfConnectors": connectors, "queueBytes": QUEUE_BYTES,
+                       "maxCurrentA": max_amps, "phases": phases, "nominalVolts": 230}
+        self._hw = {}
+        self.led = None
+        self._make_hw()
+
+    def _make_hw(self):
+        try:
+            import simhw
+        except ImportError:
+            return
+        self.sim = simhw
+        for i in range(1, self.n + 1):
+            self._hw[i] = simhw.make_connector(i, phases=self.phases, max_amps=self.max_amps)
+        self.led = simhw.make_led()
+
+    def connector_hw(self, i):
+        return self._hw.get(i)
+
+    def reset(self, hard):
+        # Soft and hard reset both restart the process on this board; the
+        # flash files stay, as they would on a real board.
+        print("board: %s reset: restarting" % ("hard" if hard else "soft"))
+        sys.exit(RESTART_EXIT)

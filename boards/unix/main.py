@@ -1,0 +1,56 @@
+# Entry point of the simulated charger (run by tools/sim inside `micropython`):
+#   main.py --csms URL --id ID --data DIR [--bench HOST:PORT] [--connectors N]
+#           [--config FILE] [--queue lfs|ring] [--log debug|info|warn]
+import sys
+import json
+import asyncio
+
+
+def parse_args(argv):
+    opts = {"csms": None, "id": None, "data": None, "bench": None, "connectors": None,
+            "config": None, "queue": "lfs", "log": "info"}
+    i = 1
+    while i < len(argv):
+        a = argv[i]
+        if not a.startswith("--") or a[2:] not in opts or i + 1 >= len(argv):
+            raise SystemExit("bad argument: " + a)
+        opts[a[2:]] = argv[i + 1]
+        i += 2
+    if not opts["data"]:
+        raise SystemExit("--data DIR is required")
+    return opts
+
+
+def main():
+    opts = parse_args(sys.argv)
+    import log
+    log.level = {"debug": 0, "info": 1, "warn": 2, "error": 3}.get(opts["log"], 1)
+    prov = None
+    if opts["config"]:
+        with open(opts["config"]) as f:
+            prov = json.load(f)
+    n = int(opts["connectors"]) if opts["connectors"] else None
+    if n is None and prov:
+        n = (prov.get("keys") or {}).get("NumberOfConnectors")
+    n = int(n or 1)
+    if n < 1 or n > 2:
+        raise SystemExit("--connectors must be 1 or 2")
+    try:
+        import os
+        os.mkdir(opts["data"])
+    except OSError:
+        pass
+    from board import Board
+    board = Board(opts["data"], connectors=n, queue=opts["queue"])
+    import app
+    overrides = {"csmsUrl": opts["csms"], "chargeBoxId": opts["id"]}
+    cp = app.build(board, prov, overrides)
+    tasks = []
+    if opts["bench"]:
+        import bench
+        host, port = opts["bench"].rsplit(":", 1)
+        tasks.append(bench.serve(cp, board, host, int(port)))
+    asyncio.run(app.main(cp, tasks))
+
+
+main()

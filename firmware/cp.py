@@ -1,0 +1,232 @@
+# The charge point: owns the configuration, the RPC layer, the link and the
+# connectors, and maps each OCPP action to its handler. Handlers live in one
+# module per feature profile and are imported on their first message, so the
+# bytecode of rarely used profiles never occupies the heap until needed.
+import os
+import asyncio
+from micropython import const
+import log
+import clock
+import fsutil
+from rpc import Rpc, Offline, CallError, CallTimeout, Reply, NOT_SUPPORTED
+
+_TAG = "cp"
+
+# action -> handler module (feature profile). Handler functions carry the
+# OCPP action name, e.g. core.ChangeConfiguration(cp, payload).
+_HANDLERS = {
+    "CancelReservation": "reservation",
+    "ChangeAvailability": "core",
+    "ChangeConfiguration": "core",
+    "ClearCache": "core",
+    "ClearChargingProfile": "smartcharging",
+    "DataTransfer": "core",
+    "GetCompositeSchedule": "smartcharging",
+    "GetConfiguration": "core",
+    "GetDiagnostics": "fwmgmt",
+    "GetLocalListVersion": "localauth",
+    "RemoteStartTransaction": "core",
+    "RemoteStopTransaction": "core",
+    "ReserveNow": "reservation",
+    "Reset": "core",
+    "SendLocalList": "localauth",
+    "SetChargingProfile": "smartcharging",
+    "TriggerMessage": "trigger",
+    "UnlockConnector": "core",
+    "UpdateFirmware": "fwmgmt",
+}
+
+_SN_MAX = const(16)  # RAM outbox of StatusNotifications (collapsed beyond)
+
+
+class ChargePoint:
+    def __init__(self, board, cfg):
+        self.board = board
+        self.cfg = cfg
+        self.rpc = Rpc(self.dispatch, self._next_id)
+        from link import Link
+        self.link = Link(self)
+        self.registered_once = False  # an Accepted BootNotification since power-up
+        self.queue = None  # persistent transaction message queue (msgqueue)
+        self.connectors = []  # index 0 = the charge point itself
+        self._sn = []  # StatusNotification payloads waiting to be sent
+        self._sn_dirty = set()  # connectors that changed state while offline
+        self._triggered = []  # (action, payload) requested by TriggerMessage
+        self._mods = {}
+        self._id_n = 0
+        self._id_prefix = self._boot_count()
+        self.vendor_handlers = {}  # DataTransfer vendorId -> callable(messageId, data)
+
+    # --- message ids: unique across reconnects and reboots ---
+    def _boot_count(self):
+        path = self.cfg.dir + "/bootcount"
+        try:
+            n = int(fsutil.read(path, b"0")) + 1
+        except ValueError:
+            n = 1
+        fsutil.write_atomic(path, str(n).encode())
+        self.boot_count = n
+        return "%x%04x-" % (n, int.from_bytes(os.urandom(2), "big"))
+
+    def _next_id(self):
+        self._id_n += 1
+        return self._id_prefix + "%x" % self._id_n
+
+    # --- incoming CALLs ---
+    def dispatch(self, action, payload):
+        modname = _HANDLERS.get(action)
+        mod = self._mods.get(modname) if modname else None
+        if mod is None and modname:
+            try:
+                mod = __import__(modname)
+                self._mods[modname] = mod
+            except ImportError:
+                mod = None
+        fn = getattr(mod, action, None) if mod else None
+        if fn is None:
+            raise Reply(NOT_SUPPORTED, action + " not supported")
+        return fn(self, payload)
+
+    def module(self, name):
+        mod = self._mods.get(name)
+        if mod is None:
+            mod = __import__(name)
+            self._mods[name] = mod
+        return mod
+
+    # --- outgoing ---
+    def boot_payload(self):
+        p = {}
+        for k, v in self.cfg.identity.items():
+            if v:
+                p[k] = v
+        p.setdefault("chargePointVendor", "Unknown")
+        p.setdefault("chargePointModel", "Unknown")
+        return p
+
+    async def call(self, action, payload):
+        # An immediate CALL (e.g. Authorize): raises Offline when the charger
+        # is not connected and accepted, CallError / CallTimeout on failure.
+        if not self.link.online or self.link.registration != "Accepted":
+            raise Offline()
+        return await self.link.call(action, payload)
+
+    def on_accepted(self):
+        if not self.registered_once:
+            self.registered_once = True
+            # E3.22: after an Accepted BootNotification, the status of
+            # connector 0 and of every connector.
+            self._sn = []
+            self._sn_dirty = set()
+            for c in self.connectors:
+                self._sn.append(c.status_payload())
+        else:
+            self._flush_dirty()
+        self.link.kick()
+
+    def on_offline(self):
+        pass
+
+    def status_changed(self, conn):
+        # A connector's status changed: StatusNotification now, or, while
+        # offline, once as the current state after the reconnect.
+        if self.link.online and self.link.registration == "Accepted":
+            if len(self._sn) >= _SN_MAX:
+                self._sn = [p for p in self._sn if p["connectorId"] != conn.id]
+            self._sn.append(conn.status_payload())
+            self.link.kick()
+        else:
+            self._sn_dirty.add(conn.id)
+
+    def _flush_dirty(self):
+        for cid in sorted(self._sn_dirty):
+            p = self.connectors[cid].status_payload()  # stamped now: the reconnect time
+            self._sn = [q for q in self._sn if q["connectorId"] != cid or q.get("errorCode") == "NoError"]
+            self._sn.append(p)
+        self._sn_dirty = set()
+
+    def trigger(self, action, payload):
+        self._triggered.append((action, payload))
+        self.link.kick()
+
+    async def send_triggered(self, link):
+        if not self._triggered:
+            return False
+        action, payload = self._triggered.pop(0)
+        try:
+            await link.call(action, payload)
+        except (CallError, CallTimeout):
+            pass
+        return True
+
+    async def send_next(self, link):
+        # One CALL from the queues, in priority order; False when idle.
+        if self._triggered:
+            return await self.send_triggered(link)
+        q = self.queue
+        if q is not None:
+            import time
+            item = q.peek(time.ticks_ms())
+            if item is not None:
+                await self._send_queued(link, item)
+                return True
+        if self._sn:
+            p = self._sn[0]
+            try:
+                await link.call("StatusNotification", p)
+            except (CallError, CallTimeout):
+                pass
+            if self._sn and self._sn[0] is p:
+                self._sn.pop(0)
+            return True
+        return False
+
+    async def _send_queued(self, link, item):
+        import time
+        qid, action, payload = item
+        try:
+            res = await link.call(action, payload)
+        except (CallError, CallTimeout):
+            self.queue.failed(qid, time.ticks_ms())
+            return
+        self.queue.delivered(qid, res)
+        self.on_delivered(action, payload, res)
+
+    def on_delivered(self, action, payload, res):
+        pass
+
+    def next_due_ms(self):
+        q = self.queue
+        if q is not None and hasattr(q, "due_in_ms"):
+            import time
+            return q.due_in_ms(time.ticks_ms())
+        return None
+
+    # --- hardware and bench events (the session logic grows in issue 4) ---
+    def hw_event(self, conn):
+        pass
+
+    def swipe(self, id_tag):
+        log.info(_TAG, "card presented: %s" % id_tag)
+
+    def raise_error(self, conn, code, info=None):
+        conn.set_status("Faulted", code, info)
+
+    def clear_error(self, conn):
+        conn.set_status("Available")
+
+    def bench_state(self):
+        import gc
+        cons = []
+        for c in self.connectors[1:]:
+            cons.append(c.bench_state())
+        led = self.board.led
+        return {"connectors": cons, "status0": self.connectors[0].status,
+                "led": led.state if led else None,
+                "connection": self.link.state, "registration": self.link.registration,
+                "heap": {"free": gc.mem_free(), "alloc": gc.mem_alloc()},
+                "boot": self.boot_count}
+
+    # --- lifecycle ---
+    async def run(self):
+        await self.link.run()
