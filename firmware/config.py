@@ -75,6 +75,17 @@ def _setting_default(name):
     return _MISSING
 
 
+def _ca_value(data):
+    # PEM as text (what the TLS setup expects), anything else as DER bytes.
+    if not data.startswith(b"-----"):
+        return data
+    try:
+        return data.decode()
+    except UnicodeError:
+        log.error(_TAG, "caCert: PEM is not text: ignored")
+        return None
+
+
 class Config:
     def __init__(self, dir, limits=None):
         self.dir = dir.rstrip("/") if len(dir) > 1 else dir
@@ -94,8 +105,10 @@ class Config:
         for row in self._keys:
             self._v[row[0]] = row[2]
         self._v[_MAXKEYS] = len(self._keys)
-        if limits:
+        if isinstance(limits, dict):
             self._apply_keys(limits, "limits", True)
+        elif limits is not None:
+            log.error(_TAG, "limits is not a dict: ignored")
 
     # --- reading ---
     def get(self, name):
@@ -511,14 +524,17 @@ class Config:
             if data is None:
                 log.error(_TAG, "caCert: cannot read %s" % v)
                 return
-            v = data.decode() if data.startswith(b"-----") else data
+            v = _ca_value(data)
+            if v is None:
+                return
         self.settings["caCert"] = v
 
     def _load_ca(self):
         data = fsutil.read(self._ca_path)
-        if data:
-            self.settings["caCert"] = data.decode() if data.startswith(b"-----") else data
-            self._ca_saved = self.settings["caCert"]
+        v = _ca_value(data) if data else None
+        if v is not None:
+            self.settings["caCert"] = v
+            self._ca_saved = v
 
     def _apply_keys(self, d, src, loading):
         # Read-only integers (NumberOfConnectors, *MaxLength) first: the lists

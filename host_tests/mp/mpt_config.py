@@ -472,6 +472,13 @@ def test_provisioning_ca_from_file_and_bad_input():
     c = _new(d, prov={"security": {"caCert": d + "/in.der"}})
     assert c.settings["caCert"] == b"\x30\x82\x01\x00der"
     assert _new(d).settings["caCert"] == b"\x30\x82\x01\x00der"
+    # a PEM file that is not text is refused, the old CA stays
+    fsutil.write_atomic(d + "/bad.pem", b"-----BEGIN \xff\xfe")
+    c = Config(d)
+    c._set_ca(d + "/bad.pem")
+    assert c.settings["caCert"] == ""
+    # limits that are not a dict
+    assert Config(_tmpdir(), [1, 2]).get("NumberOfConnectors") == 1
     # provisioning that is not an object, or with wrong section types
     for p in ("nope", [1], {"keys": [1, 2], "identity": "x", "settings": 5, "security": None},
               {"security": {"caCert": "/no/such/file.pem"}}):
