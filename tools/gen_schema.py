@@ -17,8 +17,10 @@ Table encoding (read by firmware/validate.py; keep both in step):
                boolean: None
                object:  object node
                array:   (minItems, maxItems | None, item kind, item arg)
-A tuple used more than once is emitted once as a module constant.
-ACTIONS maps action -> (request node, response node).
+ACTIONS maps action -> (request node, response node). The module builds it
+in _build(): every string is first bound to a local (named after it) so that
+mpy-cross interns it as a qstr, and a tuple used more than once (enums such
+as E_measurand, objects such as O_idTagInfo) is bound once to a name.
 """
 import argparse
 import difflib
