@@ -56,6 +56,10 @@ class ChargePoint:
         self._id_n = 0
         self._id_prefix = self._boot_count()
         self.vendor_handlers = {}  # DataTransfer vendorId -> callable(messageId, data)
+        self.meter = None  # meter.Meter once the board has metering
+        self._auth = None
+        from session import Sessions
+        self.sessions = Sessions(self)
 
     # --- message ids: unique across reconnects and reboots ---
     def _boot_count(self):
@@ -193,7 +197,17 @@ class ChargePoint:
         self.on_delivered(action, payload, res)
 
     def on_delivered(self, action, payload, res):
-        pass
+        import auth
+        info = res.get("idTagInfo")
+        if action == "StartTransaction":
+            auth.remember(self, payload["idTag"], info)
+            cid = payload["connectorId"]
+            if 0 < cid < len(self.connectors):
+                conn = self.connectors[cid]
+                if conn.tx is not None and self.queue.resolve(conn.tx.id) == res.get("transactionId"):
+                    self.sessions.on_start_answer(conn, info)
+        elif action == "StopTransaction" and info and payload.get("idTag"):
+            auth.remember(self, payload["idTag"], info)
 
     def next_due_ms(self):
         q = self.queue
@@ -202,18 +216,70 @@ class ChargePoint:
             return q.due_in_ms(time.ticks_ms())
         return None
 
-    # --- hardware and bench events (the session logic grows in issue 4) ---
+    # --- hardware and bench events ---
     def hw_event(self, conn):
-        pass
+        # The bench (or an interrupt) says the hardware changed: look now
+        # instead of waiting for the next supervisor poll.
+        conn.poll()
+        self.sessions.on_event(conn)
 
     def swipe(self, id_tag):
         log.info(_TAG, "card presented: %s" % id_tag)
+        self.sessions.swipe(id_tag)
 
     def raise_error(self, conn, code, info=None):
-        conn.set_status("Faulted", code, info)
+        log.warn(_TAG, "connector %d: fault %s" % (conn.id, code))
+        conn.fault = (code, info)
+        conn.update()
 
     def clear_error(self, conn):
-        conn.set_status("Available")
+        conn.fault = None
+        conn.update()
+
+    def signal_refused(self):
+        led = self.board.led
+        if led is not None and hasattr(led, "flash"):
+            led.flash("faulted")
+
+    def local_list_conflict(self):
+        c0 = self.connectors[0]
+        p = c0.status_payload()
+        p["errorCode"] = "LocalListConflict"
+        self._sn.append(p)
+        self.link.kick()
+
+    def max_amps(self):
+        return self.board.limits.get("maxCurrentA", 32)
+
+    def auth_store(self):
+        if self._auth is None:
+            from authstore import AuthStore
+            self._auth = AuthStore(self.cfg.dir + "/auth",
+                                   list_max=self.cfg.get("LocalAuthListMaxLength"))
+            self._auth.mount()
+        return self._auth
+
+    # --- transactions (hooks the metering fills in) ---
+    def push_txn(self, action, payload):
+        q = self.queue
+        if q is None:
+            log.error(_TAG, "no message queue: %s lost" % action)
+            return None
+        qid = q.push(action, payload, True)
+        self.link.kick()
+        return qid
+
+    def tx_started(self, conn):
+        pass
+
+    def tx_stopped(self, conn):
+        pass
+
+    def tx_data(self, conn, stop_payload):
+        return None
+
+    def tx_data_recovered(self, conn, stop_payload):
+        return None
 
     def bench_state(self):
         import gc
@@ -228,5 +294,34 @@ class ChargePoint:
                 "boot": self.boot_count}
 
     # --- lifecycle ---
+    async def supervisor(self):
+        import time
+        while True:
+            try:
+                now = time.ticks_ms()
+                self.sessions.tick(now)
+                led = self.board.led
+                if led is not None:
+                    led.show(self.led_state())
+                    led.tick(100)
+            except Exception as e:
+                log.exc(_TAG, "supervisor", e)
+            await asyncio.sleep_ms(100)
+
+    def led_state(self):
+        import connector
+        c = self.connectors[1] if len(self.connectors) > 1 else self.connectors[0]
+        for x in self.connectors[1:]:
+            if x.status in ("Charging", "Faulted"):
+                c = x
+        st = connector._LED.get(c.status, "available")
+        if st == "available" and not self.link.online:
+            return "offline"
+        return st
+
     async def run(self):
+        self.sessions.recover()
+        for c in self.connectors:
+            c.status = c.derive()
+        asyncio.create_task(self.supervisor())
         await self.link.run()

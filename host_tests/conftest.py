@@ -22,9 +22,19 @@ sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 from harness import MICROPYTHON, mp_env  # noqa: E402
 
 
+def _is_mp(file_path):
+    return file_path.suffix == ".py" and file_path.name.startswith("mpt_")
+
+
 def pytest_collect_file(parent, file_path):
-    if file_path.suffix == ".py" and file_path.name.startswith("mpt_"):
+    # Named on the command line, the file goes through pytest_pycollect_makemodule.
+    if _is_mp(file_path) and not parent.session.isinitpath(file_path):
         return MpModule.from_parent(parent, path=file_path)
+
+
+def pytest_pycollect_makemodule(module_path, parent):
+    if _is_mp(module_path):
+        return MpModule.from_parent(parent, path=module_path)
 
 
 class MpModule(pytest.File):
