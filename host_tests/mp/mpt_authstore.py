@@ -483,3 +483,90 @@ def test_1024_entries_sanity():
         assert used < 6 * 1024, used  # 2 file opens + Python bdev calls
     finally:
         vfs.umount(LFS)
+
+
+def _power_cut_sweep(setup, update, check, **kw):
+    # Runs update() once per program/erase operation it makes, cutting the
+    # power at that operation (boards/unix/norflash.py), then remounts and
+    # check(store, cut) on what survived. Returns the number of cut points.
+    from norflash import NorFlash, mount_lfs
+    dev = NorFlash(64 * 4096)
+    mount_lfs(dev, LFS)
+    setup(store(LFS, **kw))
+    vfs.umount(LFS)
+    image = bytes(dev.mem)
+    k = 0
+    while True:
+        dev = NorFlash(len(image), _mem=bytearray(image))
+        mount_lfs(dev, LFS)
+        a = store(LFS, **kw)
+        dev.cut_at_op = dev.ops + k
+        try:
+            update(a)
+        except OSError:  # the cut itself, or EIO from a dead device
+            pass
+        cut = not dev.alive
+        dev = dev.reopen()
+        try:
+            vfs.umount(LFS)
+        except OSError:
+            pass
+        gc.collect()
+        mount_lfs(dev, LFS)
+        check(store(LFS, **kw), cut)
+        vfs.umount(LFS)
+        if not cut:
+            return k
+        k += 1
+
+
+def test_power_cut_list_update_is_atomic():
+    old = [e("T%02d" % i) for i in range(40)]
+
+    def setup(a):
+        assert a.list_update(1, "Full", old) == "Accepted"
+
+    def update(a):
+        a.list_update(2, "Differential", [e("t05", "Blocked"), {"idTag": "T06"},
+                                          e("new")])
+
+    def check(a, cut):
+        v = a.list_version()
+        assert v in (1, 2) and (cut or v == 2), v
+        if v == 1:
+            assert a.list_count() == 40 and a.list_lookup("new") is None
+            assert a.list_lookup("t05")["status"] == "Accepted"
+        else:
+            assert a.list_count() == 40 and a.list_lookup("NEW")
+            assert a.list_lookup("t05")["status"] == "Blocked"
+            assert a.list_lookup("t06") is None
+        assert a.list_update(3, "Differential", [e("x")]) == "Accepted"
+
+    n = _power_cut_sweep(setup, update, check)
+    assert n > 5, n
+
+
+def test_power_cut_cache_put_and_compaction():
+    def setup(a):
+        for t in ("a", "b", "c"):
+            assert a.cache_put(t, {"status": "Accepted"}, T0)
+        for t in ("a", "b", "c", "d"):  # 7 records: the next put compacts
+            assert a.cache_put(t, {"status": "Blocked"}, T0)
+
+    def update(a):
+        a.cache_put("e", {"status": "Invalid"}, T0)  # evicts a, compacts
+
+    def check(a, cut):
+        got = {}
+        for t in "abcde":
+            r = a.cache_lookup(t, T0)
+            if r:
+                got[t] = r["status"]
+        new = {"b": "Blocked", "c": "Blocked", "d": "Blocked", "e": "Invalid"}
+        old = {"a": "Blocked", "b": "Blocked", "c": "Blocked", "d": "Blocked"}
+        assert got == new or (cut and got == old), got
+        assert a.cache_count() == len(got)
+        assert a.cache_put("f", {"status": "Accepted"}, T0)
+
+    n = _power_cut_sweep(setup, update, check, cache_max=4)
+    assert n > 2, n
