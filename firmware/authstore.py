@@ -34,7 +34,7 @@ _PUT = const(1)
 _DEL = const(2)
 _NONE = const(0xFFFF)  # no aux / free index slot
 _FOREVER = const(0xFFFFFFFF)
-_MAX_CACHE = const(16383)  # log positions (2 x capacity) fit a u16
+_MAX_CACHE = const(16383)  # log positions (< 3 x capacity) fit a u16
 _LIST_MAGIC = b"OALS"
 _CACHE_MAGIC = b"OACL"
 _TRL_FMT = "<4sBBHiII"  # magic, format, record size, 0, version, count, crc
@@ -122,12 +122,15 @@ def _hash(k):
     return h
 
 
+def _expiry(r):
+    return r[_EXP] | r[_EXP + 1] << 8 | r[_EXP + 2] << 16 | r[_EXP + 3] << 24
+
+
 def _valid_until(r):
-    # Record -> cache index value: 0 not valid, else the last valid second.
+    # Record -> cache index value: valid while now < it (0: never valid).
     if r[_ST] != 1:
         return 0
-    exp = r[_EXP] | r[_EXP + 1] << 8 | r[_EXP + 2] << 16 | r[_EXP + 3] << 24
-    return exp or _FOREVER
+    return _expiry(r) or _FOREVER
 
 
 class AuthStore:
@@ -189,8 +192,7 @@ class AuthStore:
         while n < _KEY and r[_KEY + n]:
             n += 1
         return {"status": STATUSES[st - 1],
-                "expiryDate": (r[_EXP] | r[_EXP + 1] << 8 | r[_EXP + 2] << 16
-                               | r[_EXP + 3] << 24) or None,
+                "expiryDate": _expiry(r) or None,
                 "parentIdTag": bytes(r[_KEY:_KEY + n]).decode() if n else None}
 
     # -- local authorization list -------------------------------------
@@ -426,7 +428,9 @@ class AuthStore:
             if size:
                 log.error(_TAG, "cache log corrupt: cleared")
             return False
-        nrec = (size - _HDR) // _REC
+        # Puts compact at 2 x capacity, list updates may add a deletion per
+        # cached tag first: more records than that are not ours.
+        nrec = min((size - _HDR) // _REC, 3 * self.cache_max)
         slot_of = bytearray(2 * nrec)  # log position -> index slot + 1
         r = self._rec
         p = self._p
@@ -454,7 +458,10 @@ class AuthStore:
                 break
         else:
             self._nrec = nrec
-            return True if size == _HDR + nrec * _REC else "compact"
+            if size == _HDR + nrec * _REC:
+                return True
+            log.warn(_TAG, "cache log: torn tail dropped")
+            return "compact"
         log.error(_TAG, "cache log damaged at record %d: rest dropped" % i)
         self._nrec = i
         return "compact"
