@@ -249,12 +249,16 @@ def test_disconnect_and_reconnect(csms):
             assert cp._connection.close_code == 1000
         await asyncio.to_thread(csms.wait_disconnected, "CP1")
         async with charger(csms.url):
-            await asyncio.to_thread(csms.wait_connected, "CP1")
+            await asyncio.to_thread(csms.wait_connected, "CP1", 5, 2)
             assert csms.chargers() == ["CP1"]
+            # a second connection of the same id replaces the first
+            async with charger(csms.url):
+                await asyncio.to_thread(csms.wait_connected, "CP1", 5, 3)
+            await asyncio.to_thread(csms.wait_disconnected, "CP1")
 
     asyncio.run(run())
-    assert csms.connections("CP1") == 2
-    assert [s for _, s in csms.attempts("CP1")] == [101, 101]
+    assert csms.connections("CP1") == 3
+    assert [s for _, s in csms.attempts("CP1")] == [101, 101, 101]
 
 
 def test_basic_auth_and_http_status(csms):

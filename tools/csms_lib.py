@@ -422,9 +422,12 @@ class BenchCSMS:
         with self._cond:
             return sorted(self._conns)
 
-    def wait_connected(self, cp_id, timeout=10):
-        self._wait(lambda: cp_id in self._conns, timeout,
-                   "%s did not connect" % cp_id)
+    def wait_connected(self, cp_id, timeout=10, count=None):
+        """Wait until cp_id is connected (with count: by its count-th
+        connection or a later one, e.g. connections(cp_id) + 1)."""
+        self._wait(lambda: cp_id in self._conns and (
+            count is None or self._counts[cp_id] >= count), timeout,
+            "%s did not connect" % cp_id)
 
     def wait_disconnected(self, cp_id, timeout=10):
         self._wait(lambda: cp_id not in self._conns, timeout,
