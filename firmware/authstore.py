@@ -155,8 +155,6 @@ class AuthStore:
         self._h = bytearray(2 * cache_max)
         self._p = array.array("H", bytearray(2 * cache_max))
         self._vu = array.array("I", bytearray(4 * cache_max))
-        self._cn = 0  # cached tags
-        self._nrec = 0  # records in the cache log (0: no log file)
         self._cache_reset()
 
     def mount(self):
@@ -167,6 +165,21 @@ class AuthStore:
                 log.warn(_TAG, "removed unfinished " + p + ".tmp")
         self._mount_list()
         self._mount_cache()
+
+    def _check_file(self, path, check, what):
+        # check(f) on the open file: its result, None if there is no file,
+        # False if it cannot be read.
+        try:
+            f = open(path, "rb")
+        except OSError:
+            return None
+        try:
+            return check(f)
+        except (OSError, ValueError) as e:
+            log.exc(_TAG, what + " unreadable", e)
+            return False
+        finally:
+            f.close()
 
     def _set_key(self, id_tag):
         # Normalize into self._k; False if id_tag cannot be an idTag.
@@ -204,21 +217,10 @@ class AuthStore:
         return self._cnt
 
     def _mount_list(self):
-        self._ver = self._cnt = 0
-        try:
-            f = open(self._lpath, "rb")
-        except OSError:
-            return  # no list yet
-        try:
-            ok = self._check_list(f)
-        except (OSError, ValueError) as e:
-            log.exc(_TAG, "list unreadable", e)
-            ok = False
-        f.close()
-        if not ok:
+        self._ver = self._cnt = 0  # _check_list sets them when all is well
+        if self._check_file(self._lpath, self._check_list, "list") is False:
             log.error(_TAG, "local list corrupt: cleared")
             fsutil.remove(self._lpath)
-            self._ver = self._cnt = 0
 
     def _check_list(self, f):
         size = f.seek(0, 2)
@@ -396,22 +398,13 @@ class AuthStore:
         p = self._p
         for s in range(self.cache_max):
             p[s] = _NONE
-        self._cn = 0
-        self._nrec = 0
+        self._cn = 0  # cached tags
+        self._nrec = 0  # records in the cache log (0: no log file)
 
     def _mount_cache(self):
         self._cache_reset()
-        try:
-            f = open(self._cpath, "rb")
-        except OSError:
-            return  # no cache yet
-        try:
-            ok = self._replay(f)
-        except (OSError, ValueError) as e:
-            log.exc(_TAG, "cache unreadable", e)
-            ok = False
-        f.close()
-        if not ok:
+        ok = self._check_file(self._cpath, self._replay, "cache")
+        if ok is False:
             self._cache_reset()
             fsutil.remove(self._cpath)
         elif ok == "compact":
