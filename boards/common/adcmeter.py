@@ -11,6 +11,7 @@ from micropython import const
 import log
 
 _SHIFT = const(4)  # work in 12-bit units: what ESP32/RP2040 ADCs resolve
+_MAX_SPANS = const(10)  # at most this many windows to fill missed slots
 _TAG = "meter"
 
 
@@ -44,6 +45,8 @@ class AdcMeter:
         self._n = samples * cycles
         self._span = 1000000 * cycles // mains_hz  # microseconds sampled
         self._buf = array("H", bytes(2 * self._n * self._nch))
+        self._got = bytearray(self._n)  # slot filled in this sampling
+        self._filled = 0
         lsb = vref / 65535 * (1 << _SHIFT)
         self._a_scale = lsb * ct_ratio / burden_ohms
         self._v_scale = lsb * divider
@@ -53,44 +56,79 @@ class AdcMeter:
         self._temp = temp
         self._temp_cal = temp_cal
         self.elapsed_us = 0  # how long the last sampling blocked
+        self.late = 0  # samplings that could not fill every slot
 
     def sample(self):
-        # Fill the buffer: one round over all channels every span/n us.
-        # Allocates nothing; blocks for about `cycles` mains periods.
+        # Fill slot i of every channel when the clock is at the start of
+        # slot i (span/n us each) of the mains cycle. A slot missed because
+        # an interrupt or the host OS took the CPU is filled at the same
+        # phase of a later cycle, so the samples stay evenly spread.
+        # Allocates nothing; blocks for `cycles` mains periods when nothing
+        # interferes. False when slots were still missing after _MAX_SPANS
+        # windows of sampling time.
         rd = self._rd
         buf = self._buf
+        got = self._got
         nch = self._nch
         n = self._n
         span = self._span
-        t0 = time.ticks_us()
+        slot = span // n
+        tol = slot // 2  # a round may start half a slot late
         for i in range(n):
-            due = time.ticks_add(t0, i * span // n)
-            while time.ticks_diff(due, time.ticks_us()) > 0:
-                pass
+            got[i] = 0
+        left = n
+        t0 = time.ticks_us()
+        limit = span * _MAX_SPANS
+        busy = 0  # time we had the CPU: a starved host process keeps trying
+        last = 0
+        while left:
+            el = time.ticks_diff(time.ticks_us(), t0)
+            if el - last <= slot:
+                busy += el - last
+                if busy >= limit:
+                    break
+            last = el
+            pos = el % span
+            i = pos * n // span
+            if got[i] or pos - i * span // n > tol:
+                continue
             k = i
             for c in range(nch):  # channel-major: buf[c * n + i]
                 buf[k] = rd[c]()
                 k += n
+            # A round stretched over more than a slot was interrupted: its
+            # last channels sit at the wrong phase. Take it again next cycle.
+            if time.ticks_diff(time.ticks_us(), t0) - el <= slot:
+                got[i] = 1
+                left -= 1
         self.elapsed_us = time.ticks_diff(time.ticks_us(), t0)
+        self._filled = n - left
+        return left == 0
 
     def _rms(self, c):
-        # RMS of channel c in 12-bit counts, DC offset removed.
+        # RMS of channel c in 12-bit counts, DC offset removed, over the
+        # slots the last sampling filled.
         buf = self._buf
+        got = self._got
         n = self._n
+        m = self._filled
+        if not m:
+            return 0.0
         start = c * n
-        end = start + n
         off = self._off
         if off is None:
             s = 0
-            for i in range(start, end):
-                s += buf[i]
-            off = (s + n // 2) // n
+            for i in range(n):
+                if got[i]:
+                    s += buf[start + i]
+            off = (s + m // 2) // m
         half = 1 << (_SHIFT - 1)
         sq = 0  # < 2**28 for 64 samples of a 12-bit signal: a small int
-        for i in range(start, end):
-            d = (buf[i] - off + half) >> _SHIFT
-            sq += d * d
-        return math.sqrt(sq / n)
+        for i in range(n):
+            if got[i]:
+                d = (buf[start + i] - off + half) >> _SHIFT
+                sq += d * d
+        return math.sqrt(sq / m)
 
     def temperature(self):
         t = self._temp
@@ -108,7 +146,9 @@ class AdcMeter:
     def read(self):
         # -> ((I1, I2, I3) A, (U1, U2, U3) V, degC or None); missing current
         # phases read 0.0, missing voltage channels the nominal voltage.
-        self.sample()
+        if not self.sample():  # RMS over the slots that were filled
+            self.late += 1
+            log.warn(_TAG, "sampling incomplete after %d us" % self.elapsed_us)
         p = self.phases
         fl = self._floor
         a1 = self._amps(0, fl)

@@ -6,9 +6,13 @@ import time
 from micropython import const
 import log
 
-_FREQ = const(1000)
+_FREQ = const(1000)  # Hz
 _FULL = const(65535)
-_BURST_US = const(1100)  # a little over one PWM period: sees a high phase
+_PERIOD_US = const(1000)
+_BINS = const(16)  # phase bins of 62.5 us
+_ALL_BINS = const(0xFFFF)
+_BURST_MAX_US = const(5000)  # give up on full coverage (slow ADC)
+_GAP_US = const(200)  # a longer step between samples: the CPU was elsewhere
 _MIN_A = const(6)
 _MAX_A = const(80)
 _HYST = 0.3  # volts: a reading this close to a boundary keeps the old state
@@ -124,18 +128,32 @@ class ControlPilot:
         return (c - self._zero) * self._vpc
 
     def read_state(self):
-        # Sample for a little over one PWM period; the maximum is the high
-        # level the EV's resistor sets, the minimum the -12 V phase.
+        # Sample until every 1/16 of the PWM period has been seen (a high
+        # phase is at least 80 us, wider than a bin, even if the CPU was
+        # taken away mid-burst); the maximum is the high level the EV's
+        # resistors set, the minimum the -12 V phase.
         rd = self._adc
         hi = 0
         lo = _FULL
-        t0 = time.ticks_us()
-        while time.ticks_diff(time.ticks_us(), t0) < _BURST_US:
+        seen = 0
+        busy = 0  # sampling time, without the gaps when the CPU was taken
+        last = time.ticks_us()
+        while seen != _ALL_BINS:
+            t = time.ticks_us()
+            dt = time.ticks_diff(t, last)
+            last = t
+            if dt < _GAP_US:
+                busy += dt
+                if busy > _BURST_MAX_US:
+                    break
             c = rd()
             if c > hi:
                 hi = c
             if c < lo:
                 lo = c
+            seen |= 1 << (t % _PERIOD_US * _BINS // _PERIOD_US)
+        if seen != _ALL_BINS:  # part of the period unseen: no new reading
+            return self.state
         v = self._to_volts(hi)
         self.volts = v
         self.low_volts = self._to_volts(lo)

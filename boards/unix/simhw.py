@@ -333,7 +333,7 @@ class SimConnectorHw:
         from pilot import ControlPilot
         from adcmeter import AdcMeter
         d = Drivers()
-        d.hw = self
+        d.sim = self
         d.relay = Relay(self.relay_pin, self.relay_feedback)
         d.lock = CableLock(self.lock_pin, self.unlock_pin, self.lock_sense,
                            pulse_ms=100, timeout_ms=1000)
@@ -346,8 +346,22 @@ class SimConnectorHw:
 
 
 class Drivers:
-    # One connector's driver bundle: .pilot .relay .lock .meter (.hw).
+    # One connector's driver bundle: .pilot .relay .lock .meter, and .sim
+    # (the SimConnectorHw behind them, for the bench).
     pass
+
+
+def make_connector(connector_id, phases=3, max_amps=32):
+    return SimConnectorHw(connector_id, phases, max_amps).drivers()
+
+
+def make_led():
+    # The board's status LED on simulated RGB PWM pins; .sim reads them back.
+    from led import Led
+    s = SimLed()
+    led = Led(s.r, s.g, s.b)
+    led.sim = s
+    return led
 
 
 class SimLed:

@@ -377,11 +377,14 @@ def test_meter_blocks_one_cycle_and_allocates_nothing_per_sample():
         mm = AdcMeter(hw.adc_currents, hw.adc_volts, samples=samples,
                       **simhw.METER_CAL)
         mm.read()
-        gc.collect()
-        m0 = gc.mem_alloc()
-        for _ in range(4):
+        for _ in range(5):  # a busy host may starve a sampling (logs a line)
+            gc.collect()
+            m0 = gc.mem_alloc()
+            late = mm.late
             mm.read()
-        per.append((gc.mem_alloc() - m0) // 4)
+            if mm.late == late:
+                break
+        per.append(gc.mem_alloc() - m0)
     print("alloc per read (64, 256 samples):", per, "elapsed_us", m.elapsed_us)
     # results only (a few floats and tuples), independent of the sample count
     assert per[0] == per[1] and per[0] < 1024, per
