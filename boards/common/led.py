@@ -25,6 +25,7 @@ TABLE = {
     "offline": (255, 120, 0, _BLINK),
 }
 PATTERNS = ("steady", "blink", "fast", "pulse")
+_DARK = (0, 0, 0, _STEADY)  # before the first show()
 
 
 class Led:
@@ -34,7 +35,8 @@ class Led:
         self._pwm = tuple(hasattr(c, "duty_u16") for c in self._ch)
         self._pct = 100
         self._t = 0
-        self._col = (0, 0, 0, _STEADY)
+        self._col = _DARK
+        self._flash_ms = 0
         self._out = [0, 0, 0]
         self.state = None
         self.intensity(intensity)
@@ -46,9 +48,22 @@ class Led:
             return
         if state != self.state:
             self.state = state
-            self._col = col
-            self._t = 0  # start a pattern at its on phase
-            self._apply()
+            if self._flash_ms <= 0:
+                self._start(col)
+
+    def flash(self, state, ms=1000):
+        # Show `state` for `ms` (a refused card, say), then .state again.
+        col = TABLE.get(state)
+        if col is None:
+            log.warn(_TAG, "unknown state %r" % (state,))
+            return
+        self._flash_ms = ms
+        self._start(col)
+
+    def _start(self, col):
+        self._col = col
+        self._t = 0  # start a pattern at its on phase
+        self._apply()
 
     def intensity(self, percent):
         try:
@@ -60,6 +75,11 @@ class Led:
         self._apply()
 
     def tick(self, ms):
+        if self._flash_ms > 0:
+            self._flash_ms -= ms
+            if self._flash_ms <= 0:
+                self._start(TABLE.get(self.state, _DARK))
+                return
         self._t = (self._t + ms) % _PULSE_MS  # every period divides 2 s
         if self._col[3] != _STEADY:
             self._apply()

@@ -177,6 +177,26 @@ def test_led_intensity_and_bad_input():
     assert led.rgb == (0, 0, 0)
 
 
+def test_led_flash_then_back():
+    sl = simhw.SimLed()
+    led = Led(sl.r, sl.g, sl.b)
+    led.show("available")
+    led.flash("faulted", 300)
+    assert led.rgb == (255, 0, 0) and led.state == "available"
+    led.show("preparing")  # remembered, shown after the flash
+    led.tick(100)
+    led.tick(100)
+    assert led.rgb in ((255, 0, 0), (0, 0, 0))
+    led.tick(100)
+    assert led.state == "preparing" and led.rgb == (0, 160, 255)
+    led.flash("nonsense")  # ignored, logged
+    assert led.rgb == (0, 160, 255)
+    fresh = Led(simhw.SimPWM())
+    fresh.flash("faulted", 100)
+    fresh.tick(100)  # nothing shown before: dark again
+    assert fresh.rgb == (0, 0, 0) and fresh.state is None
+
+
 def test_led_single_pin():
     pin = simhw.SimPin()
     led = Led(pin)
