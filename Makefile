@@ -24,6 +24,7 @@ $(STAMP): requirements.txt
 venv: $(STAMP)
 
 test: $(STAMP)
+	$(BIN)/python tools/build_mpy.py --quiet
 	$(BIN)/python -m pytest -n $(JOBS) $(T) host_tests
 
 run: $(STAMP)

@@ -88,7 +88,7 @@ class Link:
             self.state = "connecting"
             try:
                 ws = await self._connect()
-            except (WsError, OSError) as e:
+            except Exception as e:  # WsError, OSError, MemoryError: back off, never crash
                 self.state = "offline"
                 self.failures += 1
                 attempt += 1

@@ -71,3 +71,75 @@ class MpItem(pytest.Item):
 
 class MpFailure(Exception):
     pass
+
+
+# --- the simulated charger against the bench CSMS -------------------------
+
+# Short intervals so that tests wait seconds, not minutes.
+FAST = {
+    "identity": {"chargePointVendor": "OpenCharge", "chargePointModel": "MPY-AC22",
+                 "chargePointSerialNumber": "SIM-0001", "firmwareVersion": "0.1.0-test"},
+    "keys": {"MessageTimeout": 5, "HeartbeatInterval": 300, "MeterValueSampleInterval": 0,
+             "ConnectionTimeOut": 30, "TransactionMessageRetryInterval": 2},
+    "settings": {"reconnectMinMs": 200, "reconnectMaxMs": 1000, "bootRetryS": 2,
+                 "connectTimeoutMs": 3000, "pongTimeoutMs": 2000},
+}
+
+
+def merged(base, extra):
+    out = {}
+    for k in set(base) | set(extra or {}):
+        a, b = base.get(k), (extra or {}).get(k)
+        if isinstance(a, dict) and isinstance(b, dict):
+            out[k] = dict(a, **b)
+        else:
+            out[k] = b if b is not None else a
+    return out
+
+
+@pytest.fixture
+def csms():
+    from csms_lib import BenchCSMS
+    lines = []
+    c = BenchCSMS(log=lines.append)
+    c.log_lines = lines
+    c.start()
+    yield c
+    c.stop()
+    assert not c.violations, "charger sent schema violations:\n" + "\n".join(c.violations)
+
+
+@pytest.fixture
+def charger_factory(csms, tmp_path, request):
+    from simcharger import Charger
+    made = []
+
+    def make(cp_id="CP1", connectors=1, config=None, start=True, url=None, **kw):
+        ch = Charger(url or csms.url, str(tmp_path / cp_id), cp_id=cp_id, connectors=connectors,
+                     config=merged(FAST, config), **kw)
+        made.append(ch)
+        if start:
+            ch.start()
+        return ch
+
+    yield make
+    failed = getattr(request.node, "rep_call", None)
+    for ch in made:
+        ch.stop()
+        if failed is not None and failed.failed:
+            print("---- %s log ----\n%s" % (ch.cp_id, ch.tail(80)))
+            print("---- CSMS traffic ----\n" + "\n".join(csms.log_lines[-80:]))
+
+
+@pytest.fixture
+def charger(charger_factory, csms):
+    ch = charger_factory()
+    csms.wait_for("StatusNotification", pred=lambda m: m.payload.get("connectorId") == 1, timeout=15)
+    return ch
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)

@@ -60,7 +60,7 @@ class Charger:
     """One simulated charger process (restarted by tools/sim after a Reset)."""
 
     def __init__(self, csms_url, data_dir, cp_id="CP1", connectors=1, config=None,
-                 heap="256k", queue="lfs", log_level="info", extra=()):
+                 heap="512k", queue="lfs", log_level="info", extra=()):
         self.csms_url = csms_url
         self.data_dir = data_dir
         self.cp_id = cp_id

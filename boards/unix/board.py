@@ -29,17 +29,24 @@ class Board:
     name = "unix"
 
     def __init__(self, data_dir, connectors=1, queue="lfs", phases=3, max_amps=32):
-        import norflash
+        import vfs
+        from fileflash import FileNorFlash
         from simnet import SimNet
         self.data_dir = data_dir
         self.clock = SimClock()
-        self.flash = norflash.NorFlash(FLASH_BYTES, path=data_dir + "/flash.bin")
-        norflash.mount_lfs(self.flash, "/flash")
+        self.flash = FileNorFlash(data_dir + "/flash.bin", FLASH_BYTES)
+        try:
+            fs = vfs.VfsLfs2(self.flash)
+        except OSError:
+            print("board: blank flash: formatting littlefs")
+            vfs.VfsLfs2.mkfs(self.flash)
+            fs = vfs.VfsLfs2(self.flash)
+        vfs.mount(fs, "/flash")
         self.flash_dir = "/flash"
         self.queue_kind = queue
         self.queue_dev = None
         if queue == "ring":
-            self.queue_dev = norflash.NorFlash(QUEUE_BYTES, path=data_dir + "/queue.bin")
+            self.queue_dev = FileNorFlash(data_dir + "/queue.bin", QUEUE_BYTES)
         self.net = SimNet()
         self.n = connectors
         self.phases = phases

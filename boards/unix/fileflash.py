@@ -1,0 +1,74 @@
+# The simulated charger's flash: NOR semantics (erase sets 0xFF, programming
+# only clears bits) kept in a file under --data, with no copy in the GC heap,
+# so that the firmware's heap figures on the host are those of a board.
+# (norflash.NorFlash keeps its bytes in RAM for the fault-injection tests.)
+from micropython import const
+
+_IOCTL_COUNT = const(4)
+_IOCTL_SIZE = const(5)
+_IOCTL_ERASE = const(6)
+
+
+class FileNorFlash:
+    def __init__(self, path, size, block_size=4096):
+        self.block_size = block_size
+        self.blocks = size // block_size
+        self.programmed_bytes = 0
+        self.erases = 0
+        self._buf = bytearray(block_size)  # scratch for read-modify-program
+        self._ff = b"\xff" * block_size
+        try:
+            f = open(path, "r+b")
+        except OSError:
+            with open(path, "wb") as f:
+                for _ in range(self.blocks):
+                    f.write(self._ff)
+            f = open(path, "r+b")
+        self._f = f
+
+    def readblocks(self, n, buf, off=0):
+        f = self._f
+        f.seek(n * self.block_size + off)
+        f.readinto(buf)
+
+    def writeblocks(self, n, buf, off=None):
+        bs = self.block_size
+        if off is None:  # whole blocks: erase first
+            for i in range(len(buf) // bs):
+                self._erase(n + i)
+            off = 0
+        f = self._f
+        pos = n * bs + off
+        mv = memoryview(buf)
+        scratch = self._buf
+        done = 0
+        total = len(buf)
+        while done < total:
+            k = min(bs, total - done)
+            s = memoryview(scratch)[:k]
+            f.seek(pos + done)
+            f.readinto(s)
+            # NOR: a program can only clear bits (whole-buffer AND via ints).
+            v = int.from_bytes(s, "big") & int.from_bytes(mv[done:done + k], "big")
+            f.seek(pos + done)
+            f.write(v.to_bytes(k, "big"))
+            done += k
+        f.flush()
+        self.programmed_bytes += total
+
+    def _erase(self, n):
+        f = self._f
+        f.seek(n * self.block_size)
+        f.write(self._ff)
+        f.flush()
+        self.erases += 1
+
+    def ioctl(self, op, arg):
+        if op == _IOCTL_COUNT:
+            return self.blocks
+        if op == _IOCTL_SIZE:
+            return self.block_size
+        if op == _IOCTL_ERASE:
+            self._erase(arg)
+            return 0
+        return 0
