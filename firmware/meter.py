@@ -137,6 +137,25 @@ class Meter:
         c = self._ch[cid]
         return c.wh + c.frac
 
+    def reported_wh(self, cid):
+        # The register as whole Wh for a message (meterStart, meterStop,
+        # MeterValues), persisted first if it moved since the last save: a
+        # value the central system has seen is never lost to a power cut.
+        if cid == 0:
+            n = 0
+            for c in self._ch.values():
+                n += c.wh
+            ch = self._ch.values()
+        else:
+            c = self._ch[cid]
+            n = c.wh
+            ch = (c,)
+        for c in ch:
+            if c.wh != c.saved:
+                self.save()
+                break
+        return n
+
     def set_offered(self, cid, amps):
         # What the pilot offers now (A); 0 when nothing is offered.
         c = self._ch.get(cid)

@@ -51,17 +51,19 @@ def sampled_values(meter, cid, measurands_csv, context, interval_start_wh=None):
     # The sampledValue list for connector cid (0 = the whole charge point),
     # one entry per measurand of the CSL in order, one per measurable phase
     # for per-phase measurands. Unknown measurands are skipped (logged);
-    # Energy.Active.Import.Interval needs interval_start_wh, Temperature a
-    # sensor: without them they are left out.
+    # Energy.Active.Import.Interval needs interval_start_wh (the integer
+    # register reported at the interval start), Temperature a sensor:
+    # without them they are left out.
     lt = meter.latest(cid)
     n = meter.phases
     out = []
     for m in measurands(measurands_csv):
         if m == "Energy.Active.Import.Register":
-            _sv(out, "%d" % int(lt["energy_wh"]), context, m, "Wh")
+            # reported_wh persists it: never above what a power cut keeps
+            _sv(out, "%d" % meter.reported_wh(cid), context, m, "Wh")
         elif m == "Energy.Active.Import.Interval":
             if interval_start_wh is not None:
-                d = lt["energy_wh"] - interval_start_wh
+                d = meter.reported_wh(cid) - interval_start_wh
                 _sv(out, "%d" % int(d if d > 0 else 0), context, m, "Wh")
         elif m == "Power.Active.Import":
             _sv(out, _num(lt["power_w"], "%.0f"), context, m, "W")

@@ -193,6 +193,24 @@ def test_restore_after_restart_loses_at_most_the_step():
     assert dev.erases >= e0  # (the counter exists: the bench reports it)
 
 
+def test_reported_value_survives_power_cut():
+    # scenario 46: meterStop after a power cut >= the last value reported
+    _flash()
+    d = Drv((10.0, 10.0, 10.0))
+    m = meter.Meter({1: d}, _MP, save_step_wh=100)
+    m.step(0)
+    t = _run(m, 30)  # 57.5 Wh: below the save step
+    assert m.saves == 0
+    r = m.reported_wh(1)
+    assert r == 57 and m.saves == 1
+    assert m.reported_wh(1) == 57 and m.saves == 1  # unchanged: no write
+    m.step(t + 1000)
+    assert m.reported_wh(0) == 59 and m.saves == 2
+    m2 = meter.Meter({1: d}, _MP)
+    m2.load()
+    assert m2.register_wh(1) >= 59
+
+
 def test_corrupt_or_missing_files_fall_back():
     _flash()
     d = Drv((10.0, 10.0, 10.0))

@@ -66,7 +66,7 @@ def _valid(cid, mvs, tx=None):
 def test_all_measurands_units_phases_locations():
     m = _meter()
     reg = m.register_wh(1)
-    sv = mv.sampled_values(m, 1, ALL, "Sample.Periodic", reg - 1234.5)
+    sv = mv.sampled_values(m, 1, ALL, "Sample.Periodic", int(reg) - 1234)
     got = [(s["measurand"], s.get("phase"), s["unit"], s["location"]) for s in sv]
     assert got == [
         ("Energy.Active.Import.Register", None, "Wh", "Outlet"),
