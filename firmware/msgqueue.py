@@ -226,7 +226,7 @@ class MessageQueue:
         try:
             self._s[0].append(struct.pack("<Bii", _MAP, ph, txid))
             self._maps += 1
-        except (StoreFull, OSError) as e:
+        except StoreFull as e:  # the reserve should prevent it
             log.exc(_TAG, "transactionId %d for %d not persisted" % (txid, ph), e)
         log.info(_TAG, "transaction %d is %d" % (ph, txid))
         cb = self.on_transaction_id
@@ -266,7 +266,10 @@ class MessageQueue:
                 self._maps -= 1
                 continue
             try:
-                self._head[st] = self._decode(seq << 1 | st, data)
+                h = self._decode(seq << 1 | st, data)
+                if h[1] == START:
+                    self._hph = struct.unpack_from("<i", data, 2)[0]
+                self._head[st] = h
                 return
             except Exception as e:  # a record that does not decode is dropped
                 log.exc(_TAG, "bad record %d dropped" % seq, e)
@@ -284,8 +287,7 @@ class MessageQueue:
         else:
             action = _ACTIONS[a]
         if action == START:
-            self._hph = struct.unpack_from("<i", data, off)[0]
-            off += 4
+            off += 4  # the placeholder, read by _load
         payload = json.loads(bytes(data[off:]))
         if type(payload) is not dict:
             raise ValueError("payload not an object")
