@@ -19,11 +19,48 @@ def build(board, provisioning=None, overrides=None):
                 cfg.settings[k] = v
     from cp import ChargePoint
     cp = ChargePoint(board, cfg)
+    cp.queue = make_queue(board, cfg)
+    cp.queue.on_transaction_id = cp.on_transaction_id
     from connector import Connector
     n = cfg.get("NumberOfConnectors")
     cp.connectors = [Connector(cp, i, board.connector_hw(i) if i else None) for i in range(n + 1)]
     gc.collect()
     return cp
+
+
+class _Cfg:
+    # Bound getters for the queue (no closures).
+    def __init__(self, cfg, name):
+        self.cfg = cfg
+        self.name = name
+
+    def __call__(self):
+        return self.cfg.get(self.name)
+
+
+def make_queue(board, cfg):
+    # The persistent message queue: transaction messages in one store, the
+    # lower-priority rest in a smaller one, in the board's fixed budget.
+    from msgqueue import MessageQueue
+    total = board.limits.get("queueBytes", 65536)
+    dev = getattr(board, "queue_dev", None)
+    if dev is not None:
+        from store_ring import RingStore
+        blocks = dev.ioctl(4, 0)
+        other = max(2, blocks // 4)
+        stores = (RingStore(dev, 0, blocks - other), RingStore(dev, blocks - other, other))
+    else:
+        from store_lfs import LfsStore
+        import fsutil
+        base = cfg.dir + "/queue"
+        fsutil.makedirs(base)
+        other = total // 4
+        stores = (LfsStore(base + "/txn", total - other), LfsStore(base + "/other", other))
+    q = MessageQueue(stores, _Cfg(cfg, "TransactionMessageAttempts"),
+                     _Cfg(cfg, "TransactionMessageRetryInterval"))
+    q.mount()
+    log.info(_TAG, "message queue: %d queued" % len(q))
+    return q
 
 
 async def main(cp, extra_tasks=()):

@@ -32,6 +32,7 @@ _LED = {AVAILABLE: "available", PREPARING: "preparing", CHARGING: "charging",
         RESERVED: "reserved", UNAVAILABLE: "unavailable", FAULTED: "faulted"}
 
 _TAG = "conn"
+_EV_RESPONSE_MS = const(3000)  # an EV gets this long to answer the PWM before SuspendedEV
 
 
 def allowed(old, new):
@@ -89,6 +90,7 @@ class Connector:
         self.limit_a = None  # smart-charging limit in A, None = none
         self.keep_locked_for = None  # idTag that may unlock after a DeAuthorized stop
         self.plug_since = None
+        self.tx_since = 0  # ticks_ms when the transaction started
 
     # --- persistence ---
     def _tx_path(self):
@@ -155,6 +157,9 @@ class Connector:
                 return SUSPENDED_EVSE
             if self.pilot in "CD":
                 return CHARGING
+            if self.status == PREPARING and \
+                    time.ticks_diff(time.ticks_ms(), self.tx_since) < _EV_RESPONSE_MS:
+                return PREPARING  # the EV has not answered the offer yet
             return SUSPENDED_EV
         if not self.operative:
             return UNAVAILABLE
@@ -251,6 +256,6 @@ class Connector:
                 "pilot": snap.get("pilot", self.pilot), "amps": snap.get("amps"),
                 "energy_wh": round(m.register_wh(self.id), 1) if m is not None else 0,
                 "transaction": None if tx is None else {
-                    "id": self.cp.queue.resolve(tx.id) if self.cp.queue else tx.id,
+                    "id": self.cp.queue.resolve(tx.id) if self.cp.queue is not None else tx.id,
                     "idTag": tx.id_tag, "meterStart": tx.meter_start},
                 "operative": self.operative, "reservation": self.reservation[0] if self.reservation else None}

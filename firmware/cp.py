@@ -260,14 +260,21 @@ class ChargePoint:
         return self._auth
 
     # --- transactions (hooks the metering fills in) ---
-    def push_txn(self, action, payload):
+    def push_txn(self, action, payload, placeholder=None, txn=True):
         q = self.queue
         if q is None:
             log.error(_TAG, "no message queue: %s lost" % action)
             return None
-        qid = q.push(action, payload, True)
+        qid = q.push(action, payload, txn, placeholder)
         self.link.kick()
         return qid
+
+    def on_transaction_id(self, placeholder, txid):
+        # StartTransaction answered: the running transaction learns its id.
+        for c in self.connectors[1:]:
+            if c.tx is not None and c.tx.id == placeholder:
+                c.tx.id = txid
+                c.save_tx()
 
     def tx_started(self, conn):
         pass

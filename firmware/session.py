@@ -193,12 +193,13 @@ class Sessions:
         conn.tx = Transaction(conn.id, txid, id_tag, parent, meter_start, now,
                               res[0] if res else None)
         conn.finishing = False
+        conn.tx_since = time.ticks_ms()
         conn.save_tx()
         p = {"connectorId": conn.id, "idTag": id_tag, "meterStart": meter_start,
              "timestamp": clock.iso(now)}
         if res:
             p["reservationId"] = res[0]
-        cp.push_txn("StartTransaction", p)
+        cp.push_txn("StartTransaction", p, txid)
         cp.tx_started(conn)
         log.info(_TAG, "connector %d: transaction started for %s" % (conn.id, id_tag))
         if conn.hw is not None and conn.hw.lock is not None:
@@ -385,5 +386,5 @@ class Sessions:
                 changed = True
             if changed:
                 self.on_event(c)
-            elif c.hw is not None:
-                c.drive()
+            else:
+                c.update()
