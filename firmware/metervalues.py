@@ -1,6 +1,8 @@
 # MeterValues building blocks: sampledValue lists from the meter, the
 # schedules of Sample.Periodic / Sample.Clock, and the transactionData of
 # StopTransaction kept in flash (TxData). See docs/metering.md.
+import os
+import json
 from micropython import const
 
 import log
@@ -291,7 +293,6 @@ class TxData:
                     f.write("I %d %s\n" % (i, js))
                 else:
                     f.write("%s %s\n" % (k, js))
-        import os
         os.rename(tmp, self.path)
         self.n = n
 
@@ -306,7 +307,6 @@ class TxData:
 
     @staticmethod
     def _json(mv):
-        import json
         s = json.dumps(mv)
         return s if "\n" not in s else None  # dumps never emits one; be sure
 
@@ -367,7 +367,6 @@ class TxData:
                 yield js
 
     def values(self):
-        import json
         out = []
         for js in self.iter_json():
             out.append(json.loads(js))
