@@ -197,8 +197,9 @@ class Meter:
         volts = self._nominal
         for k in self.ids:
             c = self._ch[k]
-            for i in range(3):
-                a[i] += c.amps[i]
+            ca = c.amps
+            for i in range(len(ca) if len(ca) < 3 else 3):
+                a[i] += ca[i]
             p += c.power
             off += c.offered
             if c.temp is not None and (t is None or c.temp > t):
@@ -228,6 +229,9 @@ class Meter:
                 if not (0.0 <= a <= _MAX_AMPS and 0.0 <= v <= _MAX_VOLTS):
                     raise ValueError("implausible %r A %r V" % (a, v))
                 p += a * v
+            if temp is not None and not (isinstance(temp, (int, float))
+                                         and -100.0 < temp < 300.0):
+                temp = None  # a broken sensor: no Temperature, still energy
         except Exception as e:  # a bad driver or reading never stops metering
             if not c.failing:
                 c.failing = True

@@ -151,6 +151,19 @@ def test_register_monotonic_and_never_from_bad_readings():
     _near(m.register_wh(1), 2300 * 50 / 3600, 0.01)
 
 
+def test_bad_temperature_and_short_tuples():
+    _flash()
+    d = Drv((10.0,), (230.0,), "hot")
+    m = meter.Meter({1: d, 2: Drv((1.0, 0.0, 0.0))}, _MP, phases=1)
+    m.step(0)
+    lt = m.latest(1)
+    assert lt["temp"] is None and lt["power_w"] == 2300.0
+    d.temp = float("nan")
+    m.step(1000)
+    assert m.latest(1)["temp"] is None
+    assert m.latest(0)["amps"] == (11.0, 0.0, 0.0)
+
+
 def test_driver_failure_keeps_running():
     _flash()
     d = Drv((10.0, 10.0, 10.0))
@@ -330,3 +343,33 @@ async def test_on_tick_error_does_not_stop_the_task():
     await asyncio.sleep_ms(300)
     task.cancel()
     assert n[0] >= 4, n
+
+
+def test_with_the_unix_board_adc():
+    # The real AdcMeter on the simulated ADC follows the bench's load command.
+    import sys
+    sys.path.append(meter.__file__.rsplit("/", 2)[0] + "/boards/common")
+    try:
+        import simhw
+        import adcmeter  # noqa: F401
+    except ImportError:
+        print("SKIP: boards/common/adcmeter.py or simhw.py missing")
+        return
+    _flash()
+    hw = simhw.SimConnectorHw(1, phases=3, max_amps=32)
+    d = hw.drivers()
+    hw.load(16.0, 230.0)
+    hw.plug_in("C")
+    d.pilot.offer(16)
+    d.relay.close()
+    m = meter.Meter({1: d.meter}, _MP)
+    for k in range(5):
+        m.step(k * 1000)
+    _near(m.latest(1)["power_w"], 11040.0, 11040 * 0.01)
+    _near(m.register_wh(1), 11040 * 4 / 3600, 0.2)
+    hw.load(10.0)  # the bench's load command
+    m.step(5000)
+    _near(m.latest(1)["power_w"], 6900.0, 6900 * 0.01)
+    d.relay.open()
+    m.step(6000)
+    assert m.latest(1)["power_w"] < 50
