@@ -60,6 +60,7 @@ class ChargePoint:
         self._auth = None
         from session import Sessions
         self.sessions = Sessions(self)
+        cfg.on_change = self.on_config_change
 
     # --- message ids: unique across reconnects and reboots ---
     def _boot_count(self):
@@ -268,6 +269,12 @@ class ChargePoint:
         qid = q.push(action, payload, txn, placeholder)
         self.link.kick()
         return qid
+
+    def on_config_change(self, name):
+        # Timers that depend on configuration pick the new value up at once.
+        self.link.kick()
+        if self.meter is not None and hasattr(self, "on_meter_config"):
+            self.on_meter_config(name)
 
     def on_transaction_id(self, placeholder, txid):
         # StartTransaction answered: the running transaction learns its id.

@@ -12,6 +12,7 @@ MPY_PATH = ":".join([
     ".frozen",  # asyncio and friends are frozen into the unix port
     os.path.join(ROOT, "firmware"),
     os.path.join(ROOT, "boards", "unix"),
+    os.path.join(ROOT, "boards", "common"),
     os.path.join(ROOT, "host_tests", "mp"),
 ])
 
