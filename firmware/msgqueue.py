@@ -9,6 +9,7 @@
 #       persisted when it returns; None (logged) when refused for space
 #   q.can_start_transaction() -> bool
 #   q.peek(now_ms) -> (qid, action, payload) or None
+#   q.due_in_ms(now_ms) -> ms until peek has something (0 now), None if empty
 #   q.delivered(qid, response_payload)
 #   q.failed(qid, now_ms) -> True when the message was dropped
 #   q.new_placeholder() -> int;  q.resolve(txid) -> int
@@ -171,6 +172,18 @@ class MessageQueue:
                 continue
             return h
         return None
+
+    def due_in_ms(self, now_ms):
+        # ms until peek() has something (0: now), None when nothing is queued:
+        # how long the sender may sleep.
+        d = None
+        for st in (0, 1):
+            if self._head[st] is None:
+                continue
+            w = time.ticks_diff(self._due[st], now_ms) if self._wait[st] else 0
+            w = max(0, w)
+            d = w if d is None else min(d, w)
+        return d
 
     def delivered(self, qid, response_payload):
         st = qid & 1

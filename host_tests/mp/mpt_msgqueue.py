@@ -93,7 +93,7 @@ def test_transaction_messages_first_and_in_order():
         got += [deliver(q)[0] for _ in range(5)]
         assert got == ["StartTransaction", "MeterValues", "StopTransaction",
                        "MeterValues", "StatusNotification", "DataTransferX"], got
-        assert q.peek(0) is None and len(q) == 0
+        assert q.peek(0) is None and len(q) == 0 and q.due_in_ms(0) is None
     both(t)
 
 
@@ -133,11 +133,13 @@ def test_retry_back_off_and_drop():
         q.push("StopTransaction", stop(6, 20))
         q.push("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
                                       "status": "Available"}, txn=False)
+        assert q.due_in_ms(1000) == 0
         qid = q.peek(1000)[0]
         assert q.failed(qid, 1000) is False
         # waiting 10 s: the other queued message may go meanwhile, not the next Stop
         assert q.peek(1000)[1] == "StatusNotification"
         deliver(q, 1000)
+        assert q.due_in_ms(4000) == 7000
         assert q.peek(10999) is None
         assert q.peek(11000)[0] == qid
         assert q.failed(qid, 11000) is False  # second failure: 2 x 10 s
@@ -148,6 +150,7 @@ def test_retry_back_off_and_drop():
         assert a == "StopTransaction" and p["transactionId"] == 6
         assert q.failed(q.peek(31000)[0], 31000) is False
         assert q.peek(31001) is None
+        assert q.due_in_ms(31001) == 9999
         # a stale or unknown qid is ignored
         assert q.failed(12345, 0) is False
         q.delivered(12345, {})
