@@ -190,26 +190,30 @@ class Link:
             await asyncio.sleep_ms(0)
 
     async def _keepalive(self, ws):
+        # A PING every WebSocketPingInterval seconds; no frame back within the
+        # pong deadline means a half-open connection: drop it and reconnect.
         cfg = self.cp.cfg
         while ws.open:
             n = cfg.get("WebSocketPingInterval")
             if n <= 0:
                 await asyncio.sleep(1)
                 continue
-            await asyncio.sleep(n)
-            if not ws.open:
-                return
+            period = n * 1000
             t = time.ticks_ms()
             try:
                 await ws.ping()
             except Exception:
                 ws.abort()
                 return
-            await asyncio.sleep_ms(min(n * 1000, cfg.settings.get("pongTimeoutMs", 10000)))
+            deadline = min(period, cfg.settings.get("pongTimeoutMs", 10000))
+            await asyncio.sleep_ms(deadline)
+            if not ws.open:
+                return
             if time.ticks_diff(ws.last_rx_ms, t) < 0:
                 log.warn(_TAG, "no pong in time: connection presumed dead")
                 ws.abort()
                 return
+            await asyncio.sleep_ms(max(0, period - time.ticks_diff(time.ticks_ms(), t)))
 
     # --- sender ---
     async def call(self, action, payload):

@@ -1,0 +1,168 @@
+"""Security profiles 1 and 2, AuthorizationKey, SecurityProfile changes and
+WebSocket keep-alive (checklist §1, scenarios 2-6)."""
+import base64
+import ssl
+import time
+
+import pytest
+
+from csms_lib import BenchCSMS
+
+KEY_HEX = "00112233445566778899aabbccddeeff01234567"  # 20 bytes
+KEY = bytes.fromhex(KEY_HEX)
+KEY2_HEX = "ffeeddccbbaa99887766554433221100"  # 16 bytes
+KEY2 = bytes.fromhex(KEY2_HEX)
+
+
+def basic(user, pwd):
+    return "Basic " + base64.b64encode(user.encode() + b":" + pwd).decode()
+
+
+def sp1_config(key_hex=KEY_HEX):
+    return {"security": {"SecurityProfile": 1, "AuthorizationKey": key_hex}}
+
+
+def booted(csms, mark=0, timeout=15):
+    return csms.wait_for("StatusNotification", pred=lambda m: m.payload.get("connectorId") == 1,
+                         after=mark, timeout=timeout)
+
+
+def change(csms, key, value):
+    return csms.call("CP1", "ChangeConfiguration", {"key": key, "value": value})["status"]
+
+
+def test_sp1_basic_auth(csms, charger_factory):
+    csms.passwords = {"CP1": KEY}
+    charger_factory(config=sp1_config())
+    booted(csms)
+    assert csms.last_headers("CP1")["Authorization"] == basic("CP1", KEY)
+
+
+def test_sp1_wrong_password_backs_off(csms, charger_factory):
+    csms.passwords = {"CP1": b"not-the-key"}
+    ch = charger_factory(config=sp1_config())
+    time.sleep(3)
+    refused = [a for a in csms.attempts("CP1") if a[1] == 401]
+    assert len(refused) >= 2
+    assert ch.state()["connection"] != "online"  # and it is alive to say so
+    csms.passwords = {"CP1": KEY}
+    booted(csms)
+
+
+def test_authorization_key_change_reconnects(csms, charger_factory):
+    csms.passwords = {"CP1": KEY}
+    ch = charger_factory(config=sp1_config())
+    booted(csms)
+    # Invalid keys: Rejected, the old key still works.
+    assert change(csms, "AuthorizationKey", "abc") == "Rejected"
+    assert change(csms, "AuthorizationKey", "zz" * 20) == "Rejected"
+    conns = csms.connections("CP1")
+    csms.passwords = {"CP1": KEY2}
+    assert change(csms, "AuthorizationKey", KEY2_HEX) == "Accepted"
+    csms.wait_connected("CP1", timeout=10, count=conns + 1)
+    assert csms.last_headers("CP1")["Authorization"] == basic("CP1", KEY2)
+    r = csms.call("CP1", "GetConfiguration", {"key": ["AuthorizationKey"]})
+    assert "value" not in r["configurationKey"][0]
+    assert KEY2_HEX not in ch.log_text() and KEY_HEX not in ch.log_text()
+    assert len(csms.calls("BootNotification")) == 1  # a reconnect, not a reboot
+
+
+def test_security_profile_rules(csms, charger_factory):
+    charger_factory()
+    booted(csms)
+    assert change(csms, "SecurityProfile", "0") == "Rejected"  # not an increase
+    assert change(csms, "SecurityProfile", "3") == "Rejected"
+    assert change(csms, "SecurityProfile", "1") == "Rejected"  # no AuthorizationKey yet
+    assert change(csms, "SecurityProfile", "2") == "Rejected"  # no CA, no key
+    assert change(csms, "AuthorizationKey", KEY_HEX) == "Accepted"
+    csms.wait_connected("CP1", timeout=10, count=2)
+    csms.passwords = {"CP1": KEY}
+    conns = csms.connections("CP1")
+    assert change(csms, "SecurityProfile", "1") == "Accepted"
+    csms.wait_connected("CP1", timeout=10, count=conns + 1)
+    assert csms.last_headers("CP1")["Authorization"] == basic("CP1", KEY)
+    r = csms.call("CP1", "GetConfiguration", {"key": ["SecurityProfile"]})
+    assert r["configurationKey"][0]["value"] == "1"
+
+
+@pytest.fixture
+def tls_csms():
+    from certs import pki
+    p = pki()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+    ctx.load_cert_chain(p.server_cert, p.server_key)
+    c = BenchCSMS(ssl_context=ctx)
+    c.start()
+    yield c, p
+    c.stop()
+    assert not c.violations
+
+
+def _pem(der):
+    b = base64.encodebytes(der).decode()
+    return "-----BEGIN CERTIFICATE-----\n" + b + "-----END CERTIFICATE-----\n"
+
+
+def test_sp2_wss_with_ca(tls_csms, charger_factory):
+    c, p = tls_csms
+    c.passwords = {"CP1": KEY}
+    url = c.url.replace("127.0.0.1", "localhost")
+    charger_factory(url=url, config={"security": {"SecurityProfile": 2, "AuthorizationKey": KEY_HEX,
+                                                  "caCert": _pem(p.ca_der)},
+                                     "settings": {"csmsUrl": url}})
+    booted(c, timeout=20)
+    assert c.last_headers("CP1")["Authorization"] == basic("CP1", KEY)
+
+
+def test_sp2_untrusted_ca_refused(tls_csms, charger_factory):
+    c, p = tls_csms
+    url = c.url.replace("127.0.0.1", "localhost")
+    ch = charger_factory(url=url, config={"security": {"SecurityProfile": 2,
+                                                       "AuthorizationKey": KEY_HEX,
+                                                       "caCert": _pem(p.other_ca_der)},
+                                          "settings": {"csmsUrl": url}})
+    time.sleep(3)
+    assert c.calls("BootNotification") == []
+    assert ch.state()["connection"] != "online"
+
+
+def test_sp2_wrong_host_name_refused(charger_factory, tmp_path):
+    # A certificate from the trusted CA, but for another host name.
+    from certs import make
+    p = make(str(tmp_path), hosts=("csms.example",), ips=())
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(p.server_cert, p.server_key)
+    with BenchCSMS(ssl_context=ctx) as c:
+        url = c.url.replace("127.0.0.1", "localhost")
+        ch = charger_factory(url=url, config={"security": {"SecurityProfile": 2,
+                                                           "AuthorizationKey": KEY_HEX,
+                                                           "caCert": _pem(p.ca_der)},
+                                              "settings": {"csmsUrl": url}})
+        time.sleep(3)
+        assert c.calls("BootNotification") == []
+        assert ch.state()["connection"] != "online"
+        assert "connect failed" in ch.log_text()
+
+
+def test_ping_interval_and_dead_link(csms, charger_factory):
+    charger_factory(config={"keys": {"WebSocketPingInterval": 1},
+                            "settings": {"pongTimeoutMs": 1000}})
+    booted(csms)
+    time.sleep(2.5)
+    assert csms.pings("CP1") >= 2
+    # Pongs withheld: a half-open connection is detected and replaced.
+    conns = csms.connections("CP1")
+    csms.answer_pings = False
+    csms.wait_connected("CP1", timeout=8, count=conns + 1)
+    csms.answer_pings = True
+    assert len(csms.calls("BootNotification")) == 1
+
+
+def test_server_pings_answered_without_own_pings(csms, charger):
+    assert change(csms, "WebSocketPingInterval", "0") == "Accepted"
+    assert change(csms, "WebSocketPingInterval", "-5") == "Rejected"
+    n = csms.pings("CP1")
+    assert csms.ping("CP1", timeout=3) < 3
+    time.sleep(1.5)
+    assert csms.pings("CP1") == n
