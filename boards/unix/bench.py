@@ -104,6 +104,11 @@ class Bench:
     def op_ping(self, req):
         return {"pong": True}
 
+    def op_heap(self, req):
+        # GC heap figures after a full collection (for benchmarks).
+        gc.collect()
+        return {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
+
 
 async def _client(bench, reader, writer):
     while True:
