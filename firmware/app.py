@@ -24,6 +24,18 @@ def build(board, provisioning=None, overrides=None):
     from connector import Connector
     n = cfg.get("NumberOfConnectors")
     cp.connectors = [Connector(cp, i, board.connector_hw(i) if i else None) for i in range(n + 1)]
+    drivers = {}
+    for c in cp.connectors[1:]:
+        if c.hw is not None and getattr(c.hw, "meter", None) is not None:
+            drivers[c.id] = c.hw.meter
+    if drivers:
+        from meter import Meter
+        from metering import Metering
+        lim = board.limits
+        cp.meter = Meter(drivers, cfg.dir, phases=lim.get("phases", 3),
+                         nominal_volts=lim.get("nominalVolts", 230))
+        cp.meter.load()
+        cp.metering = Metering(cp, cp.meter)
     gc.collect()
     return cp
 

@@ -57,6 +57,7 @@ class ChargePoint:
         self._id_prefix = self._boot_count()
         self.vendor_handlers = {}  # DataTransfer vendorId -> callable(messageId, data)
         self.meter = None  # meter.Meter once the board has metering
+        self.metering = None  # metering.Metering: MeterValues schedules and transactionData
         self._auth = None
         from session import Sessions
         self.sessions = Sessions(self)
@@ -273,8 +274,6 @@ class ChargePoint:
     def on_config_change(self, name):
         # Timers that depend on configuration pick the new value up at once.
         self.link.kick()
-        if self.meter is not None and hasattr(self, "on_meter_config"):
-            self.on_meter_config(name)
 
     def on_transaction_id(self, placeholder, txid):
         # StartTransaction answered: the running transaction learns its id.
@@ -284,16 +283,23 @@ class ChargePoint:
                 c.save_tx()
 
     def tx_started(self, conn):
-        pass
+        if self.metering is not None:
+            self.metering.tx_started(conn)
 
     def tx_stopped(self, conn):
-        pass
+        if self.metering is not None:
+            self.metering.tx_stopped(conn)
 
     def tx_data(self, conn, stop_payload):
-        return None
+        return self.metering.tx_data(conn) if self.metering is not None else None
 
     def tx_data_recovered(self, conn, stop_payload):
-        return None
+        # After a power cut: the values kept in flash, closed by the restored register.
+        return self.tx_data(conn, stop_payload)
+
+    def meter_values_payload(self, cid, context):
+        # TriggerMessage(MeterValues): the latest MeterValuesSampledData values.
+        return self.metering.trigger(cid) if self.metering is not None else None
 
     def bench_state(self):
         import gc
@@ -338,4 +344,6 @@ class ChargePoint:
         for c in self.connectors:
             c.status = c.derive()
         asyncio.create_task(self.supervisor())
+        if self.meter is not None:
+            asyncio.create_task(self.meter.run())
         await self.link.run()
