@@ -1,28 +1,28 @@
 # The message queue over both store backends: order, priorities, retry
 # back-off, drop after attempts, placeholder transaction ids, space rules,
 # recovery after a reboot.
-import gc
-from norflash import NorFlash, mount_lfs, umount
+from norflash import NorFlash
+from mpt_store import Rig, both
 from store_ring import RingStore
 from store_lfs import LfsStore
 from msgqueue import MessageQueue
 
 
-class QRig:
-    # A queue with a transaction store and an "other" store on one flash.
+class QRig(Rig):
+    # A queue with a transaction store and an "other" store on one flash;
+    # power() (from Rig) starts a new power epoch and returns a new queue.
     def __init__(self, kind, txn_blocks=14, other_blocks=2, attempts=3, interval=10,
                  reserve=1024):
-        self.kind = kind
         self.tb = txn_blocks
         self.ob = other_blocks
         self.attempts = attempts
         self.interval = interval
         self.reserve = reserve
-        n = txn_blocks + other_blocks
-        self.dev = NorFlash((n if kind == "ring" else 2 * n + 8) * 4096)
-        if kind == "lfs":
-            mount_lfs(self.dev, "/flash")
-        self.q = self._new()
+        Rig.__init__(self, kind, txn_blocks + other_blocks)
+
+    @property
+    def q(self):
+        return self.store
 
     def _new(self):
         if self.kind == "ring":
@@ -32,22 +32,6 @@ class QRig:
         q = MessageQueue(stores, lambda: self.attempts, lambda: self.interval, self.reserve)
         q.mount()
         return q
-
-    def power(self):
-        if self.kind == "lfs":
-            umount("/flash")
-        self.dev = self.dev.reopen()
-        self.q = None
-        gc.collect()
-        if self.kind == "lfs":
-            mount_lfs(self.dev, "/flash")
-        self.q = self._new()
-        return self.q
-
-
-def both(fn):
-    fn("ring")
-    fn("lfs")
 
 
 def mv(txid, wh):
