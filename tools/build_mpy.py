@@ -29,7 +29,7 @@ def sources(board):
         if not os.path.isdir(full):
             continue
         for name in sorted(os.listdir(full)):
-            if name.endswith(".py") and name != "main.py":
+            if name.endswith(".py") and name not in ("main.py", "manifest.py"):
                 yield os.path.join(full, name)
 
 

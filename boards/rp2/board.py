@@ -1,0 +1,120 @@
+# Raspberry Pi Pico W (RP2040) AC wall charger: pin map and drivers.
+# Three ADC inputs (GP26-28): control-pilot read-back, L1 current, L1 voltage,
+# so metering is single-phase here; the queue uses the littlefs backend (the
+# rp2 flash programs whole 256-byte pages, see docs/queue.md).
+import time
+import machine
+from micropython import const
+
+PINS = {
+    "relay": 15, "relay_fb": 14,
+    "lock_a": 10, "lock_b": 11, "lock_sense": 12,
+    "pilot_pwm": 16, "pilot_adc": 26,
+    "ct": 27, "volts": 28,
+    "led": (18, 19, 20),
+}
+_PILOT_ZERO = const(32768)   # ADC counts for 0 V on the pilot (mid-rail divider)
+_PILOT_VPC = 24.0 / 65535    # pilot volts per count through the divider
+
+
+class RtcClock:
+    trusted = False
+
+    def __init__(self):
+        self._rtc = machine.RTC()
+        self._epoch = 946684800 if time.gmtime(0)[0] == 2000 else 0
+
+    def time(self):
+        return time.time() + self._epoch
+
+    def set(self, t):
+        tm = time.gmtime(int(t) - self._epoch)
+        self._rtc.datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+
+
+class WifiNet:
+    def __init__(self, ssid, password):
+        import network
+        self._ssid = ssid
+        self._pwd = password
+        self._wlan = network.WLAN(network.STA_IF)
+        self._addr = {}
+
+    async def open_connection(self, host, port, ssl=None, server_hostname=None):
+        import asyncio
+        import socket
+        w = self._wlan
+        if not w.isconnected():
+            w.active(True)
+            w.connect(self._ssid, self._pwd)
+            for _ in range(100):
+                if w.isconnected():
+                    break
+                await asyncio.sleep_ms(100)
+            else:
+                raise OSError(118)
+        a = self._addr.get(host)
+        if a is None:
+            a = socket.getaddrinfo(host, port)[0][-1][0]
+            self._addr[host] = a
+        if ssl is None:
+            return await asyncio.open_connection(a, port)
+        return await asyncio.open_connection(a, port, ssl=ssl, server_hostname=server_hostname or host)
+
+
+class Board:
+    name = "rp2"
+
+    def __init__(self, settings, max_amps=32, flash_dir="/data"):
+        from relay import Relay
+        from lock import CableLock
+        from pilot import ControlPilot
+        from adcmeter import AdcMeter
+        from led import Led
+        P = machine.Pin
+        self.clock = RtcClock()
+        self.flash_dir = flash_dir
+        try:
+            import os
+            os.mkdir(self.flash_dir)
+        except OSError:
+            pass
+        self.queue_dev = None
+        self.net = WifiNet(settings.get("wifiSsid", ""), settings.get("wifiPassword", ""))
+        self.limits = {"NumberOfConnectors": 1, "maxCurrentA": max_amps, "phases": 1,
+                       "nominalVolts": 230, "queueBytes": 65536}
+
+        class Hw:
+            pass
+        hw = Hw()
+        hw.relay = Relay(P(PINS["relay"], P.OUT, value=0), P(PINS["relay_fb"], P.IN, P.PULL_UP),
+                         feedback_active=0)
+        hw.lock = CableLock(P(PINS["lock_a"], P.OUT, value=0), P(PINS["lock_b"], P.OUT, value=0),
+                            P(PINS["lock_sense"], P.IN, P.PULL_UP), sense_active=0)
+        pwm = machine.PWM(P(PINS["pilot_pwm"]))
+        pwm.freq(1000)
+        pwm.duty_u16(65535)
+        hw.pilot = ControlPilot(pwm, machine.ADC(PINS["pilot_adc"]), max_amps,
+                                volts_per_count=_PILOT_VPC, zero_counts=_PILOT_ZERO)
+        hw.meter = AdcMeter([machine.ADC(PINS["ct"])], [machine.ADC(PINS["volts"])],
+                            ct_ratio=1000, burden_ohms=22.0, divider=330.0, vref=3.3,
+                            temp=machine.ADC(4), temp_cal=(-3.3 / 65535 / 0.001721, 27 + 0.706 / 0.001721))
+        self._hw = hw
+        leds = []
+        for p in PINS["led"]:
+            w = machine.PWM(P(p))
+            w.freq(1000)
+            leds.append(w)
+        self.led = Led(*leds)
+        self._wdt = None
+
+    def connector_hw(self, i):
+        return self._hw if i == 1 else None
+
+    def feed(self):
+        if self._wdt is None:
+            self._wdt = machine.WDT(timeout=8000)  # RP2040 maximum is 8388 ms
+        self._wdt.feed()
+
+    def reset(self, hard):
+        machine.reset()

@@ -1,0 +1,67 @@
+"""The real boards (ESP32, Pico W): their code compiles for the target
+architecture, constructs its drivers inside MicroPython (with a stand-in for
+`machine`), and tools/deploy plans the right mpremote steps."""
+import os
+import subprocess
+import sys
+
+import pytest
+
+from harness import ROOT, MICROPYTHON
+
+PY = sys.executable
+
+
+@pytest.mark.parametrize("board", ["esp32", "rp2"])
+def test_build_for_board(board, tmp_path):
+    out = tmp_path / board
+    subprocess.run([PY, os.path.join(ROOT, "tools", "build_mpy.py"), "--board", board,
+                    "--out", str(out), "--quiet"], check=True)
+    names = sorted(os.listdir(out))
+    assert "board.mpy" in names and "app.mpy" in names and "link.mpy" in names
+    assert "main.mpy" not in names and "manifest.mpy" not in names
+    assert "simhw.mpy" not in names and "bench.mpy" not in names  # unix-only modules stay out
+
+
+@pytest.mark.parametrize("board", ["esp32", "rp2"])
+def test_board_constructs_drivers(board):
+    script = r"""
+import sys
+from board import Board
+b = Board({"wifiSsid": "x", "wifiPassword": "y"}, flash_dir=sys.argv[-1] + "/data")
+hw = b.connector_hw(1)
+assert b.connector_hw(2) is None
+assert hw.pilot.offer(16) == 16
+assert abs(hw.pilot.duty - 16 / 0.6) < 0.1
+hw.relay.close(); assert hw.relay.closed
+hw.relay.open(); assert not hw.relay.closed
+b.led.show("charging")
+assert b.limits["NumberOfConnectors"] == 1
+assert b.flash_dir.endswith("/data")
+b.feed()
+t = b.clock.time()
+assert t > 1600000000
+print("BOARD OK", b.name)
+"""
+    env = dict(os.environ, MICROPYPATH=":".join([
+        ".frozen", os.path.join(ROOT, "host_tests", "mp", "fakehw"),
+        os.path.join(ROOT, "boards", board), os.path.join(ROOT, "boards", "common"),
+        os.path.join(ROOT, "firmware")]))
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        p = subprocess.run([MICROPYTHON, "-c", script, d], env=env, capture_output=True, text=True,
+                           cwd=d, timeout=60)
+    assert "BOARD OK " + board in p.stdout, p.stdout + p.stderr
+
+
+def test_deploy_plan(tmp_path):
+    p = subprocess.run([PY, os.path.join(ROOT, "tools", "deploy"), "--board", "esp32", "--dry-run",
+                        "--port", "/dev/ttyUSB9", "--config",
+                        os.path.join(ROOT, "tools", "provisioning.example.json")],
+                       capture_output=True, text=True, check=True)
+    lines = p.stdout.splitlines()
+    assert all("connect /dev/ttyUSB9" in l for l in lines)
+    assert any(":/lib/" in l and "app.mpy" in l for l in lines)
+    assert any(l.endswith(":/main.py") for l in lines)
+    assert any(l.endswith(":/provisioning.json") for l in lines)
+    assert lines[-1].endswith("reset")
