@@ -31,6 +31,10 @@ _LED = {AVAILABLE: "available", PREPARING: "preparing", CHARGING: "charging",
         SUSPENDED_EV: "suspended", SUSPENDED_EVSE: "suspended", FINISHING: "preparing",
         RESERVED: "reserved", UNAVAILABLE: "unavailable", FAULTED: "faulted"}
 
+EV_COMM = "EVCommunicationError"
+# EVCommunicationError is a warning, only with these statuses (OCPP §4.9).
+_EV_COMM_OK = (PREPARING, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING)
+
 _TAG = "conn"
 _EV_RESPONSE_MS = const(3000)  # an EV gets this long to answer the PWM before SuspendedEV
 
@@ -76,7 +80,7 @@ class Connector:
         self.error_code = NO_ERROR
         self.info = None
         self.vendor_error = None
-        self.reported = None  # (status, errorCode) last queued as StatusNotification
+        self.reported = None  # (status, errorCode, info) last handed to StatusNotification
         self.since = time.ticks_ms()
         self.operative = True
         self.scheduled = None  # True/False: availability change waiting for the Tx end
@@ -88,7 +92,8 @@ class Connector:
         self.ev_disconnected = False
         self.reservation = None  # (reservationId, idTag, parentIdTag, expiry unix)
         self.limit_a = None  # smart-charging limit in A, None = none
-        self.keep_locked_for = None  # idTag that may unlock after a DeAuthorized stop
+        self.keep_locked_for = None  # (idTag, parentIdTag) that may take the locked cable
+        self.ev_error = False  # pilot E/F seen while plugged: no energy until unplugged
         self.plug_since = None
         self.tx_since = 0  # ticks_ms when the transaction started
 
@@ -139,11 +144,27 @@ class Connector:
         self.error_code = error_code
         self.info = info
         self.since = time.ticks_ms()
+        if self.cp.cfg.get("MinimumStatusDuration") <= 0:
+            self._report()
+        # else: report_due() sends it once it has held long enough
+
+    def _report(self):
+        self.reported = (self.status, self.error_code, self.info)
         self.cp.status_changed(self)
+
+    def report_due(self, now_ms):
+        # MinimumStatusDuration: a status is reported only once it has been
+        # stable that long; a status that came and went is never reported.
+        cur = (self.status, self.error_code, self.info)
+        if self.reported is None:
+            self.reported = cur  # boot: the Accepted BootNotification reports all
+        elif cur != self.reported and time.ticks_diff(now_ms, self.since) >= \
+                self.cp.cfg.get("MinimumStatusDuration") * 1000:
+            self._report()
 
     @property
     def plugged(self):
-        return self.pilot in "BCD"
+        return self.pilot in "BCD" or self.ev_error
 
     def derive(self):
         # The OCPP status from everything we know (SuspendedEVSE beats SuspendedEV).
@@ -182,13 +203,15 @@ class Connector:
             self.set_status(FAULTED, self.fault[0], self.fault[1])
         elif st == FINISHING and self.ev_disconnected:
             self.set_status(st, NO_ERROR, "EV side disconnected")
+        elif self.ev_error and st in _EV_COMM_OK:
+            self.set_status(st, EV_COMM, "EV pilot fault")
         else:
             self.set_status(st)
         self.drive()
 
     # --- outputs (safety rules) ---
     def offered_amps(self):
-        if self.tx is None or self.fault is not None or self.evse_suspended():
+        if self.tx is None or self.fault is not None or self.ev_error or self.evse_suspended():
             return 0
         a = self.cp.max_amps()
         if self.limit_a is not None and self.limit_a < a:
@@ -242,8 +265,11 @@ class Connector:
         if p == "A" and old != "A":
             self.plug_since = None
             self.finishing = False
+            self.ev_error = False
         if p in "EF" and old not in "EF":
+            # A shorted pilot or a missing diode: no energy until the EV is unplugged.
             log.warn(_TAG, "connector %d: pilot state %s" % (self.id, p))
+            self.ev_error = True
 
     def bench_state(self):
         hw = self.hw

@@ -15,6 +15,10 @@ from connector import (Transaction, AVAILABLE, PREPARING, FINISHING, UNAVAILABLE
 _TAG = "session"
 _ACCEPTED = "Accepted"
 _SOFT_RESET_DRAIN_MS = const(10000)
+# Stop reasons after which the cable stays locked: DeAuthorized (until the
+# card is shown), EVDisconnected (UnlockConnectorOnEVSideDisconnect decides),
+# UnlockCommand (the handler unlocks and reports the result).
+_KEEP_LOCK = ("DeAuthorized", "EVDisconnected", "UnlockCommand")
 
 
 def same_tag(a, b):
@@ -26,6 +30,7 @@ class Sessions:
         self.cp = cp
         self._busy = False  # a swipe is being authorized
         self.resetting = None
+        self._cfg_next = None  # the configuration listener we chain to
 
     # --- helpers ---
     def connectors(self):
@@ -33,7 +38,7 @@ class Sessions:
 
     def energy(self, conn):
         m = self.cp.meter
-        return int(m.register_wh(conn.id)) if m is not None else 0
+        return m.reported_wh(conn.id) if m is not None else 0
 
     def _avail_path(self):
         return self.cp.cfg.dir + "/availability"
@@ -57,10 +62,41 @@ class Sessions:
             flags.append(1 if (c.operative if c.scheduled is None else c.scheduled) else 0)
         fsutil.write_atomic(self._avail_path(), json.dumps(flags).encode())
 
+    # --- configuration keys that act on the hardware ---
+    def _hook_config(self):
+        cfg = self.cp.cfg
+        if cfg.on_change != self.on_config:
+            self._cfg_next = cfg.on_change
+            cfg.on_change = self.on_config
+        self._apply_light()
+
+    def on_config(self, name):
+        nxt = self._cfg_next
+        if nxt is not None:
+            nxt(name)
+        if name == "LightIntensity":
+            self._apply_light()
+        elif name == "LockCablePermanently":
+            lock = self.cp.cfg.get(name)
+            for c in self.connectors():
+                if lock and c.plugged:
+                    self._lock_cable(c, True)
+                elif not lock and c.tx is None and c.keep_locked_for is None:
+                    self._unlock(c)
+        elif name == "FreeCharging":
+            for c in self.connectors():
+                self.on_event(c)  # a plugged EV may start now
+
+    def _apply_light(self):
+        led = self.cp.board.led
+        if led is not None and hasattr(led, "intensity"):
+            led.intensity(self.cp.cfg.get("LightIntensity"))
+
     # --- boot ---
     def recover(self):
         # A transaction still on flash was running when the power went:
         # StopTransaction(PowerLoss) with the last known energy register.
+        self._hook_config()
         self.load_availability()
         for c in self.connectors():
             tx = c.load_tx()
@@ -74,25 +110,34 @@ class Sessions:
     def on_event(self, conn):
         # The pilot changed (plug, unplug, EV pause/resume) or a fault came or went.
         p = conn.pilot
+        cfg = self.cp.cfg
         if conn.tx is not None and p == "A":
             # EV side disconnected: StopTransactionOnEVSideDisconnect is always true.
+            tx = conn.tx
             conn.ev_disconnected = True
             self._stop(conn, "EVDisconnected", None)
-            if self.cp.cfg.get("UnlockConnectorOnEVSideDisconnect") and \
-                    not self.cp.cfg.get("LockCablePermanently"):
-                self._unlock(conn)
             conn.ev_disconnected = False
+            if cfg.get("UnlockConnectorOnEVSideDisconnect"):  # reads false under LockCablePermanently
+                self._unlock(conn)
+            elif not cfg.get("LockCablePermanently"):
+                conn.keep_locked_for = (tx.id_tag, tx.parent)  # until the card is shown again
         elif conn.tx is None and conn.plugged and not conn.finishing:
-            if conn.pending is not None:
+            if cfg.get("LockCablePermanently"):
+                self._lock_cable(conn, True)
+            if conn.pending is not None and not conn.ev_error:
                 tag, parent, _, _ = conn.pending
                 self._start(conn, tag, parent)
-            elif self.cp.cfg.get("FreeCharging") and conn.fault is None and conn.operative:
-                self._start(conn, self.cp.cfg.get("FreeChargingIdTag"), None)
+            elif cfg.get("FreeCharging") and self._startable(conn):
+                self._start(conn, cfg.get("FreeChargingIdTag"), None)
         elif p == "A" and conn.keep_locked_for is None and conn.tx is None:
-            if conn.hw is not None and conn.hw.lock is not None and conn.hw.lock.locked \
-                    and not self.cp.cfg.get("LockCablePermanently"):
+            if self._has_lock(conn) and conn.hw.lock.locked and not cfg.get("LockCablePermanently"):
                 self._unlock(conn)
         conn.update()
+
+    def _startable(self, c):
+        # Free for a new session (a pending authorization aside).
+        return c.tx is None and c.fault is None and c.operative and c.keep_locked_for is None \
+            and not c.ev_error
 
     def swipe(self, id_tag):
         if self._busy:
@@ -111,29 +156,33 @@ class Sessions:
 
     async def _swipe_inner(self, id_tag):
         cons = self.connectors()
-        # 1. The same card stops its own transaction (no Authorize, OCPP §3.4).
+        # 1. The same card stops its own transaction (no Authorize, OCPP §3.4)
+        # or frees the cable it left locked.
         for c in cons:
             if c.tx is not None and same_tag(c.tx.id_tag, id_tag):
                 self._stop(c, "Local", id_tag)
                 return
-            if c.keep_locked_for is not None and same_tag(c.keep_locked_for, id_tag):
-                c.keep_locked_for = None
-                self._unlock(c)
-                c.update()
+            k = c.keep_locked_for
+            if k is not None and same_tag(k[0], id_tag):
+                self._release(c)
                 return
         running = [c for c in cons if c.tx is not None]
-        free = [c for c in cons if c.tx is None and c.fault is None and c.operative
-                and c.pending is None]
+        locked = [c for c in cons if c.keep_locked_for is not None]
+        free = [c for c in cons if self._startable(c) and c.pending is None]
         info = None
-        # 2. Another card of the same group (parentIdTag) may stop it.
-        if running:
+        # 2. Another card of the same group (parentIdTag) may stop it, or free the cable.
+        if running or locked:
             info = await auth.authorize(self.cp, id_tag)
             parent = info.get("parentIdTag")
-            for c in running:
-                if parent is not None and c.tx.parent is not None and same_tag(parent, c.tx.parent) \
-                        and info.get("status") == _ACCEPTED:
-                    self._stop(c, "Local", id_tag)
-                    return
+            if parent is not None and info.get("status") == _ACCEPTED:
+                for c in running:
+                    if c.tx is not None and same_tag(parent, c.tx.parent):
+                        self._stop(c, "Local", id_tag)
+                        return
+                for c in locked:
+                    if same_tag(parent, c.keep_locked_for[1]):
+                        self._release(c)
+                        return
             if not free:
                 log.info(_TAG, "card %s cannot stop the running transaction" % id_tag)
                 return
@@ -166,6 +215,13 @@ class Sessions:
             for c in cands:  # the first connector plugged wins
                 c.pending = pend
                 c.update()
+
+    def _release(self, c):
+        # The card of a DeAuthorized (or EV-side ended) session takes its cable.
+        c.keep_locked_for = None
+        if not self.cp.cfg.get("LockCablePermanently"):
+            self._unlock(c)
+        c.update()
 
     def _reservation_ok(self, c, id_tag, parent):
         r = c.reservation
@@ -202,8 +258,7 @@ class Sessions:
         cp.push_txn("StartTransaction", p, txid)
         cp.tx_started(conn)
         log.info(_TAG, "connector %d: transaction started for %s" % (conn.id, id_tag))
-        if conn.hw is not None and conn.hw.lock is not None:
-            asyncio.create_task(self._lock(conn))
+        self._lock_cable(conn)
         conn.update()
         return True
 
@@ -229,21 +284,38 @@ class Sessions:
         conn.finishing = conn.plugged
         cp.tx_stopped(conn)
         log.info(_TAG, "connector %d: transaction stopped (%s)" % (conn.id, reason))
-        if conn.scheduled is not None:
-            conn.operative = conn.scheduled
-            conn.scheduled = None
+        self._apply_scheduled(conn)
         if reason == "DeAuthorized":
-            conn.keep_locked_for = tx.id_tag
-        elif not boot and not cp.cfg.get("LockCablePermanently") and conn.hw is not None \
-                and conn.hw.lock is not None and not conn.plugged:
-            self._unlock(conn)
+            conn.keep_locked_for = (tx.id_tag, tx.parent)  # until that card or its group
+        elif reason not in _KEEP_LOCK and not boot and not cp.cfg.get("LockCablePermanently"):
+            self._unlock(conn)  # a normal end unlocks the cable (OCPP §4.10)
         if conn.ev_disconnected:
             conn.set_status(FINISHING, NO_ERROR, "EV side disconnected")
         conn.update()
         return True
 
+    def _apply_scheduled(self, conn):
+        # A ChangeAvailability answered Scheduled takes effect at the Tx end;
+        # connector 0's once no transaction is left.
+        cons = self.cp.connectors
+        for c in (conn, cons[0]):
+            if c.scheduled is None:
+                continue
+            if c.id == 0 and any(x.tx is not None for x in cons[1:]):
+                continue
+            c.operative = c.scheduled
+            c.scheduled = None
+            c.update()
+
     def stop(self, conn, reason, id_tag=None):
         return self._stop(conn, reason, id_tag)
+
+    def _has_lock(self, conn):
+        return conn.hw is not None and conn.hw.lock is not None
+
+    def _lock_cable(self, conn, if_unlocked=False):
+        if self._has_lock(conn) and not (if_unlocked and conn.hw.lock.locked):
+            asyncio.create_task(self._lock(conn))
 
     async def _lock(self, conn):
         if not await conn.hw.lock.lock():
@@ -252,7 +324,7 @@ class Sessions:
             conn.update()
 
     def _unlock(self, conn):
-        if conn.hw is not None and conn.hw.lock is not None:
+        if self._has_lock(conn):
             asyncio.create_task(conn.hw.lock.unlock())
 
     def on_start_answer(self, conn, info):
@@ -276,8 +348,8 @@ class Sessions:
         if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
             return "Rejected"
         cons = self.connectors() if cid is None else [cp.connectors[cid]]
-        ok = [c for c in cons if c.tx is None and c.pending is None and c.fault is None
-              and c.operative and c.status not in (FINISHING,) and self._reservation_ok(c, id_tag, None)]
+        ok = [c for c in cons if self._startable(c) and c.pending is None
+              and c.status != FINISHING and self._reservation_ok(c, id_tag, None)]
         if cid is None:
             ok = [c for c in ok if c.plugged] or ok
         if not ok:
@@ -318,9 +390,11 @@ class Sessions:
     def change_availability(self, cid, operative):
         cp = self.cp
         targets = cp.connectors if cid == 0 else [cp.connectors[cid]]
+        busy = any(c.tx is not None for c in cp.connectors[1:])
         scheduled = False
         for c in targets:
-            if c.tx is not None and not operative:
+            if not operative and (c.tx is not None or (c.id == 0 and busy)):
+                # Inoperative waits for the transaction(s) to end.
                 if c.operative:
                     c.scheduled = False
                     scheduled = True
@@ -388,3 +462,5 @@ class Sessions:
                 self.on_event(c)
             else:
                 c.update()
+        for c in self.cp.connectors:
+            c.report_due(now_ms)
