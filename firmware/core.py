@@ -42,6 +42,8 @@ def DataTransfer(cp, req):
 
 
 def ClearCache(cp, req):
+    if not cp.cfg.get("AuthorizationCacheEnabled"):
+        return {"status": "Rejected"}  # no cache in use (errata E3.23)
     try:
         cp.auth_store().cache_clear()
     except Exception as e:

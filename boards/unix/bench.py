@@ -8,6 +8,7 @@ import gc
 import log
 
 _TAG = "bench"
+_FAULTS = ("weld", "stuck_open", "lock_jam", "diode")
 
 
 class BenchError(Exception):
@@ -98,8 +99,27 @@ class Bench:
         c = _connector(self.cp, req)
         self.cp.clear_error(c)
 
+    def op_inject(self, req):
+        # A hardware defect in the simulation; the firmware has to find it
+        # through its drivers (relay feedback, lock sense, pilot diode check).
+        c = _hw(self.cp, req)
+        kind = req.get("fault")
+        on = req.get("on", True)
+        if kind not in _FAULTS:
+            raise BenchError("fault must be one of " + ", ".join(_FAULTS))
+        if not isinstance(on, bool):
+            raise BenchError("on must be true or false")
+        log.info(_TAG, "connector %d: fault %s %s" % (c.id, kind, "on" if on else "off"))
+        c.hw.sim.inject(kind, on)
+        self.cp.hw_event(c)
+
     def op_state(self, req):
-        return self.cp.bench_state()
+        st = self.cp.bench_state()
+        led = self.board.led
+        if led is not None:
+            st["led_rgb"] = list(led.rgb)
+            st["led_intensity"] = getattr(led, "_pct", None)
+        return st
 
     def op_ping(self, req):
         return {"pong": True}
