@@ -40,7 +40,7 @@ _IDENTITY = (
 _SETTINGS = (
     ("csmsUrl", ""), ("chargeBoxId", ""), ("caCert", ""),
     ("reconnectMinMs", 2000), ("reconnectMaxMs", 30000), ("bootRetryS", 30),
-    ("connectTimeoutMs", 10000), ("pongTimeoutMs", 10000), ("maxMessage", 8192))
+    ("connectTimeoutMs", 10000), ("pongTimeoutMs", 10000), ("maxMessage", 16384))
 
 _MISSING = object()
 

@@ -148,7 +148,7 @@ class Link:
         pwd = cfg.auth_password()
         if pwd is not None and cfg.get("SecurityProfile") >= 1:
             auth = (cfg.settings.get("chargeBoxId") or "", pwd)
-        ws = WebSocket(cfg.settings.get("maxMessage", 8192))
+        ws = WebSocket(cfg.settings.get("maxMessage", 16384))
         log.info(_TAG, "connecting to %s" % url)
         await ws.connect(url, protocol="ocpp1.6", auth=auth, ssl=ssl,
                          opener=self.cp.board.net.open_connection,
@@ -225,6 +225,8 @@ class Link:
 
     async def _sender(self):
         cp = self.cp
+        if self.registration == ACCEPTED:
+            cp.on_reconnected()  # no new BootNotification: report offline changes
         try:
             while True:
                 if self.registration != ACCEPTED:
