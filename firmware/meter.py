@@ -137,19 +137,21 @@ class Meter:
         c = self._ch[cid]
         return c.wh + c.frac
 
-    def reported_wh(self, cid):
-        # The register as whole Wh for a message (meterStart, meterStop,
-        # MeterValues), persisted first if it moved since the last save: a
-        # value the central system has seen is never lost to a power cut.
+    def whole_wh(self, cid):
+        # The register as the whole Wh a message would carry (no save).
         if cid == 0:
             n = 0
             for c in self._ch.values():
                 n += c.wh
-            ch = self._ch.values()
-        else:
-            c = self._ch[cid]
-            n = c.wh
-            ch = (c,)
+            return n
+        return self._ch[cid].wh
+
+    def reported_wh(self, cid):
+        # The register as whole Wh for a message (meterStart, meterStop,
+        # MeterValues), persisted first if it moved since the last save: a
+        # value the central system has seen is never lost to a power cut.
+        n = self.whole_wh(cid)
+        ch = self._ch.values() if cid == 0 else (self._ch[cid],)
         for c in ch:
             if c.wh != c.saved:
                 self.save()

@@ -60,7 +60,8 @@ class Metering:
         key = (cid, ctx)
         start = self._interval_wh.get(key)
         value = mv.meter_value(self.meter, cid, csl, ctx, now, start)
-        self._interval_wh[key] = self.meter.register_wh(cid)
+        # the whole Wh the value carried: Interval = register - this, exactly
+        self._interval_wh[key] = self.meter.whole_wh(cid)
         if value is not None:
             p = {"connectorId": cid, "meterValue": [value]}
             if tx is not None:
@@ -77,7 +78,9 @@ class Metering:
     def tx_started(self, conn):
         now = clock.now()
         self.schedules.tx_started(conn.id, now)
-        self._interval_wh[(conn.id, mv.PERIODIC)] = self.meter.register_wh(conn.id)
+        tx = conn.tx  # Interval of the first value: since meterStart
+        self._interval_wh[(conn.id, mv.PERIODIC)] = \
+            tx.meter_start if tx is not None else self.meter.whole_wh(conn.id)
         t = self._txdata_for(conn.id)
         t.discard()
         csl = self._stop_csl()

@@ -1,0 +1,402 @@
+"""Metering end to end (issue 5, checklist §4, scenarios 46, 49, 50): the
+firmware in micropython with the unix board's simulated EV and ADCs, against
+the bench CSMS. Values follow the bench `load`, energy integrates I x V x t,
+MeterValues in every context, transactionData thinning, configuration
+validation, and a power cut mid-session. The last tests run the AdcMeter
+driver directly in micropython (true power at a power factor below 1, how
+long one read blocks on a busy host)."""
+import calendar
+import json
+import subprocess
+import time
+
+import pytest
+
+from harness import MICROPYTHON, mp_env
+
+ALL = ("Energy.Active.Import.Register,Energy.Active.Import.Interval,Power.Active.Import,"
+       "Power.Offered,Current.Import,Current.Offered,Voltage,Temperature")
+UNITS = {"Energy.Active.Import.Register": "Wh", "Energy.Active.Import.Interval": "Wh",
+         "Power.Active.Import": "W", "Power.Offered": "W", "Current.Import": "A",
+         "Current.Offered": "A", "Voltage": "V", "Temperature": "Celcius"}
+REG = "Energy.Active.Import.Register"
+
+
+# --- helpers ---------------------------------------------------------------
+
+def boot(factory, csms, keys=None, connectors=1):
+    ch = factory(connectors=connectors, config={"keys": keys or {}})
+    for cid in range(connectors + 1):
+        csms.wait_for("StatusNotification", timeout=15,
+                      pred=lambda m, c=cid: m.payload["connectorId"] == c)
+    return ch
+
+
+def start(ch, csms, amps=(16, 16, 16), volts=(230, 230, 230), tag="TAG1", cid=1):
+    """load, plug_in, swipe; returns (StartTransaction payload, transactionId)
+    once the relay is closed."""
+    m = csms.mark()
+    ch.ok("load", connector=cid, amps=list(amps), volts=list(volts))
+    ch.ok("plug_in", connector=cid)
+    ch.ok("swipe", idTag=tag)
+    st = csms.wait_for("StartTransaction", after=m, timeout=10)
+    txid = csms.wait_for("StartTransaction", direction="out", after=m,
+                         pred=lambda x: x.id == st.id).payload["transactionId"]
+    ch.wait_state(lambda s: s["connectors"][cid - 1]["status"] == "Charging"
+                  and s["connectors"][cid - 1]["relay"], what="charging")
+    return st.payload, txid
+
+
+def stop(ch, csms, tag="TAG1", timeout=10):
+    m = csms.mark()
+    ch.ok("swipe", idTag=tag)
+    return csms.wait_for("StopTransaction", after=m, timeout=timeout).payload
+
+
+def mvs_of(msgs, cid=None, context=None):
+    """MeterValues payloads of msgs (optionally of one connector / context)."""
+    out = []
+    for m in msgs:
+        p = m.payload
+        if cid is not None and p["connectorId"] != cid:
+            continue
+        if context is not None and p["meterValue"][0]["sampledValue"][0].get("context") != context:
+            continue
+        out.append(p)
+    return out
+
+
+def mvs(csms, after=0, cid=None, context=None):
+    return mvs_of(csms.calls("MeterValues", after=after), cid, context)
+
+
+def wait_mv(csms, after=0, cid=None, context=None, timeout=10):
+    return csms.wait_for("MeterValues", after=after, timeout=timeout,
+                         pred=lambda m: bool(mvs_of([m], cid, context))).payload
+
+
+def values(meter_value):
+    """{(measurand, phase): float} of one MeterValue."""
+    return {(s.get("measurand", REG), s.get("phase")): float(s["value"])
+            for s in meter_value["sampledValue"]}
+
+
+def unix(ts):
+    return calendar.timegm(time.strptime(ts[:19], "%Y-%m-%dT%H:%M:%S"))
+
+
+def near(x, want, pct, abs_=0.0):
+    return abs(x - want) <= want * pct / 100.0 + abs_
+
+
+def energy_now(ch, cid=1):
+    return ch.connector(cid)["energy_wh"]
+
+
+# --- values follow the load ------------------------------------------------
+
+def test_values_follow_load_with_units_phases_and_contexts(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"MeterValueSampleInterval": 1,
+                                      "MeterValuesSampledData": ALL})
+    amps, volts = [10.0, 12.0, 14.0], [230.0, 235.0, 225.0]
+    _, txid = start(ch, csms, amps, volts)
+    time.sleep(1.5)  # a full tick with the relay closed
+    m = csms.mark()
+    p = wait_mv(csms, after=m, cid=1, context="Sample.Periodic")
+    p = wait_mv(csms, after=csms.mark(), cid=1, context="Sample.Periodic")
+    assert p["transactionId"] == txid
+    mv = p["meterValue"][0]
+    for s in mv["sampledValue"]:
+        assert s["format"] == "Raw" and s["context"] == "Sample.Periodic", s
+        assert s["unit"] == UNITS[s["measurand"]], s
+        assert s["location"] == ("Body" if s["measurand"] == "Temperature" else "Outlet"), s
+    v = values(mv)
+    for i, ph in enumerate(("L1", "L2", "L3")):
+        assert near(v[("Current.Import", ph)], amps[i], 2, 0.1), (ph, v)
+        assert near(v[("Voltage", ph + "-N")], volts[i], 1), (ph, v)
+    want_w = sum(a * u for a, u in zip(amps, volts))
+    assert near(v[("Power.Active.Import", None)], want_w, 2), v
+    assert v[("Current.Offered", None)] == 32.0
+    assert near(v[("Power.Offered", None)], 32 * sum(volts), 1), v
+    assert ("Temperature", None) in v and 0 < v[("Temperature", None)] < 100
+    assert ("Energy.Active.Import.Interval", None) in v
+    assert v[(REG, None)] == int(v[(REG, None)])
+
+    # the values follow a new load within a tick or two
+    amps2, volts2 = [6.0, 0.0, 20.0], [240.0, 240.0, 240.0]
+    ch.ok("load", amps=amps2, volts=volts2)
+    time.sleep(2.2)
+    v = values(wait_mv(csms, after=csms.mark(), cid=1, context="Sample.Periodic")["meterValue"][0])
+    for i, ph in enumerate(("L1", "L2", "L3")):
+        assert near(v[("Current.Import", ph)], amps2[i], 2, 0.1), (ph, v)
+        assert near(v[("Voltage", ph + "-N")], volts2[i], 1), (ph, v)
+    assert near(v[("Power.Active.Import", None)], 26 * 240.0, 2), v
+    stop(ch, csms)
+
+
+def test_energy_integrates_current_times_voltage_times_time(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"MeterValueSampleInterval": 2,
+                                      "MeterValuesSampledData": REG})
+    e0 = energy_now(ch)
+    st, txid = start(ch, csms, (32, 32, 32), (230, 230, 230))
+    assert isinstance(st["meterStart"], int) and st["meterStart"] == int(e0)
+    watts = 3 * 32 * 230.0
+    # Note the moments the register moves (the 1 Hz ticks) by polling the
+    # bench quickly: the energy between two of them is P x their distance.
+    changes = []
+    last = energy_now(ch)
+    t_end = time.time() + 14
+    while time.time() < t_end:
+        e = energy_now(ch)
+        if e != last:
+            changes.append((time.monotonic(), e))
+            last = e
+        time.sleep(0.01)
+    assert len(changes) >= 10, changes
+    (t1, e1), (t2, e2) = changes[1], changes[-1]
+    want = watts * (t2 - t1) / 3600.0
+    assert near(e2 - e1, want, 3), (e2 - e1, want, changes)
+    reported = [values(p["meterValue"][0])[(REG, None)] for p in mvs(csms, cid=1)]
+    sp = stop(ch, csms)
+    assert isinstance(sp["meterStop"], int)
+    e_end = energy_now(ch)
+    # meterStop: the whole Wh of the register when the swipe came (a tick
+    # of ~6 Wh may land before the relay opens)
+    assert 0 <= e_end - sp["meterStop"] < 8, (sp, e_end)
+    assert sp["meterStop"] >= max(reported)
+    assert reported == sorted(reported)
+    # the whole session, roughly: the relay closes a moment after the start
+    dt = unix(sp["timestamp"]) - unix(st["timestamp"])
+    assert near(sp["meterStop"] - st["meterStart"], watts * dt / 3600.0, 15), (sp, st)
+    # the register is not reset per transaction
+    st2, _ = start(ch, csms, (16, 16, 16), tag="TAG2")
+    assert st2["meterStart"] >= sp["meterStop"]
+    stop(ch, csms, "TAG2")
+
+
+# --- Sample.Periodic ---------------------------------------------------------
+
+def test_sample_interval_zero_gives_no_periodic_values(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"MeterValueSampleInterval": 0,
+                                      "ClockAlignedDataInterval": 0})
+    m = csms.mark()
+    start(ch, csms)
+    time.sleep(3.5)
+    stop(ch, csms)
+    assert csms.calls("MeterValues", after=m) == []
+
+
+def test_periodic_values_carry_transaction_id_at_the_interval(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"MeterValueSampleInterval": 2,
+                                      "MeterValuesSampledData": REG + ",Energy.Active.Import.Interval"})
+    m = csms.mark()
+    st, txid = start(ch, csms, (16, 16, 16))
+    time.sleep(7.5)
+    msgs = [x for x in csms.calls("MeterValues", after=m)]
+    stop(ch, csms)
+    assert len(msgs) >= 3, msgs
+    t0 = unix(st["timestamp"])
+    stamps = []
+    for x in msgs:
+        p = x.payload
+        assert p["connectorId"] == 1 and p["transactionId"] == txid, p
+        mv = p["meterValue"][0]
+        assert all(s["context"] == "Sample.Periodic" for s in mv["sampledValue"])
+        stamps.append(unix(mv["timestamp"]))
+    # on the grid start + k x 2 s (a late tick may give one off-grid value)
+    on_grid = [s for s in stamps if (s - t0) % 2 == 0]
+    assert len(on_grid) >= len(stamps) - 1, (t0, stamps)
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert all(1 <= g <= 3 for g in gaps), gaps
+    arrivals = [x.t for x in msgs]
+    assert all(1.2 <= b - a <= 2.8 for a, b in zip(arrivals, arrivals[1:])), arrivals
+    # Interval: the energy since the previous periodic value
+    regs = [values(x.payload["meterValue"][0])[(REG, None)] for x in msgs]
+    ivs = [values(x.payload["meterValue"][0])[("Energy.Active.Import.Interval", None)]
+           for x in msgs]
+    for i in range(1, len(regs)):
+        assert ivs[i] == regs[i] - regs[i - 1], (regs, ivs)
+    assert ivs[0] == regs[0] - st["meterStart"], (st, regs, ivs)
+
+
+# --- Sample.Clock ------------------------------------------------------------
+
+def test_clock_aligned_idle_and_in_transaction(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"ClockAlignedDataInterval": 3,
+                                      "MeterValuesAlignedData": REG + ",Voltage"})
+    m = csms.mark()
+    time.sleep(6.6)
+    idle = mvs(csms, after=m, context="Sample.Clock")
+    assert {p["connectorId"] for p in idle} == {0, 1}, idle
+    for p in idle:
+        assert "transactionId" not in p, p
+        mv = p["meterValue"][0]
+        assert unix(mv["timestamp"]) % 3 == 0, mv["timestamp"]
+        v = values(mv)
+        assert (REG, None) in v and ("Voltage", "L1-N") in v
+    assert len(idle) >= 2 * 2 - 1 and len(idle) <= 2 * 3, idle
+    _, txid = start(ch, csms)
+    m = csms.mark()
+    c0 = wait_mv(csms, after=m, cid=0, context="Sample.Clock", timeout=5)
+    c1 = wait_mv(csms, after=m, cid=1, context="Sample.Clock", timeout=5)
+    assert "transactionId" not in c0  # E3.16
+    assert c1["transactionId"] == txid
+    assert c0["meterValue"][0]["timestamp"] == c1["meterValue"][0]["timestamp"]
+    stop(ch, csms)
+
+
+# --- transactionData ---------------------------------------------------------
+
+def test_transaction_data_thinned_keeps_begin_and_end(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"MeterValueSampleInterval": 1,
+                                      "MeterValuesSampledData": REG,
+                                      "StopTxnSampledData": REG + ",Power.Active.Import",
+                                      "StopTransactionMaxMeterValues": 5})
+    st, txid = start(ch, csms, (20, 20, 20))
+    time.sleep(9)
+    reported = [values(p["meterValue"][0])[(REG, None)] for p in mvs(csms, cid=1)]
+    sp = stop(ch, csms)
+    td = sp["transactionData"]
+    assert 3 <= len(td) <= 5, td
+    ctx = [mv["sampledValue"][0]["context"] for mv in td]
+    assert ctx[0] == "Transaction.Begin" and ctx[-1] == "Transaction.End", ctx
+    assert all(c == "Sample.Periodic" for c in ctx[1:-1]), ctx
+    stamps = [unix(mv["timestamp"]) for mv in td]
+    assert stamps == sorted(stamps)
+    regs = [values(mv)[(REG, None)] for mv in td]
+    assert regs == sorted(regs)
+    assert regs[0] == st["meterStart"] and regs[-1] == sp["meterStop"], (regs, st, sp)
+    # thinned evenly: the kept intermediates are not the first few values
+    assert stamps[-2] - stamps[0] >= 4, stamps
+    for mv in td:
+        names = [s["measurand"] for s in mv["sampledValue"]]
+        assert names == [REG, "Power.Active.Import"], names
+    assert sp["meterStop"] >= max(reported)
+
+
+def test_transaction_data_with_aligned_values(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"MeterValueSampleInterval": 0,
+                                      "ClockAlignedDataInterval": 2,
+                                      "StopTxnAlignedData": REG,
+                                      "StopTransactionMaxMeterValues": 50})
+    start(ch, csms)
+    time.sleep(5)
+    sp = stop(ch, csms)
+    ctx = [mv["sampledValue"][0]["context"] for mv in sp["transactionData"]]
+    assert ctx[0] == "Transaction.Begin" and ctx[-1] == "Transaction.End", ctx
+    assert 2 <= ctx.count("Sample.Clock") <= 3 and len(ctx) == ctx.count("Sample.Clock") + 2, ctx
+    for mv in sp["transactionData"][1:-1]:
+        assert unix(mv["timestamp"]) % 2 == 0
+
+
+def test_no_stop_txn_data_no_transaction_data(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"MeterValueSampleInterval": 1,
+                                      "StopTxnSampledData": "", "StopTxnAlignedData": ""})
+    start(ch, csms)
+    time.sleep(2.5)
+    sp = stop(ch, csms)
+    assert "transactionData" not in sp, sp
+
+
+# --- Trigger -----------------------------------------------------------------
+
+def test_trigger_meter_values(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"MeterValuesSampledData": REG + ",Current.Import"})
+    m = csms.mark()
+    r = csms.call("CP1", "TriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 1})
+    assert r["status"] == "Accepted"
+    p = wait_mv(csms, after=m, cid=1, context="Trigger", timeout=5)
+    assert "transactionId" not in p
+    _, txid = start(ch, csms, (8, 8, 8))
+    time.sleep(1.5)
+    m = csms.mark()
+    assert csms.call("CP1", "TriggerMessage", {"requestedMessage": "MeterValues",
+                                               "connectorId": 1})["status"] == "Accepted"
+    p = wait_mv(csms, after=m, cid=1, context="Trigger", timeout=5)
+    assert p["transactionId"] == txid
+    v = values(p["meterValue"][0])
+    assert near(v[("Current.Import", "L2")], 8, 2, 0.1), v
+    stop(ch, csms)
+
+
+# --- configuration -----------------------------------------------------------
+
+KEYS = ("MeterValuesSampledData", "MeterValuesAlignedData", "StopTxnSampledData",
+        "StopTxnAlignedData")
+
+
+def get_conf(csms, keys):
+    r = csms.call("CP1", "GetConfiguration", {"key": list(keys)})
+    assert not r.get("unknownKey"), r
+    return {k["key"]: k.get("value") for k in r["configurationKey"]}
+
+
+def test_measurand_keys_validated(csms, charger):
+    maxes = get_conf(csms, [k + "MaxLength" for k in KEYS])
+    assert set(maxes) == {k + "MaxLength" for k in KEYS}
+    for key in KEYS:
+        before = get_conf(csms, [key])[key]
+        limit = int(maxes[key + "MaxLength"])
+        for bad in ("Energy.Active.Import.Register,Bogus.Measurand", "energy",
+                    ",".join(["Voltage"] * (limit + 1))):
+            r = csms.call("CP1", "ChangeConfiguration", {"key": key, "value": bad})
+            assert r["status"] == "Rejected", (key, bad, r)
+            assert get_conf(csms, [key])[key] == before
+        good = "Voltage,Current.Import,Energy.Active.Import.Register"
+        r = csms.call("CP1", "ChangeConfiguration", {"key": key, "value": good})
+        assert r["status"] == "Accepted", (key, r)
+        assert get_conf(csms, [key])[key].replace(" ", "") == good
+        r = csms.call("CP1", "ChangeConfiguration", {"key": key, "value": ""})
+        assert r["status"] == "Accepted"
+    # read-only
+    r = csms.call("CP1", "ChangeConfiguration", {"key": "MeterValuesSampledDataMaxLength",
+                                                 "value": "20"})
+    assert r["status"] == "Rejected"
+
+
+def test_changed_sampled_data_applies_to_the_next_value(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"MeterValueSampleInterval": 1,
+                                      "MeterValuesSampledData": REG})
+    start(ch, csms)
+    wait_mv(csms, after=csms.mark(), cid=1, context="Sample.Periodic")
+    assert csms.call("CP1", "ChangeConfiguration", {"key": "MeterValuesSampledData",
+                                                    "value": "Voltage"})["status"] == "Accepted"
+    p = wait_mv(csms, after=csms.mark(), cid=1, context="Sample.Periodic")
+    assert {s["measurand"] for s in p["meterValue"][0]["sampledValue"]} == {"Voltage"}
+    stop(ch, csms)
+
+
+# --- power cut mid-session ---------------------------------------------------
+
+def test_power_cut_mid_session_keeps_register_monotonic(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"MeterValueSampleInterval": 1,
+                                      "MeterValuesSampledData": REG,
+                                      "StopTxnSampledData": REG})
+    st, txid = start(ch, csms, (32, 32, 32))
+    time.sleep(4)
+    reported = [values(p["meterValue"][0])[(REG, None)] for p in mvs(csms, cid=1)
+                if p.get("transactionId") == txid]
+    assert reported and reported == sorted(reported)
+    e_before = energy_now(ch)
+    m = csms.mark()
+    ch.power_cut()
+    ch.start()
+    sp = csms.wait_for("StopTransaction", after=m, timeout=15).payload
+    assert sp["transactionId"] == txid and sp["reason"] == "PowerLoss", sp
+    assert isinstance(sp["meterStop"], int)
+    assert sp["meterStop"] >= max(reported) and sp["meterStop"] >= st["meterStart"]
+    # the register after the cut: never below what left in a message
+    e_after = energy_now(ch)
+    assert e_after >= max(reported) and e_after >= sp["meterStop"], (e_after, reported, sp)
+    assert e_after >= e_before - 100, (e_after, e_before)  # save step: 100 Wh
+    td = sp.get("transactionData")
+    assert td and td[0]["sampledValue"][0]["context"] == "Transaction.Begin", td
+    assert td[-1]["sampledValue"][0]["context"] == "Transaction.End", td
+    # and it goes on counting from there
+    ch.wait_state(lambda s: s["connectors"][0]["status"] in ("Available", "Preparing",
+                                                             "Finishing"),
+                  timeout=10, what="idle after the cut")
+    ch.ok("plug_out")
+    st2, _ = start(ch, csms, (16, 16, 16), tag="TAG2")
+    assert st2["meterStart"] >= sp["meterStop"]
+    stop(ch, csms, "TAG2")
