@@ -4,7 +4,9 @@
 #   m.load(); asyncio.create_task(m.run())
 #
 # drivers: {connector_id: driver}; driver.read() -> ((I1, I2, I3) A,
-# (U1, U2, U3) V or None, degC or None), blocking about one mains cycle.
+# (U1, U2, U3) V or None, degC or None), blocking about one mains cycle; a
+# driver that measures active power sets driver.power_w (W) in read(), else
+# Power.Active.Import is the sum of U x I (right at power factor 1).
 # Connector 0 is the whole charge point: the sum of the connectors.
 # Design, persistence policy and flash wear: docs/metering.md.
 import time
@@ -23,6 +25,7 @@ _MAX_GAP_MS = const(60000)  # longer gaps are not integrated: nothing known
 _HIST = const(101)  # tick lateness histogram: 1 ms buckets, the last is >= 100
 _MAX_AMPS = 1000.0  # readings above these are sensor faults, never energy
 _MAX_VOLTS = 1000.0
+_MAX_WATTS = 3000000.0  # 3 x _MAX_AMPS x _MAX_VOLTS
 _MWH = 7200000.0  # (W + W) * ms -> Wh for the trapezoid: 2 * 3600 * 1000
 _VERSION = const(1)
 
@@ -217,8 +220,9 @@ class Meter:
         # Read one connector's driver and integrate its energy since the
         # previous good sample (trapezoid over the real elapsed ms).
         c = self._ch[cid]
+        drv = self._drv[cid]
         try:
-            amps, volts, temp = self._drv[cid].read()
+            amps, volts, temp = drv.read()
             if now_ms is None:
                 now_ms = time.ticks_ms()
             if volts is None or len(volts) < self.phases:
@@ -231,6 +235,11 @@ class Meter:
                 if not (0.0 <= a <= _MAX_AMPS and 0.0 <= v <= _MAX_VOLTS):
                     raise ValueError("implausible %r A %r V" % (a, v))
                 p += a * v
+            pw = getattr(drv, "power_w", None)
+            if pw is not None:  # measured active power: right at any PF
+                if not 0.0 <= pw <= _MAX_WATTS:
+                    raise ValueError("implausible %r W" % (pw,))
+                p = pw
             if temp is not None and not (isinstance(temp, (int, float))
                                          and -100.0 < temp < 300.0):
                 temp = None  # a broken sensor: no Temperature, still energy

@@ -400,3 +400,111 @@ def test_power_cut_mid_session_keeps_register_monotonic(csms, charger_factory):
     st2, _ = start(ch, csms, (16, 16, 16), tag="TAG2")
     assert st2["meterStart"] >= sp["meterStop"]
     stop(ch, csms, "TAG2")
+
+
+# --- the driver and the meter in micropython --------------------------------
+
+def run_mp(script, timeout=60):
+    """Run a micropython script with firmware/ and boards/ on the path;
+    returns the JSON it printed after RESULT."""
+    p = subprocess.run([MICROPYTHON, "-X", "heapsize=2M", "-c", script], env=mp_env(),
+                       capture_output=True, text=True, timeout=timeout)
+    for line in p.stdout.splitlines():
+        if line.startswith("RESULT "):
+            return json.loads(line[7:])
+    raise AssertionError("micropython failed:\n" + p.stdout[-3000:] + p.stderr[-3000:])
+
+
+MP_SETUP = r'''
+import sys, json, time, os
+sys.path.append("{root}/boards/common")
+DIR = "{dir}"
+import simhw, meter, metervalues
+from adcmeter import AdcMeter
+hw = simhw.SimConnectorHw(1, phases=3, max_amps=32)
+d = hw.drivers()
+hw.plug_in("C")
+d.pilot.offer(32)
+d.relay.close()
+'''
+
+
+def mp_setup(tmp_path):
+    from harness import ROOT
+    return MP_SETUP.replace("{root}", ROOT).replace("{dir}", str(tmp_path))
+
+
+def test_active_power_is_mean_of_v_times_i_at_any_power_factor(tmp_path):
+    r = run_mp(mp_setup(tmp_path) + r'''
+hw.load([16.0, 10.0, 20.0], [230.0, 235.0, 225.0], pf=[0.8, 0.95, 0.6])
+m = meter.Meter({1: d.meter}, DIR, save_step_wh=10**9)
+out = {}
+t = time.ticks_ms()
+m.step(t)
+for k in range(1, 6):  # five simulated seconds, readings of the real ADC
+    m.step(time.ticks_add(t, 1000 * k))
+sv = metervalues.sampled_values(m, 1, "Power.Active.Import,Current.Import,Voltage", "Trigger")
+out["mv"] = [(s["measurand"], s.get("phase"), float(s["value"])) for s in sv]
+out["wh"] = m.register_wh(1)
+out["power_w"] = d.meter.power_w
+# without voltage channels the driver has no v(t): U_nominal x I (PF 1)
+nv = AdcMeter(hw.adc_currents, nominal_volts=230, **simhw.METER_CAL)
+nv.read()
+m2 = meter.Meter({1: nv}, DIR, save_step_wh=10**9)
+m2.sample(1)
+out["nominal_power_w"] = m2.latest(1)["power_w"]
+out["nominal_driver_power"] = nv.power_w
+print("RESULT " + json.dumps(out))
+''')
+    true_w = 16 * 230 * 0.8 + 10 * 235 * 0.95 + 20 * 225 * 0.6
+    assert near(r["power_w"], true_w, 1.5), r
+    mv = {(a, b): v for a, b, v in r["mv"]}
+    assert near(mv[("Power.Active.Import", None)], true_w, 1.5), mv
+    assert near(mv[("Current.Import", "L3")], 20, 1.5) and near(mv[("Voltage", "L2-N")], 235, 1), mv
+    assert near(r["wh"], true_w * 5 / 3600, 2), r  # 5 s integrated
+    assert r["nominal_driver_power"] is None
+    assert near(r["nominal_power_w"], 230 * (16 + 10 + 20), 1.5), r
+
+
+def test_missed_samples_are_covered_by_the_mirror_slot(tmp_path):
+    # The CPU is taken away for 3 ms (a flash write, the host OS) in the middle
+    # of every sampling: the slots missed are covered by their mirrors half a
+    # mains period away, the values stay exact (the read need not wait for
+    # those phases to come round again).
+    r = run_mp(mp_setup(tmp_path) + r'''
+hw.load([16.0, 10.0, 20.0], [230.0, 235.0, 225.0], pf=[0.9, 1.0, 0.7])
+
+
+class Stall:
+    # An ADC whose read sometimes takes 3 ms, like a preempted process.
+    def __init__(self, adc):
+        self.adc = adc
+        self.n = 0
+
+    def read_u16(self):
+        self.n += 1
+        if self.n % 40 == 20:
+            t = time.ticks_us()
+            while time.ticks_diff(time.ticks_us(), t) < 3000:
+                pass
+        return self.adc.read_u16()
+
+
+cur = tuple(Stall(a) if i == 0 else a for i, a in enumerate(hw.adc_currents))
+am = AdcMeter(cur, hw.adc_volts, temp=hw.temp_adc, temp_cal=simhw.TEMP_CAL, **simhw.METER_CAL)
+out = {"reads": []}
+for k in range(8):
+    a, u, t = am.read()
+    out["reads"].append([list(a), list(u), am.power_w, am._filled, am._n])
+out["late"] = am.late
+print("RESULT " + json.dumps(out))
+''')
+    true_w = 16 * 230 * 0.9 + 10 * 235 + 20 * 225 * 0.7
+    mirrored = 0
+    for a, u, pw, filled, n in r["reads"]:
+        assert all(near(x, w, 1.5, 0.05) for x, w in zip(a, (16, 10, 20))), a
+        assert all(near(x, w, 1) for x, w in zip(u, (230, 235, 225))), u
+        assert near(pw, true_w, 1.5), (pw, true_w)
+        mirrored += filled < n
+    assert mirrored >= 4, r["reads"]  # most reads finished on mirrors
+    assert r["late"] == 0

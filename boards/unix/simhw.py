@@ -114,6 +114,9 @@ class SimWaveAdc:
         self._noise = _Noise(seed)
         self._sin = _table()
 
+    def set_shift(self, us):
+        self._shift = us % self._period
+
     def set_peak(self, counts):
         self._amp = int(counts)
         self._noise.n = int(counts * NOISE_PCT / 100) + _NOISE_COUNTS
@@ -170,6 +173,7 @@ class SimConnectorHw:
         self.ambient_c = 25.0
         self._want = [16.0] * phases  # EV demand per phase (A)
         self._grid = [230.0] * phases  # mains volts per phase
+        self._pf = [1.0] * phases  # power factor of the EV's load (lagging)
         self.amps = [0.0] * phases  # flowing now
         self.pilot_volts = 12.0
         self._hi_us = _PWM_US
@@ -218,12 +222,19 @@ class SimConnectorHw:
         self.ev = s
         self._update()
 
-    def load(self, amps=None, volts=None):
-        # What the EV draws per phase when allowed, and the mains voltage.
+    def load(self, amps=None, volts=None, pf=None):
+        # What the EV draws per phase when allowed, the mains voltage, and
+        # the power factor of the load (0 < pf <= 1: the current lags).
         if amps is not None:
             self._want = _per_phase(amps, self.phases, "amps")
         if volts is not None:
             self._grid = _per_phase(volts, self.phases, "volts")
+        if pf is not None:
+            f = _per_phase(pf, self.phases, "pf")
+            for x in f:
+                if not 0.0 < x <= 1.0:
+                    raise ValueError("pf must be in (0, 1], got %r" % (x,))
+            self._pf = f
         self._update()
 
     def inject(self, kind, on=True):
@@ -293,12 +304,16 @@ class SimConnectorHw:
         k = math.sqrt(2) / METER_CAL["vref"] * _FULL
         ka = k * METER_CAL["burden_ohms"] / METER_CAL["ct_ratio"]
         total = 0.0
+        period = 1000000 // self.mains_hz
         for i in range(self.phases):
             a = min(self._want[i], offered) if flowing else 0.0
             a = max(a, 0.0)
             self.amps[i] = a
             total += a
-            self.adc_currents[i].set_peak(a * ka)
+            c = self.adc_currents[i]
+            c.set_peak(a * ka)
+            lag = int(math.acos(self._pf[i]) / (2 * math.pi) * period + 0.5)
+            c.set_shift(i * (period // 3) - lag)
             self.adc_volts[i].set_peak(self._grid[i] * k / METER_CAL["divider"])
         self.temp_c = self.ambient_c + 0.1 * total  # warms with the current
         self._temp_counts = int((self.temp_c - TEMP_CAL[1]) / TEMP_CAL[0] + 0.5)
@@ -321,6 +336,7 @@ class SimConnectorHw:
             "locked": bool(self._lock_sensed()),
             "amps": list(self.amps),
             "volts": list(self._grid),
+            "pf": list(self._pf),
             "temperature": round(self.temp_c, 1),
             "faults": sorted(self.faults),
         }
