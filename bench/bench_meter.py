@@ -83,8 +83,24 @@ async def burst(stop, out):
     out["msg_bytes"] = len(msg)
 
 
+class Timed:
+    # The driver, with how long each read() blocked (us).
+    def __init__(self, drv):
+        self.drv = drv
+        self.us = []
+        self.power_w = None
+
+    def read(self):
+        t = time.ticks_us()
+        r = self.drv.read()
+        self.us.append(time.ticks_diff(time.ticks_us(), t))
+        self.power_w = getattr(self.drv, "power_w", None)
+        return r
+
+
 async def main():
     drv, kind, hw = make_driver()
+    drv = Timed(drv)
     m = meter.Meter({1: drv}, "/flash", save_step_wh=100)
     m.load()
     out = {"driver": kind}
@@ -97,6 +113,11 @@ async def main():
     out["late_mean_ms"] = st.late_sum / st.count if st.count else 0
     out["busy_mean_us"] = st.busy_us / st.count if st.count else 0
     task.cancel()
+    us = sorted(drv.us)
+    if us:
+        out["read_p50_ms"] = us[len(us) // 2] / 1000
+        out["read_p99_ms"] = us[min(len(us) - 1, len(us) * 99 // 100)] / 1000
+        out["read_max_ms"] = us[-1] / 1000
     stop[0] = True
     if bt:
         await asyncio.sleep_ms(150)
@@ -161,12 +182,14 @@ def main():
           "at the start (a shared host stretches the figures).\n" % (
               d0["driver"], half, load, os.cpu_count() or 1))
     print("| scenario | ticks | skipped | late p50 (ms) | late p99 (ms) | late worst (ms) "
-          "| task busy mean / max (ms) | task share of wall time | process CPU (s) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| task busy mean / max (ms) | driver read p50 / p99 / worst (ms) "
+          "| task share of wall time | process CPU (s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in res:
-        print("| %s | %d | %d | %d | %d | %d | %.1f / %.1f | %.2f %% | %.2f |" % (
+        print("| %s | %d | %d | %d | %d | %d | %.1f / %.1f | %.1f / %.1f / %.1f | %.2f %% | %.2f |" % (
             name, r["count"], r["skipped"], r["late_p50_ms"], r["late_p99_ms"],
             r["late_max_ms"], r["busy_mean_us"] / 1000, r["busy_max_us"] / 1000,
+            r.get("read_p50_ms", 0), r.get("read_p99_ms", 0), r.get("read_max_ms", 0),
             100 * r["cpu_share"], r["proc_cpu_s"]))
     b = res[1][1]
     print("\nBurst task: %d iterations, worst %.1f ms blocking per iteration "
