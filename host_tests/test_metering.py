@@ -245,6 +245,31 @@ def test_clock_aligned_idle_and_in_transaction(csms, charger_factory):
     stop(ch, csms)
 
 
+def test_two_connectors_connector_zero_is_the_sum(csms, charger_factory):
+    ch = boot(charger_factory, csms, {"ClockAlignedDataInterval": 2,
+                                      "MeterValuesAlignedData": REG + ",Current.Import"},
+              connectors=2)
+    _, tx1 = start(ch, csms, (10, 10, 10), cid=1)
+    _, tx2 = start(ch, csms, (6, 6, 6), tag="TAG2", cid=2)
+    time.sleep(1.2)
+    m = csms.mark()
+    got = {}
+    for cid in (0, 1, 2):
+        got[cid] = wait_mv(csms, after=m, cid=cid, context="Sample.Clock", timeout=5)
+    stamps = {p["meterValue"][0]["timestamp"] for p in got.values()}
+    assert len(stamps) == 1, got  # one tick, one timestamp
+    assert "transactionId" not in got[0]
+    assert got[1]["transactionId"] == tx1 and got[2]["transactionId"] == tx2
+    v = {cid: values(p["meterValue"][0]) for cid, p in got.items()}
+    assert v[0][(REG, None)] == v[1][(REG, None)] + v[2][(REG, None)], v
+    for ph in ("L1", "L2", "L3"):
+        assert near(v[1][("Current.Import", ph)], 10, 2, 0.1), v
+        assert near(v[2][("Current.Import", ph)], 6, 2, 0.1), v
+        assert near(v[0][("Current.Import", ph)], 16, 2, 0.1), v
+    stop(ch, csms)
+    stop(ch, csms, "TAG2")
+
+
 # --- transactionData ---------------------------------------------------------
 
 def test_transaction_data_thinned_keeps_begin_and_end(csms, charger_factory):
