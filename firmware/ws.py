@@ -155,17 +155,12 @@ class WebSocket:
             r, w = await op(host, port, ssl=ssl, server_hostname=host)
         else:
             r, w = await op(host, port)
-        self._r, self._w = r, w
         try:
             await self._handshake(r, w, path, hostport, protocol, auth)
         except BaseException:
             self._drop(w)
             raise
-        self._closing = self._rx = self._mid = False
-        self.close_code = None
-        self._ev.clear()
-        self.last_rx_ms = self.last_pong_ms = time.ticks_ms()
-        self.open = True
+        self.attach(r, w)
 
     async def _handshake(self, r, w, path, hostport, protocol, auth):
         key = binascii.b2a_base64(os.urandom(16))[:-1]
@@ -226,8 +221,8 @@ class WebSocket:
             raise WsError("subprotocol not agreed: %r" % agreed)
 
     def attach(self, reader, writer):
-        # Use an already upgraded stream pair (tests drive the framing with
-        # in-memory streams through this).
+        # Start framing on an upgraded stream pair (connect() ends here; the
+        # unit tests drive the codec with in-memory streams through it).
         self._r, self._w = reader, writer
         self._closing = self._rx = self._mid = False
         self.close_code = None
@@ -262,7 +257,8 @@ class WebSocket:
             try:
                 await self._send(_OP_CLOSE, code.to_bytes(2, "big"))
             except Exception:
-                return  # _send has dropped the socket
+                self.abort()
+                return
         try:
             if self._rx:  # recv() in another task sees the answer and drops
                 await asyncio.wait_for_ms(self._ev.wait(), timeout_ms)
@@ -291,24 +287,31 @@ class WebSocket:
         await self._send(_OP_PING, payload)
 
     async def _send(self, op, data):
-        async with self._lock:
+        # One masked FIN frame. data: str or bytes-like (a str has the buffer
+        # protocol in MicroPython: its UTF-8 bytes, no copy).
+        try:
+            mv = memoryview(data)
+        except TypeError:
+            raise WsError("send: not str or bytes")
+        lock = self._lock
+        await lock.acquire()  # (not "async with": one coroutine less per frame)
+        try:
             if not self.open:
                 raise WsError("not open")
             try:
-                await self._frame(op, data)
+                await self._frame(op, mv)
             except Exception as e:
                 self.abort()
                 raise WsError("send: %s %s" % (type(e).__name__, e))
             except BaseException:  # cancelled mid-frame: the stream is unusable
                 self.abort()
                 raise
+        finally:
+            lock.release()
 
-    async def _frame(self, op, data):
-        # One FIN frame, masked. data: str or bytes-like (str has the buffer
-        # protocol in MicroPython: its UTF-8 bytes, no copy).
+    async def _frame(self, op, mv):
         w = self._w
         o = self._out
-        mv = memoryview(data)
         n = len(mv)
         o[0] = _FIN | op
         if n < 126:
@@ -388,7 +391,8 @@ class WebSocket:
                 if not b0 & _FIN or n > 125:
                     raise _Fail(1002, "bad control frame")
                 c = self._ctl[:n]
-                await self._fill(c)
+                if n:
+                    await self._fill(c)
                 self.last_rx_ms = time.ticks_ms()
                 if op == _OP_PING:
                     await self._send(_OP_PONG, c)
@@ -415,7 +419,10 @@ class WebSocket:
             elif fill + n > self.max_message:
                 raise _Fail(1009, "message over %d bytes" % self.max_message, n)
             elif n:
-                await self._fill(buf[fill:fill + n])
+                m = buf[fill:fill + n]
+                k = await self._r.readinto(m)
+                if k != n:
+                    await self._rest(m, k)
                 fill += n
             self.last_rx_ms = time.ticks_ms()
             if b0 & _FIN:
@@ -435,7 +442,9 @@ class WebSocket:
     async def _header(self):
         # -> (first byte, payload length); the mask bit must be clear.
         h = self._hdr
-        await self._fill(self._h2)
+        k = await self._r.readinto(self._h2)
+        if k != 2:
+            await self._rest(self._h2, k)
         self._mid = True
         self.last_rx_ms = time.ticks_ms()
         b0 = h[0]
@@ -453,15 +462,23 @@ class WebSocket:
         return b0, n
 
     async def _fill(self, mv):
-        # Read exactly len(mv) bytes into mv.
-        r = self._r
+        # Read exactly len(mv) > 0 bytes into mv.
+        k = await self._r.readinto(mv)
+        if k != len(mv):
+            await self._rest(mv, k)
+
+    async def _rest(self, mv, k):
+        # Finish a short read; k is what the first readinto returned (None: a
+        # TLS record not complete yet, 0: EOF).
+        if k == 0:
+            raise EOFError
+        got = k or 0
         n = len(mv)
-        got = 0
         while got < n:
             if not self.open:
                 raise EOFError
-            k = await r.readinto(mv[got:] if got else mv)
-            if k is None:  # TLS: a partial record, nothing to hand out yet
+            k = await self._r.readinto(mv[got:])
+            if k is None:
                 continue
             if not k:
                 raise EOFError
@@ -493,7 +510,7 @@ class WebSocket:
         while True:
             b0, n = await self._header()
             if b0 & 0x0F == _OP_CLOSE:
-                if n <= 125:
+                if 0 < n <= 125:  # read it all: unread data makes close() send a RST
                     await self._fill(self._ctl[:n])
                 return
             await self._skip(n)

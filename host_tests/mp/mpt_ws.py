@@ -304,3 +304,25 @@ def test_parse_url():
         False, "10.0.0.1", 8180, "10.0.0.1:8180", "/steve/websocket/CentralSystemService/CP1")
     assert parse_url("ws://[::1]:9000/x") == (False, "::1", 9000, "[::1]:9000", "/x")
     assert parse_url("wss://[fe80::1]/") == (True, "fe80::1", 443, "[fe80::1]", "/")
+
+
+async def test_bad_send_argument_keeps_connection():
+    ws, p = attached()
+    try:
+        await ws.send(123)
+        assert False
+    except WsError:
+        pass
+    assert ws.open and p.out == b""
+    await ws.send(b"bytes ok")
+    assert parse(p.out)[0][2] == b"bytes ok"
+
+
+async def test_cancelled_recv_mid_frame_drops_connection():
+    ws, p = attached(frame(1, "abcdef")[:4], eof=False)  # header and half a payload
+    try:
+        await asyncio.wait_for_ms(ws.recv(), 20)
+        assert False
+    except asyncio.TimeoutError:
+        pass
+    assert not ws.open and p.closed  # the framing is lost: no way to resume
