@@ -19,6 +19,7 @@ _SOFT_RESET_DRAIN_MS = const(10000)
 # card is shown), EVDisconnected (UnlockConnectorOnEVSideDisconnect decides),
 # UnlockCommand (the handler unlocks and reports the result).
 _KEEP_LOCK = ("DeAuthorized", "EVDisconnected", "UnlockCommand")
+_ESTOP = "emergency stop"
 
 
 def same_tag(a, b):
@@ -188,9 +189,7 @@ class Sessions:
                 return
         # 3. Start a session on a free connector.
         plugged = [c for c in free if c.plugged]
-        cands = plugged or free
-        cands = [c for c in cands if self._reservation_ok(c, id_tag, None)] or \
-            [c for c in cands if c.reservation is None]
+        cands = plugged or free  # reservations are checked once the parent is known
         if not cands:
             log.info(_TAG, "no connector free for %s" % id_tag)
             return
@@ -309,6 +308,27 @@ class Sessions:
 
     def stop(self, conn, reason, id_tag=None):
         return self._stop(conn, reason, id_tag)
+
+    def stop_all(self, reason):
+        # Every running transaction ends with `reason` (Reboot before a
+        # firmware install, Other, EmergencyStop...); returns how many.
+        n = 0
+        for c in self.connectors():
+            if self._stop(c, reason, None):
+                n += 1
+        return n
+
+    def emergency_stop(self, on):
+        # The emergency stop button: energy off and transactions ended at
+        # once; the connectors stay Faulted until it is released.
+        if on:
+            self.stop_all("EmergencyStop")
+        for c in self.connectors():
+            if on and c.fault is None:
+                c.fault = ("OtherError", _ESTOP)
+            elif not on and c.fault is not None and c.fault[1] == _ESTOP:
+                c.fault = None
+            c.update()
 
     def _has_lock(self, conn):
         return conn.hw is not None and conn.hw.lock is not None

@@ -4,11 +4,12 @@ against the bench CSMS; every scenario with one connector and with two (then
 on connector 2, while connector 1 must stay untouched).
 
 The helpers here are shared by test_sessions_remote.py and test_sessions_hw.py."""
+import os
 import time
 
 import pytest
 
-from csms_lib import NoReply
+from harness import ROOT
 
 BOTH = pytest.mark.parametrize("n", [1, 2], ids=["1conn", "2conn"])
 
@@ -117,9 +118,9 @@ def test_21_periodic_meter_values_carry_transaction_id(csms, charger_factory):
         mv = csms.wait_for("MeterValues", after=m, timeout=5,
                            pred=lambda x: x.payload.get("transactionId") == txid)
     except TimeoutError:
-        if "meter" not in open(__file__.replace("host_tests/test_sessions.py",
-                                                "firmware/app.py")).read():
-            pytest.skip("metering is not wired into app.py yet")
+        with open(os.path.join(ROOT, "firmware", "app.py")) as f:
+            if "Meter(" not in f.read():
+                pytest.skip("metering is not wired into app.py yet")
         raise
     assert mv.payload["connectorId"] == 1
 
@@ -434,3 +435,32 @@ def test_29_remote_start_without_plug_times_out(csms, charger_factory, n):
     assert 1.5 <= a.t - p.t <= 4.0
     ch.ok("plug_in", connector=cid)
     no_call(csms, "StartTransaction", m, wait=0.5)
+
+
+# --- authorization offline (checklist §2.3) ------------------------------------------
+
+def test_offline_cache_and_unknown_tags(csms, charger_factory):
+    ch = boot(charger_factory, csms, 1)
+    start(ch, csms, 1, "TAG1")  # Authorize Accepted: cached
+    m = csms.mark()
+    ch.ok("swipe", idTag="TAG1")
+    wait_stop(csms, m)
+    ch.ok("plug_out", connector=1)
+    wait_sn(csms, 1, "Available", m)
+    ch.ok("network", up=False)
+    csms.wait_disconnected("CP1", timeout=5)
+    ch.ok("plug_in", connector=1)
+    # Unknown tag offline, AllowOfflineTxForUnknownId false: refused.
+    ch.ok("swipe", idTag="NEW1")
+    time.sleep(0.5)
+    assert ch.connector(1)["transaction"] is None
+    # Cached tag offline (LocalAuthorizeOffline): charges.
+    ch.ok("swipe", idTag="TAG1")
+    c = ch.wait_state(lambda s: s["connectors"][0]["relay"], timeout=3,
+                      what="charging offline")["connectors"][0]
+    assert c["transaction"]["idTag"] == "TAG1"
+    m = csms.mark()
+    ch.ok("network", up=True)
+    st = csms.wait_for("StartTransaction", after=m, timeout=10)
+    assert st.payload["idTag"] == "TAG1"
+    no_call(csms, "Authorize", m)

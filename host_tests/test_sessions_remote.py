@@ -305,3 +305,41 @@ def test_39_clear_cache_rejected_without_cache(csms, charger_factory):
 def test_39_data_transfer_unknown_vendor(csms, charger):
     r = call(csms, "DataTransfer", {"vendorId": "com.example.nobody", "messageId": "x", "data": "y"})
     assert r == {"status": "UnknownVendorId"}
+
+
+# --- the remaining stop reasons: PowerLoss, EmergencyStop ---------------------------
+
+@BOTH
+def test_power_loss_stop_after_reboot(csms, charger_factory, n):
+    ch = boot(charger_factory, csms, n)
+    txid = start(ch, csms, n)
+    m = csms.mark()
+    ch.power_cut()
+    ch.start()
+    b = csms.wait_for("BootNotification", after=m, timeout=15)
+    stop = wait_stop(csms, m, txid)
+    assert stop.payload["reason"] == "PowerLoss" and stop.t > b.t
+    assert stop.payload["idTag"] == "TAG1"
+    time.sleep(0.5)
+    assert len(csms.calls("StopTransaction", after=m)) == 1
+    assert csms.calls("StartTransaction", after=m) == []
+    for cid in range(1, n + 1):
+        assert_idle(ch, cid)
+
+
+@BOTH
+def test_emergency_stop(csms, charger_factory, n):
+    ch = boot(charger_factory, csms, n)
+    txids = [start(ch, csms, cid, "TAG%d" % cid) for cid in range(1, n + 1)]
+    m = csms.mark()
+    ch.ok("emergency_stop")
+    for cid in range(1, n + 1):
+        assert not ch.connector(cid)["relay"]
+    for t in txids:
+        assert wait_stop(csms, m, t).payload["reason"] == "EmergencyStop"
+    for cid in range(1, n + 1):
+        wait_sn(csms, cid, "Faulted", m, error="OtherError")
+    assert call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": 1})["status"] == "Rejected"
+    ch.ok("emergency_stop", on=False)
+    for cid in range(1, n + 1):
+        wait_sn(csms, cid, "Finishing", m, error="NoError")  # cables still in

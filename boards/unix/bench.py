@@ -113,6 +113,13 @@ class Bench:
         c.hw.sim.inject(kind, on)
         self.cp.hw_event(c)
 
+    def op_emergency_stop(self, req):
+        on = req.get("on", True)
+        if not isinstance(on, bool):
+            raise BenchError("on must be true or false")
+        log.warn(_TAG, "emergency stop " + ("pressed" if on else "released"))
+        self.cp.sessions.emergency_stop(on)
+
     def op_state(self, req):
         st = self.cp.bench_state()
         led = self.board.led
