@@ -444,6 +444,7 @@ class WebSocket:
         h = self._hdr
         k = await self._r.readinto(self._h2)
         if k != 2:
+            self._mid = self._mid or bool(k)  # one byte in: cancelling now loses the framing
             await self._rest(self._h2, k)
         self._mid = True
         self.last_rx_ms = time.ticks_ms()
