@@ -155,10 +155,11 @@ class Connector:
     def report_due(self, now_ms):
         # MinimumStatusDuration: a status is reported only once it has been
         # stable that long; a status that came and went is never reported.
-        cur = (self.status, self.error_code, self.info)
-        if self.reported is None:
-            self.reported = cur  # boot: the Accepted BootNotification reports all
-        elif cur != self.reported and time.ticks_diff(now_ms, self.since) >= \
+        r = self.reported
+        if r is None:  # boot: the Accepted BootNotification reports all
+            self.reported = (self.status, self.error_code, self.info)
+        elif (r[0] != self.status or r[1] != self.error_code or r[2] != self.info) and \
+                time.ticks_diff(now_ms, self.since) >= \
                 self.cp.cfg.get("MinimumStatusDuration") * 1000:
             self._report()
 

@@ -14,6 +14,43 @@ from harness import ROOT
 BOTH = pytest.mark.parametrize("n", [1, 2], ids=["1conn", "2conn"])
 
 
+# --- every test: the StatusNotifications follow the transition table ----------
+
+_CODE = {"Available": "A", "Preparing": "B", "Charging": "C", "SuspendedEV": "D",
+         "SuspendedEVSE": "E", "Finishing": "F", "Reserved": "G", "Unavailable": "H",
+         "Faulted": "I"}
+_ALLOWED = {"A": "BCDEGHI", "B": "ACDEFI", "C": "ADEFHI", "D": "ACEFHI", "E": "ACDFHI",
+            "F": "ABHI", "G": "ABHI", "H": "ABCDEI", "I": "ABCDEFGH"}
+
+
+def transition_errors(messages):
+    """Reported status changes outside checklist §2.2, per connector; a new
+    BootNotification starts afresh (the state before a reboot is gone)."""
+    last = {}
+    bad = []
+    for m in messages:
+        if m.direction != "in" or m.type != 2:
+            continue
+        if m.action == "BootNotification":
+            last = {}
+        elif m.action == "StatusNotification":
+            cid, st = m.payload["connectorId"], m.payload["status"]
+            if cid == 0 and st not in ("Available", "Unavailable", "Faulted"):
+                bad.append("connector 0: %s" % st)
+            old = last.get(cid)
+            if old is not None and old != st and _CODE[st] not in _ALLOWED[_CODE[old]]:
+                bad.append("connector %d: %s -> %s" % (cid, old, st))
+            last[cid] = st
+    return bad
+
+
+@pytest.fixture(autouse=True)
+def transitions_checked(csms):
+    yield
+    bad = transition_errors(csms.messages)
+    assert not bad, "transitions outside the table: %s" % bad
+
+
 # --- helpers ---------------------------------------------------------------
 
 def boot(factory, csms, n=1, keys=None, **kw):

@@ -6,11 +6,9 @@ LockCablePermanently (scenario 63); one connector and two."""
 import os
 import time
 
-import pytest
-
 from harness import ROOT
-from test_sessions import (BOTH, boot, is_sn, wait_sn, sns, conf, start, wait_stop,
-                           assert_idle, no_call)
+from test_sessions import (BOTH, transitions_checked,  # noqa: F401 (autouse)
+                           boot, wait_sn, sns, start, wait_stop, assert_idle, no_call)
 
 
 def call(csms, action, payload):

@@ -5,9 +5,8 @@ Scenarios 37-38 (GetConfiguration / ChangeConfiguration) are in test_config.py;
 the two-connector view of them is here."""
 import time
 
-import pytest
-
-from test_sessions import (BOTH, boot, wait_sn, sns, conf, start, wait_stop, assert_idle,
+from test_sessions import (BOTH, transitions_checked,  # noqa: F401 (autouse)
+                           boot, wait_sn, sns, conf, start, wait_stop, assert_idle,
                            no_call)
 
 
@@ -198,6 +197,18 @@ def test_34_charge_point_inoperative_waits_for_all(csms, charger_factory):
     wait_stop(csms, m, txid)
     wait_sn(csms, 2, "Unavailable", m)
     wait_sn(csms, 0, "Unavailable", m)
+
+
+def test_34_scheduled_change_survives_power_cut(csms, charger_factory):
+    ch = boot(charger_factory, csms, 1)
+    txid = start(ch, csms, 1)
+    assert call(csms, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})["status"] == "Scheduled"
+    m = csms.mark()
+    ch.power_cut()
+    ch.start()
+    csms.wait_for("BootNotification", after=m, timeout=15)
+    assert wait_sn(csms, 1, None, m).payload["status"] == "Unavailable"
+    assert wait_stop(csms, m, txid).payload["reason"] == "PowerLoss"
 
 
 # --- scenarios 35-36: Reset during a transaction -----------------------------------
