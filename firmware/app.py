@@ -54,11 +54,17 @@ def make_queue(board, cfg):
     # The persistent message queue: transaction messages in one store, the
     # lower-priority rest in a smaller one, in the board's fixed budget.
     from msgqueue import MessageQueue
+    # Provisioning may give a smaller budget ("queueBytes" setting, e.g. to
+    # test a full queue); never more than the board has.
     total = board.limits.get("queueBytes", 65536)
+    want = cfg.settings.get("queueBytes")
+    if type(want) is int and 0 < want < total:
+        total = want
     dev = getattr(board, "queue_dev", None)
     if dev is not None:
         from store_ring import RingStore
         blocks = dev.ioctl(4, 0)
+        blocks = min(blocks, max(4, total // (dev.ioctl(5, 0) or 4096)))
         other = max(2, blocks // 4)
         stores = (RingStore(dev, 0, blocks - other), RingStore(dev, blocks - other, other))
     else:

@@ -51,6 +51,7 @@ class ChargePoint:
         self.connectors = []  # index 0 = the charge point itself
         self._sn = []  # StatusNotification payloads waiting to be sent
         self._sn_dirty = set()  # connectors that changed state while offline
+        self._sn_first = False  # after boot: statuses before the queued messages
         self._triggered = []  # (action, payload) requested by TriggerMessage
         self._mods = {}
         self._id_n = 0
@@ -121,17 +122,27 @@ class ChargePoint:
         if not self.registered_once:
             self.registered_once = True
             # E3.22: after an Accepted BootNotification, the status of
-            # connector 0 and of every connector.
+            # connector 0 and of every connector, before the queued
+            # transaction messages (scenario 46: Boot, SN, StopTransaction).
             self._sn = []
             self._sn_dirty = set()
             for c in self.connectors:
                 self._sn.append(c.status_payload())
+            self._sn_first = True
         else:
             self._flush_dirty()
         self.link.kick()
 
+    def on_reconnected(self):
+        # The link is back and still registered (no new BootNotification):
+        # connectors that changed while offline report their current state.
+        self._flush_dirty()
+        self.link.kick()
+
     def on_offline(self):
-        pass
+        # After a reconnection the queued transaction messages go first
+        # (scenario 40), even if boot statuses are still waiting.
+        self._sn_first = False
 
     def status_changed(self, conn):
         # A connector's status changed: StatusNotification now, or, while
@@ -145,9 +156,23 @@ class ChargePoint:
             self._sn_dirty.add(conn.id)
 
     def _flush_dirty(self):
+        # Offline rules of the reference charger: what was queued before the
+        # link dropped stays; a connector that changed while offline reports
+        # once, its current state stamped now (the reconnection); errors that
+        # came and went offline are not replayed.
         for cid in sorted(self._sn_dirty):
-            p = self.connectors[cid].status_payload()  # stamped now: the reconnect time
-            self._sn = [q for q in self._sn if q["connectorId"] != cid or q.get("errorCode") == "NoError"]
+            if cid >= len(self.connectors):
+                continue
+            p = self.connectors[cid].status_payload()
+            last = None
+            for q in self._sn:
+                if q["connectorId"] == cid:
+                    last = q
+            if last is not None and last["status"] == p["status"] and \
+                    last["errorCode"] == p["errorCode"] and last.get("info") == p.get("info"):
+                continue  # already waiting to go
+            if len(self._sn) >= _SN_MAX:
+                self._sn = [q for q in self._sn if q["connectorId"] != cid]
             self._sn.append(p)
         self._sn_dirty = set()
 
@@ -166,17 +191,18 @@ class ChargePoint:
         return True
 
     async def send_next(self, link):
-        # One CALL from the queues, in priority order; False when idle.
+        # One CALL, in priority order; False when idle. Triggered messages
+        # first; after a boot the statuses of all connectors (E3.22), then
+        # transaction messages (in order, before anything else queued), then
+        # StatusNotifications, then the lower-priority queue.
         if self._triggered:
             return await self.send_triggered(link)
+        item = None
         q = self.queue
         if q is not None:
             import time
             item = q.peek(time.ticks_ms())
-            if item is not None:
-                await self._send_queued(link, item)
-                return True
-        if self._sn:
+        if self._sn and (self._sn_first or item is None or not q.is_txn(item[0])):
             p = self._sn[0]
             try:
                 await link.call("StatusNotification", p)
@@ -184,6 +210,10 @@ class ChargePoint:
                 pass
             if self._sn and self._sn[0] is p:
                 self._sn.pop(0)
+            return True
+        self._sn_first = False
+        if item is not None:
+            await self._send_queued(link, item)
             return True
         return False
 

@@ -9,6 +9,7 @@
 #       persisted when it returns; None (logged) when refused for space
 #   q.can_start_transaction() -> bool
 #   q.peek(now_ms) -> (qid, action, payload) or None
+#   q.is_txn(qid) -> True for the transaction stream
 #   q.due_in_ms(now_ms) -> ms until peek has something (0 now), None if empty
 #   q.delivered(qid, response_payload)
 #   q.failed(qid, now_ms) -> True when the message was dropped
@@ -172,6 +173,11 @@ class MessageQueue:
                 continue
             return h
         return None
+
+    @staticmethod
+    def is_txn(qid):
+        # True for a message of the transaction stream (the ordered one).
+        return not qid & 1
 
     def due_in_ms(self, now_ms):
         # ms until peek() has something (0: now), None when nothing is queued:

@@ -208,7 +208,13 @@ class LfsStore:
         if n > self.max_record():
             raise ValueError("record too large: %d bytes" % n)
         if self.used() + HDR + n > self._cap:
-            raise StoreFull("store full")
+            if not self._spent():
+                raise StoreFull("store full")
+            # Only acknowledged records left (the segment kept for appends):
+            # delete it and start a new one, else a store of one segment
+            # stays full for ever once its records are dropped.
+            self._sealed = True
+            self._reclaim()
         s = self._next
         if not self._first or self._sealed or self._size[-1] + HDR + n > self._seg:
             self._close()
@@ -285,7 +291,14 @@ class LfsStore:
         return u
 
     def free(self):
-        return self._cap - self.used()
+        return self._cap - self.used() + self._spent()
+
+    def _spent(self):
+        # Bytes of the newest segment when every record in it is acknowledged:
+        # append deletes it when it needs the room, so they count as free.
+        if self._first and self._lastq[-1] <= self._ack:
+            return self._size[-1]
+        return 0
 
     def count(self):
         return self._count
