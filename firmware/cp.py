@@ -369,7 +369,22 @@ class ChargePoint:
             return "offline"
         return st
 
+    def forget_stopped(self):
+        # A power cut after a transaction's StopTransaction was queued but
+        # before its file was deleted: it is over, so forget it rather than
+        # let recover() stop it a second time with PowerLoss.
+        q = self.queue
+        if q is None:
+            return
+        for c in self.connectors[1:]:
+            tx = c.load_tx()
+            if tx is not None and q.has_stop(tx.id, tx.start):
+                log.warn(_TAG, "connector %d: transaction %s was stopped before the power cut" % (
+                    c.id, tx.id))
+                c.drop_tx_file()
+
     async def run(self):
+        self.forget_stopped()
         self.sessions.recover()
         for c in self.connectors:
             c.status = c.derive()

@@ -14,6 +14,7 @@
 #   q.delivered(qid, response_payload)
 #   q.failed(qid, now_ms) -> True when the message was dropped
 #   q.new_placeholder() -> int;  q.resolve(txid) -> int
+#   q.has_stop(txid, since=0) -> a StopTransaction of it is queued (boot check)
 #   len(q), q.pending_txn(), q.on_transaction_id = callable(placeholder, txid)
 #
 # Transaction messages (StartTransaction, StopTransaction, MeterValues with a
@@ -99,6 +100,26 @@ class MessageQueue:
 
     def resolve(self, txid):
         return self._map.get(txid, txid)
+
+    def has_stop(self, txid, since=0):
+        # True when a StopTransaction of this transaction (by its id or its
+        # placeholder, stamped at or after `since`, unix s) is still queued:
+        # the power went after the Stop was queued and before the charger
+        # forgot the transaction. Reads the records one at a time (boot only).
+        import clock
+        want = self.resolve(txid)
+        ix = _ACTIONS.index(STOP)
+        for seq, data in self._s[0].records():
+            if len(data) < 3 or data[0] != _MSG or data[1] != ix:
+                continue
+            try:
+                p = json.loads(bytes(data[2:]))
+                t = p.get("transactionId")
+                if (t == txid or self.resolve(t) == want) and clock.parse(p["timestamp"]) >= since:
+                    return True
+            except (ValueError, KeyError, TypeError, AttributeError):
+                continue
+        return False
 
     # --- filling
 
