@@ -272,6 +272,24 @@ def test_stop_callerror_retried_then_dropped(csms, charger_factory):
                for x in csms.calls("StopTransaction", after=m))
 
 
+def test_offline_is_not_a_failure(csms, charger_factory):
+    # One attempt only, and the link drops while the StopTransaction waits
+    # for its answer: it is sent again after the reconnection, not dropped.
+    ch = boot(charger_factory, csms, keys={"TransactionMessageAttempts": 1, "MessageTimeout": 30})
+    txid = start_online(ch, csms)
+    csms.set_handler("StopTransaction", lambda cp, p: NoReply())
+    m = csms.mark()
+    stop_by_unplug(ch)
+    first = csms.wait_for("StopTransaction", after=m)
+    go_offline(ch, csms)
+    csms.clear_handler("StopTransaction")
+    m2 = go_online(ch, csms)
+    again = csms.wait_for("StopTransaction", after=m2)
+    assert again.payload == first.payload and again.payload["transactionId"] == txid
+    answer(csms, again)
+    assert "dropped" not in ch.log_text()
+
+
 # --- scenario 45: StartTransaction never answered -----------------------------
 
 def test_start_never_answered_later_messages_use_minus_one(csms, charger_factory):
