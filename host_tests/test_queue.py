@@ -95,6 +95,15 @@ def stop_by_unplug(ch, cid=1):
                   timeout=10, what="transaction stopped on %d" % cid)
 
 
+def wait_calls(csms, action, n, after, timeout=15, settle=0.3):
+    """Wait until the charger has sent `n` CALLs `action` after `after`."""
+    deadline = time.time() + timeout
+    while len(csms.calls(action, after=after)) < n and time.time() < deadline:
+        time.sleep(0.05)
+    time.sleep(settle)
+    return csms.calls(action, after=after)
+
+
 def ts(m):
     return m.payload.get("timestamp") or m.payload["meterValue"][0]["timestamp"]
 
@@ -212,15 +221,7 @@ def test_three_offline_transactions_in_time_order(csms, charger_factory, queue):
         time.sleep(1.6)
         stop_by_unplug(ch)
     m = go_online(ch, csms)
-    for _ in range(3):
-        csms.wait_for("StopTransaction", after=m, timeout=15)
-        m2 = [x for x in calls_in(csms, m, ("StopTransaction",))]
-        if len(m2) == 3:
-            break
-    deadline = time.time() + 15
-    while len(calls_in(csms, m, ("StopTransaction",))) < 3 and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.3)
+    wait_calls(csms, "StopTransaction", 3, m)
     txn = calls_in(csms, m, TXN)
     assert txn[0].action == "StartTransaction"
     assert_time_order(txn)
@@ -249,10 +250,7 @@ def test_stop_callerror_retried_then_dropped(csms, charger_factory):
     csms.set_handler("StopTransaction", lambda cp, p: CallErrorReply("InternalError", "db down"))
     m = csms.mark()
     stop_by_unplug(ch)
-    deadline = time.time() + 12
-    while len(csms.calls("StopTransaction", after=m)) < 3 and time.time() < deadline:
-        time.sleep(0.1)
-    stops = csms.calls("StopTransaction", after=m)
+    stops = wait_calls(csms, "StopTransaction", 3, m, settle=0)
     assert len(stops) == 3, [x.t for x in stops]
     assert all(x.payload == stops[0].payload for x in stops)
     assert stops[0].payload["transactionId"] == txid
@@ -362,10 +360,7 @@ def test_power_cut_offline_queue_survives(csms, charger_factory, queue):
     ch.power_cut()
     m = csms.mark()
     ch.start()  # the network is up again after the restart
-    deadline = time.time() + 15
-    while len(csms.calls("StopTransaction", after=m)) < 2 and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(0.3)
+    wait_calls(csms, "StopTransaction", 2, m)
     acts = [x.action for x in calls_in(csms, m)]
     assert acts[:3] == ["BootNotification", "StatusNotification", "StatusNotification"], acts
     txn = calls_in(csms, m, TXN)
