@@ -302,8 +302,11 @@ class ChargePoint:
         return qid
 
     def on_config_change(self, name):
-        # Timers that depend on configuration pick the new value up at once.
+        # Timers that depend on configuration pick the new value up at once;
+        # keys that act on the hardware (LightIntensity, LockCablePermanently,
+        # FreeCharging) are applied by the sessions.
         self.link.kick()
+        self.sessions.on_config(name)
 
     def on_transaction_id(self, placeholder, txid):
         # StartTransaction answered: the running transaction learns its id.
@@ -354,6 +357,9 @@ class ChargePoint:
                 if led is not None:
                     led.show(self.led_state())
                     led.tick(100)
+                feed = getattr(self.board, "feed", None)
+                if feed is not None:
+                    feed()  # the watchdog: a stuck loop resets the board
             except Exception as e:
                 log.exc(_TAG, "supervisor", e)
             await asyncio.sleep_ms(100)

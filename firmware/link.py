@@ -63,6 +63,7 @@ class Link:
         self._last_call_ms = time.ticks_ms()
         self._sp_fallback = None  # previous SecurityProfile while trying a new one
         self._boot_due = 0
+        self._ws_obj = None
 
     # --- called by the charge point ---
     def kick(self):
@@ -148,7 +149,13 @@ class Link:
         pwd = cfg.auth_password()
         if pwd is not None and cfg.get("SecurityProfile") >= 1:
             auth = (cfg.settings.get("chargeBoxId") or "", pwd)
-        ws = WebSocket(cfg.settings.get("maxMessage", 16384))
+        # One WebSocket (and its receive buffer) for the life of the firmware:
+        # reconnects reuse it rather than fragmenting the heap.
+        size = cfg.settings.get("maxMessage", 16384)
+        ws = self._ws_obj
+        if ws is None or ws.max_message != max(size, 125):
+            ws = self._ws_obj = None
+            ws = self._ws_obj = WebSocket(size)
         log.info(_TAG, "connecting to %s" % url)
         await ws.connect(url, protocol="ocpp1.6", auth=auth, ssl=ssl,
                          opener=self.cp.board.net.open_connection,

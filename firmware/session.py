@@ -31,7 +31,6 @@ class Sessions:
         self.cp = cp
         self._busy = False  # a swipe is being authorized
         self.resetting = None
-        self._cfg_next = None  # the configuration listener we chain to
 
     # --- helpers ---
     def connectors(self):
@@ -64,17 +63,8 @@ class Sessions:
         fsutil.write_atomic(self._avail_path(), json.dumps(flags).encode())
 
     # --- configuration keys that act on the hardware ---
-    def _hook_config(self):
-        cfg = self.cp.cfg
-        if cfg.on_change != self.on_config:
-            self._cfg_next = cfg.on_change
-            cfg.on_change = self.on_config
-        self._apply_light()
-
     def on_config(self, name):
-        nxt = self._cfg_next
-        if nxt is not None:
-            nxt(name)
+        # Called by ChargePoint.on_config_change after a key changed.
         if name == "LightIntensity":
             self._apply_light()
         elif name == "LockCablePermanently":
@@ -97,7 +87,7 @@ class Sessions:
     def recover(self):
         # A transaction still on flash was running when the power went:
         # StopTransaction(PowerLoss) with the last known energy register.
-        self._hook_config()
+        self._apply_light()
         self.load_availability()
         for c in self.connectors():
             tx = c.load_tx()
