@@ -36,7 +36,10 @@ _HANDLERS = {
     "UpdateFirmware": "fwmgmt",
 }
 
-_SN_MAX = const(16)  # RAM outbox of StatusNotifications (collapsed beyond)
+_SN_MAX = const(16)
+# The supervisor polls the pilot (and runs the timers) this often: the relay
+# must open within 100 ms of the EV leaving C/D even without a pilot interrupt.
+_SUPERVISOR_MS = const(50)  # RAM outbox of StatusNotifications (collapsed beyond)
 
 
 class ChargePoint:
@@ -356,13 +359,13 @@ class ChargePoint:
                 led = self.board.led
                 if led is not None:
                     led.show(self.led_state())
-                    led.tick(100)
+                    led.tick(_SUPERVISOR_MS)
                 feed = getattr(self.board, "feed", None)
                 if feed is not None:
                     feed()  # the watchdog: a stuck loop resets the board
             except Exception as e:
                 log.exc(_TAG, "supervisor", e)
-            await asyncio.sleep_ms(100)
+            await asyncio.sleep_ms(_SUPERVISOR_MS)
 
     def led_state(self):
         import connector

@@ -59,7 +59,10 @@ class Bench:
         if s not in ("A", "B", "C", "D", "E", "F"):
             raise BenchError("state must be one of A-F")
         c.hw.sim.ev_state(s)
-        self.cp.hw_event(c)
+        if req.get("notify", True):
+            self.cp.hw_event(c)
+        # notify=false: only the supervisor's pilot polling sees it, as on a
+        # board without a pilot interrupt (bench_session measures that path).
 
     def op_load(self, req):
         c = _hw(self.cp, req)
