@@ -672,14 +672,7 @@ def _build():
         ),
         TriggerMessage: (
             (
-                requestedMessage, 8, (
-                    BootNotification,
-                    DiagnosticsStatusNotification,
-                    FirmwareStatusNotification,
-                    Heartbeat,
-                    MeterValues,
-                    StatusNotification,
-                ),
+                requestedMessage, 8, 50,
                 connectorId, 1, None,
             ),
             (

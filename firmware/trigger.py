@@ -23,8 +23,7 @@ def TriggerMessage(cp, req):
         ids = range(0, n + 1) if cid is None else (cid,)
         return {"status": "Accepted"}, _status(cp, ids)
     if what == "MeterValues":
-        if cid == 0:
-            return {"status": "Rejected"}
+        # connector 0: the charge point's total (the sum of its connectors)
         ids = range(1, n + 1) if cid is None else (cid,)
         return {"status": "Accepted"}, _meter(cp, ids)
     if what == "FirmwareStatusNotification":

@@ -533,3 +533,22 @@ print("RESULT " + json.dumps(out))
         mirrored += filled < n
     assert mirrored >= 4, r["reads"]  # most reads finished on mirrors
     assert r["late"] == 0
+
+
+def test_power_factor_through_the_bench(csms, charger):
+    # Real power is the mean of v(t)*i(t): at pf 0.8, 16 A x 230 V x 3 -> 8832 W.
+    charger.ok("load", connector=1, amps=[16, 16, 16], volts=[230, 230, 230], pf=0.8)
+    r = charger.op("load", connector=1, amps=[16], volts=[230], pf=1.5)
+    assert not r["ok"] and "pf" in r["error"]
+    charger.ok("plug_in", connector=1)
+    charger.ok("swipe", idTag="PF1")
+    csms.wait_for("StartTransaction", timeout=5)
+    time.sleep(2.5)
+    mark = csms.mark()
+    csms.call("CP1", "ChangeConfiguration", {"key": "MeterValuesSampledData",
+                                             "value": "Power.Active.Import,Current.Import"})
+    csms.call("CP1", "TriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 1})
+    m = csms.wait_for("MeterValues", after=mark, timeout=5)
+    sv = m.payload["meterValue"][0]["sampledValue"]
+    p = [float(v["value"]) for v in sv if v.get("measurand") == "Power.Active.Import"][0]
+    assert abs(p - 8832) / 8832 < 0.03, p

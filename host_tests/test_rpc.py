@@ -134,3 +134,21 @@ def test_duplicate_answer_ignored(csms, charger):
 def test_data_transfer_unknown_vendor(csms, charger):
     r = csms.call("CP1", "DataTransfer", {"vendorId": "com.example", "messageId": "x", "data": "y"})
     assert r == {"status": "UnknownVendorId"}
+
+
+def test_trigger_unknown_message_not_implemented(csms, charger):
+    r = csms.call("CP1", "TriggerMessage", {"requestedMessage": "StartTransaction"},
+                  validate_outgoing=False)
+    assert r == {"status": "NotImplemented"}
+    r = csms.call("CP1", "TriggerMessage", {"requestedMessage": "StatusNotification",
+                                            "connectorId": 2})
+    assert r == {"status": "Rejected"}  # TC_055: no connector 2
+
+
+def test_trigger_meter_values_connector_0(csms, charger):
+    mark = csms.mark()
+    assert csms.call("CP1", "TriggerMessage", {"requestedMessage": "MeterValues",
+                                               "connectorId": 0})["status"] == "Accepted"
+    m = csms.wait_for("MeterValues", after=mark, timeout=5)
+    assert m.payload["connectorId"] == 0
+    assert m.payload["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"

@@ -73,7 +73,14 @@ class Bench:
         for v in amps + volts:
             if not isinstance(v, (int, float)) or isinstance(v, bool) or v < 0:
                 raise BenchError("amps/volts must be non-negative numbers")
-        c.hw.sim.load(amps, volts)
+        pf = req.get("pf")
+        if pf is not None and (not isinstance(pf, (int, float)) or isinstance(pf, bool)
+                               or not 0 < pf <= 1):
+            raise BenchError("pf must be a number in (0, 1]")
+        try:
+            c.hw.sim.load(amps, volts, pf)
+        except ValueError as e:
+            raise BenchError(str(e))
 
     # --- the reader, the network, faults ---
     def op_swipe(self, req):
