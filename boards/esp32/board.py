@@ -1,6 +1,5 @@
 # ESP32 (no PSRAM) AC wall charger: pin map and drivers.
 # Wiring (see docs/boards.md): ADC1 only (ADC2 is unusable while WiFi runs).
-import time
 import machine
 from micropython import const
 
@@ -17,22 +16,6 @@ _PILOT_ZERO = const(1650000)  # uV at the ADC for 0 V on the pilot (mid-rail)
 _PILOT_UV_PER_V = 125000.0    # ADC uV per pilot volt through the divider
 
 
-class RtcClock:
-    # machine.RTC as unix seconds whatever the port's epoch.
-    trusted = False
-
-    def __init__(self):
-        self._rtc = machine.RTC()
-        self._epoch = 946684800 if time.gmtime(0)[0] == 2000 else 0
-
-    def time(self):
-        return time.time() + self._epoch
-
-    def set(self, t):
-        tm = time.gmtime(int(t) - self._epoch)
-        self._rtc.datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
-
-
 class _UvAdc:
     # read_u16() over the calibrated read_uv() (ESP32 ADC1 with 11 dB).
     def __init__(self, pin):
@@ -40,36 +23,6 @@ class _UvAdc:
 
     def read_u16(self):
         return min(65535, self._a.read_uv() * 65535 // 3300000)
-
-
-class WifiNet:
-    def __init__(self, ssid, password):
-        import network
-        self._ssid = ssid
-        self._pwd = password
-        self._wlan = network.WLAN(network.STA_IF)
-        self._addr = {}
-
-    async def open_connection(self, host, port, ssl=None, server_hostname=None):
-        import asyncio
-        import socket
-        w = self._wlan
-        if not w.isconnected():
-            w.active(True)
-            w.connect(self._ssid, self._pwd)
-            for _ in range(100):
-                if w.isconnected():
-                    break
-                await asyncio.sleep_ms(100)
-            else:
-                raise OSError(118)  # EHOSTUNREACH: retried with back-off
-        a = self._addr.get(host)
-        if a is None:  # the notes: DNS blocks, so resolve once and reuse
-            a = socket.getaddrinfo(host, port)[0][-1][0]
-            self._addr[host] = a
-        if ssl is None:
-            return await asyncio.open_connection(a, port)
-        return await asyncio.open_connection(a, port, ssl=ssl, server_hostname=server_hostname or host)
 
 
 class Board:
@@ -82,6 +35,7 @@ class Board:
         from pilot import ControlPilot
         from adcmeter import AdcMeter
         from led import Led
+        from wifi import RtcClock, WifiNet
         P = machine.Pin
         self.clock = RtcClock()
         self.flash_dir = flash_dir

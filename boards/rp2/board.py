@@ -2,7 +2,6 @@
 # Three ADC inputs (GP26-28): control-pilot read-back, L1 current, L1 voltage,
 # so metering is single-phase here; the queue uses the littlefs backend (the
 # rp2 flash programs whole 256-byte pages, see docs/queue.md).
-import time
 import machine
 from micropython import const
 
@@ -17,51 +16,6 @@ _PILOT_ZERO = const(32768)   # ADC counts for 0 V on the pilot (mid-rail divider
 _PILOT_VPC = 24.0 / 65535    # pilot volts per count through the divider
 
 
-class RtcClock:
-    trusted = False
-
-    def __init__(self):
-        self._rtc = machine.RTC()
-        self._epoch = 946684800 if time.gmtime(0)[0] == 2000 else 0
-
-    def time(self):
-        return time.time() + self._epoch
-
-    def set(self, t):
-        tm = time.gmtime(int(t) - self._epoch)
-        self._rtc.datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
-
-
-class WifiNet:
-    def __init__(self, ssid, password):
-        import network
-        self._ssid = ssid
-        self._pwd = password
-        self._wlan = network.WLAN(network.STA_IF)
-        self._addr = {}
-
-    async def open_connection(self, host, port, ssl=None, server_hostname=None):
-        import asyncio
-        import socket
-        w = self._wlan
-        if not w.isconnected():
-            w.active(True)
-            w.connect(self._ssid, self._pwd)
-            for _ in range(100):
-                if w.isconnected():
-                    break
-                await asyncio.sleep_ms(100)
-            else:
-                raise OSError(118)
-        a = self._addr.get(host)
-        if a is None:
-            a = socket.getaddrinfo(host, port)[0][-1][0]
-            self._addr[host] = a
-        if ssl is None:
-            return await asyncio.open_connection(a, port)
-        return await asyncio.open_connection(a, port, ssl=ssl, server_hostname=server_hostname or host)
-
-
 class Board:
     name = "rp2"
 
@@ -71,6 +25,7 @@ class Board:
         from pilot import ControlPilot
         from adcmeter import AdcMeter
         from led import Led
+        from wifi import RtcClock, WifiNet
         P = machine.Pin
         self.clock = RtcClock()
         self.flash_dir = flash_dir

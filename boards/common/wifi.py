@@ -1,0 +1,53 @@
+# Shared by the real boards: the RTC as a unix-seconds clock, and a WiFi
+# station that opens the firmware's TCP/TLS connections. `machine` and
+# `network` are imported on use, so this module also compiles for unix.
+
+
+class RtcClock:
+    # machine.RTC as unix seconds whatever the port's epoch (1970 or 2000).
+    trusted = False
+
+    def __init__(self):
+        import machine
+        import time
+        self._time = time
+        self._rtc = machine.RTC()
+        self._epoch = 946684800 if time.gmtime(0)[0] == 2000 else 0
+
+    def time(self):
+        return self._time.time() + self._epoch
+
+    def set(self, t):
+        tm = self._time.gmtime(int(t) - self._epoch)
+        self._rtc.datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
+
+
+class WifiNet:
+    def __init__(self, ssid, password):
+        import network
+        self._ssid = ssid
+        self._pwd = password
+        self._wlan = network.WLAN(network.STA_IF)
+        self._addr = {}
+
+    async def open_connection(self, host, port, ssl=None, server_hostname=None):
+        import asyncio
+        import socket
+        w = self._wlan
+        if not w.isconnected():
+            w.active(True)
+            w.connect(self._ssid, self._pwd)
+            for _ in range(100):
+                if w.isconnected():
+                    break
+                await asyncio.sleep_ms(100)
+            else:
+                raise OSError(118)  # EHOSTUNREACH: the link retries with back-off
+        a = self._addr.get(host)
+        if a is None:  # DNS blocks the loop: resolve once and reuse
+            a = socket.getaddrinfo(host, port)[0][-1][0]
+            self._addr[host] = a
+        if ssl is None:
+            return await asyncio.open_connection(a, port)
+        return await asyncio.open_connection(a, port, ssl=ssl,
+                                             server_hostname=server_hostname or host)
