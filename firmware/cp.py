@@ -112,6 +112,9 @@ class ChargePoint:
                 p[k] = v
         p.setdefault("chargePointVendor", "Unknown")
         p.setdefault("chargePointModel", "Unknown")
+        v = getattr(self.board, "fw_version", None)  # an installed image runs (fwimage)
+        if v:
+            p["firmwareVersion"] = v
         return p
 
     async def call(self, action, payload):
@@ -132,6 +135,8 @@ class ChargePoint:
             for c in self.connectors:
                 self._sn.append(c.status_payload())
             self._sn_first = True
+            if getattr(self.board, "fw_state", None):
+                self.module("fwmgmt").booted(self)  # Installed / InstallationFailed
         else:
             self._flush_dirty()
         self.link.kick()
