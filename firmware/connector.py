@@ -92,6 +92,7 @@ class Connector:
         self.ev_disconnected = False
         self.reservation = None  # (reservationId, idTag, parentIdTag, expiry unix)
         self.limit_a = None  # smart-charging limit in A, None = none
+        self.remote_profile = None  # (idTag, TxProfile) of a RemoteStart, until its Tx starts
         self.keep_locked_for = None  # (idTag, parentIdTag) that may take the locked cable
         self.ev_error = False  # pilot E/F seen while plugged: no energy until unplugged
         self.plug_since = None

@@ -63,6 +63,7 @@ class ChargePoint:
         self.meter = None  # meter.Meter once the board has metering
         self.metering = None  # metering.Metering: MeterValues schedules and transactionData
         self._auth = None
+        self.smart = None  # smartcharging.Smart: installed profiles, once loaded
         from session import Sessions
         self.sessions = Sessions(self)
         cfg.on_change = self.on_config_change
@@ -326,10 +327,14 @@ class ChargePoint:
     def tx_started(self, conn):
         if self.metering is not None:
             self.metering.tx_started(conn)
+        if self.smart is not None or conn.remote_profile is not None:
+            self.module("smartcharging").tx_started(self, conn)
 
     def tx_stopped(self, conn):
         if self.metering is not None:
             self.metering.tx_stopped(conn)
+        if self.smart is not None:
+            self.smart.tx_stopped(conn)
 
     def tx_data(self, conn, stop_payload):
         return self.metering.tx_data(conn) if self.metering is not None else None
@@ -361,6 +366,8 @@ class ChargePoint:
             try:
                 now = time.ticks_ms()
                 self.sessions.tick(now)
+                if self.smart is not None:
+                    self.smart.tick(now)  # schedule periods change with time
                 led = self.board.led
                 if led is not None:
                     led.show(self.led_state())
@@ -402,6 +409,8 @@ class ChargePoint:
         self.sessions.recover()
         for c in self.connectors:
             c.status = c.derive()
+        if fsutil.exists(self.cfg.dir + "/chprofiles"):
+            self.module("smartcharging").boot(self)  # stored profiles (E3.37)
         asyncio.create_task(self.supervisor())
         if self.meter is not None:
             asyncio.create_task(self.meter.run())

@@ -355,7 +355,8 @@ class Sessions:
         n = len(cp.connectors) - 1
         if cid is not None and (cid < 1 or cid > n):
             return "Rejected"
-        if profile is not None and profile.get("chargingProfilePurpose") != "TxProfile":
+        if profile is not None and (profile.get("chargingProfilePurpose") != "TxProfile" or
+                                    not cp.module("smartcharging").remote_profile_ok(cp, profile, cid)):
             return "Rejected"
         cons = self.connectors() if cid is None else [cp.connectors[cid]]
         ok = [c for c in cons if self._startable(c) and c.pending is None
@@ -365,8 +366,7 @@ class Sessions:
         if not ok:
             return "Rejected"
         c = ok[0]
-        if profile is not None:
-            c.remote_profile = profile
+        c.remote_profile = None if profile is None else (id_tag, profile)
         asyncio.create_task(self._remote_start(c, id_tag))
         return _ACCEPTED
 
@@ -456,6 +456,7 @@ class Sessions:
             if p is not None and time.ticks_diff(now_ms, p[2]) >= 0:
                 log.info(_TAG, "connector %d: no plug in time, authorization dropped" % c.id)
                 c.pending = None
+                c.remote_profile = None
                 changed = True
             if c.tx is None and c.pending is None and c.plugged and not c.finishing \
                     and c.plug_since is not None and not cfg.get("FreeCharging"):
