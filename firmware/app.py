@@ -17,6 +17,8 @@ def build(board, provisioning=None, overrides=None):
         for k, v in overrides.items():
             if v is not None:
                 cfg.settings[k] = v
+    if log.sink is None:  # recent lines in flash, for GetDiagnostics
+        log.sink = log.FlashRing(cfg.dir + "/syslog")
     from cp import ChargePoint
     cp = ChargePoint(board, cfg)
     cp.queue = make_queue(board, cfg)
