@@ -42,15 +42,39 @@ def main():
         pass
     from board import Board
     board = Board(opts["data"], connectors=n, queue=opts["queue"])
-    import app
-    overrides = {"csmsUrl": opts["csms"], "chargeBoxId": opts["id"]}
-    cp = app.build(board, prov, overrides)
-    tasks = []
-    if opts["bench"]:
-        import bench
-        host, port = opts["bench"].rsplit(":", 1)
-        tasks.append(bench.serve(cp, board, host, int(port)))
-    asyncio.run(app.main(cp, tasks))
+    fwi, fw_state = select_firmware(board)
+    try:
+        import app
+        overrides = {"csmsUrl": opts["csms"], "chargeBoxId": opts["id"]}
+        cp = app.build(board, prov, overrides)
+        tasks = []
+        if opts["bench"]:
+            import bench
+            host, port = opts["bench"].rsplit(":", 1)
+            tasks.append(bench.serve(cp, board, host, int(port)))
+        asyncio.run(app.main(cp, tasks))
+    except Exception as e:
+        # A freshly installed firmware that cannot start: back to the old one.
+        if fw_state == "pending" and fwi.rollback(board.flash_dir):
+            sys.print_exception(e)
+            board.reset(True)
+        raise
+
+
+def select_firmware(board):
+    # The installed firmware (docs/firmware-update.md): its slot in the flash
+    # goes before the build directory, so every module imported from here on
+    # (app and the firmware) comes from it. The board layer, imported above
+    # to mount the flash, stays the build's on this simulated board.
+    import fwimage
+    d, v, st = fwimage.select(board.flash_dir)
+    del sys.modules["fwimage"]  # the new firmware's own copy is imported later
+    if d:
+        sys.path.insert(0, d)
+        print("board: running firmware %s from %s%s" % (v, d, " (%s)" % st if st else ""))
+    board.fw_version = v
+    board.fw_state = st
+    return fwimage, st
 
 
 main()

@@ -1,0 +1,78 @@
+#!/usr/bin/env python3
+"""Build a firmware image for UpdateFirmware (format: firmware/fwimage.py,
+docs/firmware-update.md).
+
+    tools/make_image.py --version 1.2.0 [--board unix|esp32|rp2] [--src DIR]
+                        [--out FILE] [--no-build]
+
+Packs every .mpy of build/mpy-BOARD (compiled first with tools/build_mpy.py
+unless --no-build) into one file: header (magic, format, board, version),
+the entries (name, size, bytes) and a SHA-256 of everything before it.
+Serve the file over HTTP, HTTPS or FTP and send its URL in UpdateFirmware.
+"""
+import argparse
+import hashlib
+import os
+import struct
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MAGIC = b"OCFW"
+FORMAT = 1
+VERSION_MAX = 50
+NAME_MAX = 40
+
+
+def pack(files, version, board):
+    """files: list of (name, bytes) -> the image bytes."""
+    vb = version.encode()
+    bb = board.encode()
+    if not vb or len(vb) > VERSION_MAX:
+        raise ValueError("version must be 1..%d bytes" % VERSION_MAX)
+    if not files or len(files) > 0xFFFF or len(bb) > 255:
+        raise ValueError("bad file list or board")
+    out = [MAGIC, struct.pack("<BBBBHH", FORMAT, len(bb), len(vb), 0, len(files), 0), bb, vb]
+    for name, data in files:
+        nb = name.encode()
+        if not nb or len(nb) > NAME_MAX or "/" in name or name.startswith("."):
+            raise ValueError("bad file name %r" % name)
+        out += [struct.pack("<B", len(nb)), nb, struct.pack("<I", len(data)), data]
+    body = b"".join(out)
+    return body + hashlib.sha256(body).digest()
+
+
+def collect(src):
+    files = []
+    for name in sorted(os.listdir(src)):
+        if name.endswith(".mpy"):
+            with open(os.path.join(src, name), "rb") as f:
+                files.append((name, f.read()))
+    return files
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--version", required=True)
+    ap.add_argument("--board", default="unix", choices=("unix", "esp32", "rp2"))
+    ap.add_argument("--src", help="directory of .mpy files (default build/mpy-BOARD)")
+    ap.add_argument("--out", help="output file (default build/fw-BOARD-VERSION.img)")
+    ap.add_argument("--no-build", action="store_true")
+    a = ap.parse_args(argv)
+    src = a.src or os.path.join(ROOT, "build", "mpy-" + a.board)
+    if not a.src and not a.no_build:
+        sys.path.insert(0, os.path.join(ROOT, "tools"))
+        import build_mpy
+        build_mpy.build(a.board, quiet=True)
+    files = collect(src)
+    if not files:
+        ap.error("no .mpy files in " + src)
+    img = pack(files, a.version, a.board)
+    out = a.out or os.path.join(ROOT, "build", "fw-%s-%s.img" % (a.board, a.version))
+    with open(out, "wb") as f:
+        f.write(img)
+    print("make_image: %s: %d files, %d bytes, version %s" % (out, len(files), len(img), a.version))
+    return out
+
+
+if __name__ == "__main__":
+    main()
