@@ -152,3 +152,13 @@ def test_trigger_meter_values_connector_0(csms, charger):
     m = csms.wait_for("MeterValues", after=mark, timeout=5)
     assert m.payload["connectorId"] == 0
     assert m.payload["meterValue"][0]["sampledValue"][0]["context"] == "Trigger"
+
+
+def test_trigger_answer_goes_first(csms, charger):
+    for what, extra in (("Heartbeat", {}), ("StatusNotification", {"connectorId": 1})):
+        mark = csms.mark()
+        csms.call("CP1", "TriggerMessage", dict(extra, requestedMessage=what))
+        msg = csms.wait_for(what, after=mark, timeout=5)
+        conf = [m for m in csms.messages[mark:] if m.type == 3 and m.action == "TriggerMessage"][0]
+        assert csms.messages.index(conf) < csms.messages.index(msg)
+        assert conf.t <= msg.t
