@@ -185,3 +185,17 @@ def test_message_timeout_one_outstanding_call(csms, charger_factory):
     assert r["configurationKey"][0]["value"] == "4"
     snm = csms.wait_for("StatusNotification", after=mark, timeout=8)
     assert snm.t - hb.t >= 3.8
+
+
+def test_bench_cli(charger):
+    import subprocess
+    import sys
+    from harness import ROOT
+    tool = [sys.executable, ROOT + "/tools/bench", "--port", str(charger.bench_port)]
+    p = subprocess.run(tool + ["state"], capture_output=True, text=True)
+    assert p.returncode == 0 and '"connection": "online"' in p.stdout
+    p = subprocess.run(tool + ["plug_in", "connector=1"], capture_output=True, text=True)
+    assert p.returncode == 0
+    charger.wait_state(lambda s: s["connectors"][0]["status"] == "Preparing")
+    p = subprocess.run(tool + ["plug_in", "connector=7"], capture_output=True, text=True)
+    assert p.returncode == 1 and "no connector" in p.stdout
