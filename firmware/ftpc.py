@@ -131,9 +131,11 @@ async def retr(url, sink, net, buf, timeout_ms=15000):
     try:
         await s.login(user, password)
         dr, dw = await s.data("RETR", _path(path))
+        guard = httpc.Guard(dw, timeout_ms)
         try:
-            n = await httpc.copy_body(dr, sink, memoryview(buf), None, timeout_ms)
+            n = await httpc.copy_body(dr, sink, memoryview(buf), None, guard)
         finally:
+            guard.stop()
             httpc.close(dw)
         await s.done()
         await s.quit()
@@ -146,21 +148,15 @@ async def stor(url, fpath, net, buf, timeout_ms=15000):
     # Upload the file fpath to ftp://url; returns the byte count.
     _s, host, port, path, user, password = httpc.split_url(url)
     s = _Session(net, host, port, timeout_ms)
-    mv = memoryview(buf)
-    n = 0
     try:
         await s.login(user, password)
         dr, dw = await s.data("STOR", _path(path))
+        guard = httpc.Guard(dw, timeout_ms)
         try:
             with open(fpath, "rb") as f:
-                while True:
-                    k = f.readinto(buf)
-                    if not k:
-                        break
-                    dw.write(mv[:k])
-                    await asyncio.wait_for_ms(dw.drain(), timeout_ms)
-                    n += k
+                n = await httpc.send_file(dw, f, buf, guard)
         finally:
+            guard.stop()
             httpc.close(dw)  # EOF ends the upload
         await s.done()
         await s.quit()

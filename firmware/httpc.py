@@ -179,25 +179,62 @@ async def _head(r, timeout_ms):
     raise HttpError("too many headers")
 
 
-async def copy_body(r, sink, mv, n, timeout_ms):
+class Guard:
+    # One timer per transfer instead of a wait_for task per read (those
+    # allocate ~0.5 KiB each): when no byte has moved for timeout_ms the
+    # socket is closed under the blocked read or write, which then fails.
+    def __init__(self, w, timeout_ms):
+        self.w = w
+        self.ms = timeout_ms
+        self.moved = 0
+        self._task = asyncio.create_task(self._run())
+
+    async def _run(self):
+        seen = -1
+        while self.moved != seen:
+            seen = self.moved
+            await asyncio.sleep_ms(self.ms)
+        close(self.w)
+
+    def stop(self):
+        self._task.cancel()
+
+
+async def copy_body(r, sink, mv, n, guard):
     # n bytes (or until EOF when n is None) from r into sink.write().
     got = 0
     size = len(mv)
     while n is None or got < n:
         want = size if n is None else min(size, n - got)
-        k = await asyncio.wait_for_ms(r.readinto(mv[:want]), timeout_ms)
+        k = await r.readinto(mv if want == size else mv[:want])
         if not k:
             if n is None:
                 return got
             raise HttpError("body cut after %d of %d bytes" % (got, n))
-        sink.write(mv[:k])
+        sink.write(mv if k == size else mv[:k])
         got += k
+        guard.moved = got
     return got
 
 
-async def _body(r, sink, mv, length, chunked, timeout_ms):
+async def send_file(w, f, buf, guard):
+    # The open file f to w through buf; -> byte count.
+    mv = memoryview(buf)
+    size = len(buf)
+    n = 0
+    while True:
+        k = f.readinto(buf)
+        if not k:
+            return n
+        w.write(mv if k == size else mv[:k])
+        await w.drain()
+        n += k
+        guard.moved = n
+
+
+async def _body(r, sink, mv, length, chunked, guard, timeout_ms):
     if not chunked:
-        return await copy_body(r, sink, mv, length, timeout_ms)
+        return await copy_body(r, sink, mv, length, guard)
     total = 0
     while True:
         line = await readline(r, timeout_ms)
@@ -209,7 +246,7 @@ async def _body(r, sink, mv, length, chunked, timeout_ms):
             while (await readline(r, timeout_ms)) not in (b"\r\n", b"\n", b""):
                 pass  # trailers
             return total
-        total += await copy_body(r, sink, mv, n, timeout_ms)
+        total += await copy_body(r, sink, mv, n, guard)
         await readline(r, timeout_ms)  # CRLF after the chunk
 
 
@@ -246,7 +283,11 @@ async def get(url, sink, net, buf, ca=None, timeout_ms=15000):
                 continue
             if not 200 <= status < 300:
                 raise HttpError("HTTP %d" % status, status)
-            return await _body(r, sink, mv, length, chunked, timeout_ms)
+            guard = Guard(w, timeout_ms)
+            try:
+                return await _body(r, sink, mv, length, chunked, guard, timeout_ms)
+            finally:
+                guard.stop()
         finally:
             close(w)
     raise HttpError("too many redirects")
@@ -269,7 +310,6 @@ async def post_file(url, fpath, filename, net, buf, ca=None, field="file",
                                         content_type.encode())
     post = b"\r\n--%s--\r\n" % boundary
     size = os.stat(fpath)[6]
-    mv = memoryview(buf)
     r, w = await open_conn(net, host, port, ca, secure, timeout_ms)
     try:
         await _write(w, b"POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n"
@@ -278,12 +318,12 @@ async def post_file(url, fpath, filename, net, buf, ca=None, field="file",
                             path.encode(), _host_header(host, port, 443 if secure else 80).encode(),
                             _UA, boundary, len(pre) + size + len(post)), timeout_ms)
         await _write(w, pre, timeout_ms)
-        with open(fpath, "rb") as f:
-            while True:
-                n = f.readinto(buf)
-                if not n:
-                    break
-                await _write(w, mv[:n], timeout_ms)
+        guard = Guard(w, timeout_ms)
+        try:
+            with open(fpath, "rb") as f:
+                await send_file(w, f, buf, guard)
+        finally:
+            guard.stop()
         await _write(w, post, timeout_ms)
         status = (await _head(r, timeout_ms))[0]
         if not 200 <= status < 300:

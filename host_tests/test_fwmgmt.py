@@ -117,6 +117,15 @@ def test_update_404_download_failed_after_retries(csms, charger, http):
     assert charger.state()["boot"] == 1
 
 
+def test_update_waits_for_retrieve_date(csms, charger, http):
+    mark = csms.mark()
+    t0 = time.time()
+    update(csms, http.url("/missing.img"), retries=0, date=now_iso(3))
+    fsn(csms, "Downloading", mark, timeout=10)
+    assert time.time() - t0 >= 1.5  # not before retrieveDate (whole seconds)
+    fsn(csms, "DownloadFailed", mark)
+
+
 def test_update_corrupt_image_keeps_old_firmware(csms, charger, http, images):
     http.add("/bad.img", images["corrupt"])
     mark = csms.mark()
@@ -146,6 +155,9 @@ def test_update_waits_for_the_transaction(csms, charger_factory, http, images):
                   pred=lambda m: m.payload["connectorId"] == 2 and m.payload["status"] == "Unavailable")
     time.sleep(2)
     assert "Installing" not in statuses(csms, "FirmwareStatusNotification", mark)
+    m = csms.mark()  # still busy: a triggered status says where it stands
+    csms.call("CP1", "TriggerMessage", {"requestedMessage": "FirmwareStatusNotification"})
+    assert fsn(csms, "Downloaded", m).payload == {"status": "Downloaded"}
     ch.ok("swipe", idTag="TAG1")  # the driver ends the session
     stop = csms.wait_for("StopTransaction", after=mark, timeout=10)
     inst = fsn(csms, "Installing", mark)

@@ -68,8 +68,13 @@ class Server:
                 break
             body += b
         self.requests.append((head, body))
-        w.write(self.responses.pop(0))
+        resp = self.responses.pop(0)
+        stall = 0
+        if isinstance(resp, tuple):  # (bytes, ms to stall before closing)
+            resp, stall = resp
+        w.write(resp)
         await w.drain()
+        await asyncio.sleep_ms(stall)
         w.close()
         await w.wait_closed()
 
@@ -279,5 +284,22 @@ async def test_ftp_retr_stor_and_refused_login():
         srv.password = "anonymous@"
         await ftpc.retr("ftp://127.0.0.1:%d/dir/fw.img" % srv.port, sink, net, buf, 3000)
         assert srv.log[:2] == [b"USER anonymous", b"PASS anonymous@"]
+    finally:
+        srv.close()
+
+
+async def test_stalled_body_times_out():
+    # The server stops sending mid-body without closing: the transfer's
+    # guard closes the socket after timeout_ms of no progress.
+    import time
+    srv = await Server([(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000, 3000)]).start()
+    try:
+        t0 = time.ticks_ms()
+        try:
+            await httpc.get(srv.url("/slow"), Sink(), Net(), bytearray(1024), timeout_ms=300)
+            raise AssertionError("stall not detected")
+        except (OSError, HttpError):
+            pass
+        assert time.ticks_diff(time.ticks_ms(), t0) < 2500
     finally:
         srv.close()
