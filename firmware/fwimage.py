@@ -232,6 +232,19 @@ def _clear(d):
         os.remove(d + "/" + n)
 
 
+def free_slot(flash_dir):
+    # Before a download: empty the slot the next install will use (an old
+    # firmware nobody returns to), so the image fits beside the running one.
+    # Not while the running firmware is still pending: that slot is its way back.
+    p = read_pointer(flash_dir) or {}
+    if p.get("state") == "pending":
+        return
+    d = _root(flash_dir) + "/" + ("b" if p.get("slot") == "a" else "a")
+    if _isdir(d):
+        for n in os.listdir(d):
+            os.remove(d + "/" + n)
+
+
 def install(path, flash_dir, board_name, buf):
     # Verify the image, unpack it into the slot that is not running and point
     # the pointer at it as "pending". -> version. Raises ImageError / OSError;

@@ -194,6 +194,11 @@ async def _run_update(cp, loc, when, n, interval):
             while clock.now() < when:
                 await asyncio.sleep(min(when - clock.now(), _DATE_STEP_S))
         await _fw(cp, "Downloading")
+        try:
+            import fwimage
+            fwimage.free_slot(cp.cfg.dir)
+        except OSError as e:
+            log.warn(_TAG, "old slot not freed: %r" % e)
         if not await _attempts("download", fetch, cp, loc, img, n, interval):
             await _fw(cp, "DownloadFailed")
             return

@@ -115,17 +115,22 @@ def test_select_confirm_and_second_update():
         assert fwimage.confirm(D) is None
         assert fwimage.select(D) == (D + "/fw/a", "2.0", None)
         put(pack(FILES[:1], "3.0"))
+        fwimage.free_slot(D)  # nothing in b yet: harmless
         fwimage.install(IMG, D, "unix", BUF)
         p = fwimage.read_pointer(D)
         assert p["slot"] == "b" and p["prev"] == {"slot": "a", "v": "2.0"}
         assert sorted(os.listdir(D + "/fw/b")) == ["app.mpy"]
         assert fwimage.select(D) == (D + "/fw/b", "3.0", "pending")
+        fwimage.free_slot(D)  # pending: a is the way back, kept
+        assert len(os.listdir(D + "/fw/a")) == 3
         # 3.0 crashes while starting: main.py rolls back to 2.0.
         assert fwimage.rollback(D)
         assert fwimage.select(D) == (D + "/fw/a", "2.0", "failed")
         assert fwimage.confirm(D) == "InstallationFailed"
         assert fwimage.select(D) == (D + "/fw/a", "2.0", None)
         assert not fwimage.rollback(D)  # nothing pending
+        fwimage.free_slot(D)  # the failed 3.0 in b goes; the running a stays
+        assert os.listdir(D + "/fw/b") == [] and len(os.listdir(D + "/fw/a")) == 3
     finally:
         r.done()
 
