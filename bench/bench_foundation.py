@@ -178,6 +178,54 @@ def ocpp_cpu_per_call(csms, tmp, n):
         p.wait()
 
 
+ROM_SCRIPT = r"""
+import gc, sys, vfs
+mods = sys.argv[2].split(",")
+if sys.argv[1] == "rom":
+    data = open(sys.argv[3], "rb").read()  # on a board: memory-mapped flash, not heap
+    vfs.mount(vfs.VfsRom(data), "/rom")
+    sys.path.insert(0, "/rom")
+else:
+    sys.path.insert(0, sys.argv[3])
+gc.collect()
+a = gc.mem_alloc()
+for m in mods:
+    __import__(m)
+gc.collect()
+print("HEAP", gc.mem_alloc() - a)
+"""
+
+
+def module_heap(tmp, modules):
+    # GC heap taken by the firmware's modules: .mpy files in the filesystem
+    # (bytecode copied into the heap) against a ROMFS image (executed in place).
+    from harness import MICROPYTHON
+    out = os.path.join(ROOT, "build", "mpy-unix")
+    rom = os.path.join(tmp, "fw.romfs")
+    src = os.path.join(tmp, "romsrc")
+    os.makedirs(src, exist_ok=True)
+    for f in os.listdir(out):
+        shutil.copy(os.path.join(out, f), src)
+    mpremote = os.path.join(os.path.dirname(sys.executable), "mpremote")
+    subprocess.run([mpremote, "romfs", "--no-mpy", "-o", rom, "build", src], check=True,
+                   capture_output=True)
+    script = os.path.join(tmp, "romheap.py")
+    with open(script, "w") as f:
+        f.write(ROM_SCRIPT)
+    res = {}
+    for kind, arg in (("mpy", out), ("rom", rom)):
+        p = subprocess.run([MICROPYTHON, "-X", "heapsize=4M", script, kind, ",".join(modules), arg],
+                           capture_output=True, text=True, env=dict(os.environ, MICROPYPATH=".frozen"))
+        res[kind] = int(p.stdout.split("HEAP")[1])
+    return res, os.path.getsize(rom)
+
+
+FIRMWARE_MODULES = ["app", "auth", "clock", "config", "config_keys", "connector", "cp", "fsutil",
+                    "link", "log", "meter", "metering", "metervalues", "msgqueue", "ocpp_schema",
+                    "rpc", "session", "store", "store_lfs", "validate", "ws", "relay", "lock",
+                    "led", "pilot", "adcmeter"]
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
@@ -191,6 +239,7 @@ def main():
             times, heaps = boot_figures(csms, tmp, 3 if a.quick else 10)
             mp_cpu, mp_wall = charger_cpu_per_call(csms, tmp, n)
             py_cpu, py_wall = ocpp_cpu_per_call(csms, tmp, n)
+        mods, rom_size = module_heap(tmp, FIRMWARE_MODULES)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     times.sort()
@@ -209,6 +258,10 @@ def main():
           % (2 * n, mp_cpu * 1e6))
     print("| same exchange, charge point on the `ocpp` package under CPython | %.0f us |" % (py_cpu * 1e6))
     print("| ratio CPython `ocpp` / MicroPython firmware | %.1fx |" % (py_cpu / mp_cpu if mp_cpu else 0))
+    print("| GC heap taken by the firmware modules loaded at boot, as .mpy files | %.1f KiB |"
+          % (mods["mpy"] / 1024))
+    print("| same modules executed in place from a ROMFS image (%.0f KiB image, in flash on a board) | %.1f KiB |"
+          % (rom_size / 1024, mods["rom"] / 1024))
     print()
 
 

@@ -65,3 +65,9 @@ def test_deploy_plan(tmp_path):
     assert any(l.endswith(":/main.py") for l in lines)
     assert any(l.endswith(":/provisioning.json") for l in lines)
     assert lines[-1].endswith("reset")
+
+
+def test_deploy_plan_romfs():
+    p = subprocess.run([PY, os.path.join(ROOT, "tools", "deploy"), "--board", "rp2", "--dry-run",
+                        "--romfs"], capture_output=True, text=True, check=True)
+    assert "romfs --no-mpy deploy" in p.stdout and ":/lib" not in p.stdout

@@ -144,7 +144,9 @@ class Bench:
     def op_heap(self, req):
         # GC heap figures after a full collection (for benchmarks).
         gc.collect()
-        return {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
+        import sys
+        return {"free": gc.mem_free(), "alloc": gc.mem_alloc(),
+                "modules": sorted(sys.modules)}
 
 
 async def _client(bench, reader, writer):
