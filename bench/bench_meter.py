@@ -5,7 +5,8 @@ usage: .venv/bin/python bench/bench_meter.py [--quick] [--duration SECONDS]
 Runs the real Meter in the MicroPython unix port, on a littlefs over the
 simulated NOR flash, with the unix board's simulated ADC (boards/unix/simhw.py
 + boards/common/adcmeter.py: a read blocks ~20 ms) or, when those are absent,
-a fake driver that busy-waits 20 ms. Two scenarios of half the duration each:
+a fake driver that busy-waits 20 ms. Two scenarios of half the duration each
+(default 20 minutes in all: 10 minutes idle, 10 in the burst; --quick 1 minute):
 idle, and a burst (a concurrent task doing json.loads of an 8 KiB message and
 fsutil.write_atomic of 4 KiB every 100 ms). Prints a Markdown section.
 """
@@ -170,7 +171,7 @@ def main():
     ap.add_argument("--duration", type=float, default=None,
                     help="total seconds, split between the two scenarios (default 600)")
     a = ap.parse_args()
-    total = a.duration or (30.0 if a.quick else 600.0)
+    total = a.duration or (60.0 if a.quick else 1200.0)  # full: 10 minutes per scenario
     half = total / 2
     load = os.getloadavg()[0]
     res = [("idle", run("idle", half)), ("burst: 8 KiB json.loads + 4 KiB flash write / 100 ms",
