@@ -6,7 +6,7 @@
     python tools/gen_schema.py --check    exit 1 if the committed file is stale
     python tools/gen_schema.py --out F    write elsewhere
 
-Table encoding (read by firmware/validate.py; keep both in step):
+Table layout returned by build() (the abstract form, used by the tests):
   object node  flat tuple (name, kind, arg, name, kind, arg, ...),
                required fields first, each group sorted by name
   kind         type code | 8 if required | 16 date-time | 32 uri
@@ -17,16 +17,31 @@ Table encoding (read by firmware/validate.py; keep both in step):
                boolean: None
                object:  object node
                array:   (minItems, maxItems | None, item kind, item arg)
-ACTIONS maps action -> (request node, response node). The module builds it
-in _build(): every string is first bound to a local (named after it) so that
-mpy-cross interns it as a qstr, and a tuple used more than once (enums such
-as E_measurand, objects such as O_idTagInfo) is bound once to a name.
+
+Emitted encoding (read by firmware/validate.py; keep both in step). Little
+RAM, walked in place, shared parts stored once:
+  NAMES    list of the field names (interned strings), sorted; a field
+           refers to its name by index (< 256)
+  ACTIONS  dict action -> request node offset | response node offset << 16
+  NODES    one bytes blob of nodes; u16 and i32 are little-endian
+    object node  u8 field count, then 4 bytes per field in build() order:
+                 u8 name index, u8 kind, u16 arg
+    kind         type code | 8 required | 16 date-time | 32 uri
+                 | 64 ARG | 128 ENUM
+    field arg    string:  ARG: maxLength; ENUM: offset of an enum node
+                 integer/number: ARG: offset of a range node
+                 object:  offset of its object node
+                 array:   offset of an array node
+                 (0 when unused)
+    enum node    u8 value count, then per value: u8 length, ASCII bytes
+    range node   u8 flags (1 minimum, 2 maximum), i32 minimum, i32 maximum
+    array node   u8 minItems, u16 maxItems (0xffff: unbounded),
+                 u8 item kind, u16 item arg
 """
 import argparse
 import difflib
 import importlib.metadata
 import json
-import keyword
 import os
 import sys
 
@@ -168,135 +183,211 @@ def build():
 
 # --- emitting ---------------------------------------------------------------
 
-def _ident(hint):
-    return "".join(c if c.isalnum() else "_" for c in hint)
+F_ARG, F_ENUM = 64, 128
+_NO_MAX = 0xFFFF
 
 
 class _Emitter:
+    """Encodes build()'s table into NAMES / ACTIONS / NODES."""
+
     def __init__(self, table):
         self.table = table
-        self.count = {}
-        self.hint = {}
+        self.names = set()
+        self._collect_all()
+        self.names = sorted(self.names)
+        if len(self.names) > 256:
+            raise SchemaError("more than 256 field names")
+        self.name_ix = {n: i for i, n in enumerate(self.names)}
+        self.blob = bytearray()  # nodes, appended as first used
+        self.at = {}  # (node kind, value) -> offset
+        self.notes = []  # (offset, comment)
+
+    def _collect_all(self):
+        seen = set()
         for a in ACTIONS:
-            for node in table[a]:
-                # a shared top-level payload is named by its fields
-                self._scan(node, T_OBJ, "_".join(node[0::3]) or a)
-        self.names = {}
-        self.defs = []
+            for node in self.table[a]:
+                self._collect(T_OBJ, node, seen)
 
-    def _scan(self, t, kind, hint):
-        # Count every tuple occurrence; name hints come from the first field
-        # that uses it (prefix E_ enum, O_ object, A_ array).
-        self.count[t] = self.count.get(t, 0) + 1
-        if t not in self.hint:
-            base = kind & 7
-            self.hint[t] = {T_STR: "E_", T_OBJ: "O_", T_ARR: "A_"}.get(
-                base, "N_") + _ident(hint)
-        if self.count[t] > 1:
-            return
+    def _collect(self, kind, arg, seen):
         base = kind & 7
-        if base == T_OBJ:
-            for i in range(0, len(t), 3):
-                self._sub(t[i + 1], t[i + 2], t[i])
+        if base == T_OBJ and arg not in seen:
+            seen.add(arg)
+            for i in range(0, len(arg), 3):
+                self.names.add(arg[i])
+                self._collect(arg[i + 1], arg[i + 2], seen)
         elif base == T_ARR:
-            self._sub(t[2], t[3], hint)
+            self._collect(arg[2], arg[3], seen)
 
-    def _sub(self, kind, arg, hint):
-        if isinstance(arg, tuple):
-            self._scan(arg, kind, hint)
+    # Nodes are written depth first: children before their parent, so that
+    # a parent knows their offsets; a node used twice is written once.
+    def _put(self, key, data, note):
+        off = self.at.get(key)
+        if off is None:
+            off = len(self.blob)
+            if off + len(data) > 0xFFFF:
+                raise SchemaError("node blob over 64 KiB")
+            self.at[key] = off
+            self.blob += data
+            self.notes.append((off, note))
+        return off
 
-    def ref(self, t, kind, indent):
-        """Expression for tuple t: a shared name or an inline literal."""
-        if not t:
-            return "()"
-        if self.count[t] > 1:
-            if t not in self.names:
-                name = self.hint[t]
-                taken = set(self.names.values())
-                n, k = name, 2
-                while n in taken:
-                    n, k = "%s_%d" % (name, k), k + 1
-                body = self.literal(t, kind, 0)
-                self.names[t] = n
-                self.defs.append("%s = %s\n" % (n, body))
-            return self.names[t]
-        return self.literal(t, kind, indent)
-
-    def arg(self, kind, arg, indent):
-        if isinstance(arg, tuple):
-            return self.ref(arg, kind, indent)
-        return repr(arg)
-
-    def literal(self, t, kind, indent):
+    def _arg(self, kind, arg, note):
+        """-> (kind with ARG/ENUM, u16 arg) for one field or array item."""
         base = kind & 7
-        pad = "    " * (indent + 1)
-        if base == T_OBJ:
-            lines = ["("]
-            for i in range(0, len(t), 3):
-                k = t[i + 1]
-                lines.append("%s%s, %d, %s," % (
-                    pad, self.strs[t[i]], k, self.arg(k, t[i + 2], indent + 1)))
-            lines.append("    " * indent + ")")
-            return "\n".join(lines)
-        if base == T_ARR:
-            return "(%d, %r, %d, %s)" % (t[0], t[1], t[2],
-                                         self.arg(t[2], t[3], indent))
+        if arg is None:
+            return kind, 0
         if base == T_STR:
-            names = [self.strs[v] for v in t]
-            one = "(" + ", ".join(names) + ("," if len(t) == 1 else "") + ")"
-            if len(one) + 4 * indent < 72:
-                return one
-            return "(\n" + "".join("%s%s,\n" % (pad, v) for v in names) \
-                + "    " * indent + ")"
-        return repr(t)  # numeric range
+            if isinstance(arg, tuple):
+                if len(arg) > 255 or not all(0 < len(v) < 256 and v.isascii() for v in arg):
+                    raise SchemaError(note + ": enum over 255 values or not 1..255 ASCII")
+                data = bytes([len(arg)]) + b"".join(
+                    bytes([len(v)]) + v.encode() for v in arg)
+                return kind | F_ENUM, self._put(("enum", arg), data, "enum " + note)
+            if not 0 <= arg <= 0xFFFF:
+                raise SchemaError("%s: maxLength %r" % (note, arg))
+            return kind | F_ARG, arg
+        if base in (T_INT, T_NUM):
+            lo, hi = arg
+            for x in (lo, hi):
+                if x is not None and (type(x) is not int or not -2 ** 31 <= x < 2 ** 31):
+                    raise SchemaError("%s: bound %r is not a 32-bit integer" % (note, x))
+            data = bytes([(lo is not None) | (hi is not None) << 1]) \
+                + _i32(lo or 0) + _i32(hi or 0)
+            return kind | F_ARG, self._put(("range", arg), data, "range " + note)
+        if base == T_OBJ:
+            return kind, self._object(arg, note)
+        if base == T_ARR:
+            lo, hi, ik, ia = arg
+            if not 0 <= lo <= 255 or not (hi is None or 0 <= hi < _NO_MAX):
+                raise SchemaError("%s: minItems/maxItems out of range" % note)
+            ik, ia = self._arg(ik, ia, note + "[]")
+            data = bytes([lo]) + _u16(_NO_MAX if hi is None else hi) + bytes([ik]) + _u16(ia)
+            return kind, self._put(("array", lo, hi, ik, ia), data, "array " + note)
+        raise SchemaError("%s: unexpected argument" % note)
 
-    def _name_strings(self):
-        # Every string is bound once to a local (named after it when it is
-        # an identifier): mpy-cross then interns it as a qstr, whereas string
-        # constants inside literal tuples load as separate str objects.
-        found = set(ACTIONS)
-        for t in self.count:
-            for v in t:
-                if isinstance(v, str):
-                    found.add(v)
-        self.strs = {}
-        taken = set(self.hint.values()) | {"_build"}
-        for v in sorted(found):
-            if v.isidentifier() and not keyword.iskeyword(v) \
-                    and v not in taken and not v.startswith("s_"):
-                n = v
-            else:
-                n = base = "s_" + _ident(v)
-                k = 2
-                while n in taken:
-                    n, k = "%s_%d" % (base, k), k + 1
-            taken.add(n)
-            self.strs[v] = n
+    def _object(self, node, note):
+        key = ("object", node)
+        if key in self.at:
+            return self.at[key]
+        fields = []
+        for i in range(0, len(node), 3):
+            k, a = self._arg(node[i + 1], node[i + 2], note + "." + node[i])
+            fields.append(bytes([self.name_ix[node[i]], k]) + _u16(a))
+        if len(fields) > 255:
+            raise SchemaError(note + ": more than 255 fields")
+        return self._put(key, bytes([len(fields)]) + b"".join(fields),
+                         "object %s: %s" % (note, " ".join(node[0::3])))
 
     def emit(self, version):
-        self._name_strings()
-        body = ["return {\n"]
+        acts = []
         for a in ACTIONS:
             req, resp = self.table[a]
-            body.append("    %s: (\n        %s,\n        %s,\n    ),\n" % (
-                self.strs[a], self.ref(req, T_OBJ, 2), self.ref(resp, T_OBJ, 2)))
-        body.append("}\n")
-        strs = ["%s = %r\n" % (n, v) for v, n in sorted(self.strs.items())]
-        code = "".join(strs + ["\n"] + self.defs + ["\n"] + body)
-        head = [
+            acts.append((a, self._object(req, a), self._object(resp, a + "Response")))
+        out = [
             "# generated by tools/gen_schema.py from ocpp %s; do not edit\n" % version,
-            "# Layout: see tools/gen_schema.py. Object node = flat tuple of\n",
-            "# (name, kind, arg); kind = type (0 str 1 int 2 num 3 bool 4 obj\n",
-            "# 5 arr) | 8 required | 16 date-time | 32 uri.\n",
-            "# Built in a function from named strings so that each string is\n",
-            "# one interned qstr and each shared tuple exists once in RAM.\n",
-            "\n\n",
-            "def _build():\n",
+            "# Compact encoding (described in tools/gen_schema.py) that\n",
+            "# firmware/validate.py walks in place: field names as interned\n",
+            "# strings, the nodes (and enum values) in one bytes blob.\n",
+            "\n# field names, referred to by index. A list, built when imported:\n",
+            "# its strings are then interned (shared with the rest of the\n",
+            "# firmware), where a constant tuple would load str objects.\n",
+            "NAMES = [\n",
         ]
-        tail = ["\n\nACTIONS = _build()\n"]
-        return "".join(head + ["    " + line if line else line
-                               for line in code.splitlines(True)]
-                       + tail).replace("    \n", "\n")
+        line = "   "
+        for n in self.names:
+            item = " %r," % n
+            if len(line) + len(item) > 79:
+                out.append(line + "\n")
+                line = "   "
+            line += item
+        out.append(line + "\n]\n")
+        out.append("\n# action -> request node offset | response node offset << 16\n")
+        out.append("ACTIONS = {\n")
+        for a, q, r in acts:
+            out.append("    %r: 0x%04x%04x,\n" % (a, r, q))
+        out.append("}\n")
+        out.append("\nNODES = (\n")
+        notes = sorted(self.notes)
+        for i, (off, note) in enumerate(notes):
+            end = notes[i + 1][0] if i + 1 < len(notes) else len(self.blob)
+            out.append("    # 0x%04x %s\n" % (off, note[:66]))
+            chunk = self.blob[off:end]
+            if note.startswith("enum "):  # count, then one value a line
+                out.append('    b"%s"\n' % _esc(chunk[:1]))
+                p = 1
+                while p < len(chunk):
+                    q = p + 1 + chunk[p]
+                    out.append('    b"%s"\n' % _esc(chunk[p:q], True))
+                    p = q
+                continue
+            for k in range(0, len(chunk), 16):
+                out.append('    b"%s"\n' % _esc(chunk[k:k + 16]))
+        out.append(")\n")
+        return "".join(out)
+
+
+def _esc(data, text=False):
+    # bytes literal body: hex escapes, the letters of enum values as is
+    # (the first byte is always a length).
+    out = []
+    for i, c in enumerate(data):
+        if text and i and 32 < c < 127 and c not in b'"\\':
+            out.append(chr(c))
+        else:
+            out.append("\\x%02x" % c)
+    return "".join(out)
+
+
+def _u16(n):
+    return bytes((n & 0xFF, n >> 8))
+
+
+def _i32(n):
+    return (n & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def decode(ns):
+    """The emitted module's namespace -> build()'s table (round-trip test)."""
+    names, blob = ns["NAMES"], ns["NODES"]
+
+    def u16(p):
+        return blob[p] | blob[p + 1] << 8
+
+    def i32(p):
+        return int.from_bytes(blob[p:p + 4], "little", signed=True)
+
+    def arg(kind, a):
+        base = kind & 7
+        plain = kind & ~(F_ARG | F_ENUM)
+        if base == T_STR:
+            if kind & F_ENUM:
+                vals, p = [], a + 1
+                for _ in range(blob[a]):
+                    vals.append(blob[p + 1:p + 1 + blob[p]].decode())
+                    p += 1 + blob[p]
+                return plain, tuple(vals)
+            return plain, a if kind & F_ARG else None
+        if base in (T_INT, T_NUM):
+            if not kind & F_ARG:
+                return plain, None
+            f = blob[a]
+            return plain, (i32(a + 1) if f & 1 else None, i32(a + 5) if f & 2 else None)
+        if base == T_OBJ:
+            return plain, obj(a)
+        if base == T_ARR:
+            hi = u16(a + 1)
+            ik, ia = arg(blob[a + 3], u16(a + 4))
+            return plain, (blob[a], None if hi == _NO_MAX else hi, ik, ia)
+        return plain, None
+
+    def obj(o):
+        out = []
+        for p in range(o + 1, o + 1 + 4 * blob[o], 4):
+            k, a = arg(blob[p + 1], u16(p + 2))
+            out.extend((names[blob[p]], k, a))
+        return tuple(out)
+
+    return {a: (obj(x & 0xFFFF), obj(x >> 16)) for a, x in ns["ACTIONS"].items()}
 
 
 def generate():

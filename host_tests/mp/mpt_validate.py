@@ -325,19 +325,30 @@ def test_occurence_constraint():
 
 def test_ranges_and_max_items():
     # The 1.6 core schemas have no minimum/maximum/maxItems: exercise the
-    # generic paths with hand-made nodes in the table layout.
-    v = validate._value
-    rng = (0, 10)
-    assert v(1, rng, 0) is None and v(1, rng, 10) is None
-    assert v(1, rng, -1) == (PROP, "", "below 0")
-    assert v(1, rng, 11) == (PROP, "", "above 10")
-    assert v(2, (None, 2.5), 2.6)[0] == PROP
-    assert v(2, (None, 2.5), -1e9) is None
-    arr = (1, 2, 0, 5)  # 1..2 strings of at most 5 characters
-    assert v(5, arr, ["a"]) is None and v(5, arr, ["a", "b"]) is None
-    assert v(5, arr, []) == (OCC, "", "at least 1 item(s)")
-    assert v(5, arr, ["a", "b", "c"]) == (OCC, "", "at most 2 item(s)")
-    assert v(5, arr, ["a", "toolong"])[0] == PROP
+    # generic paths with hand-made nodes in the encoding of gen_schema.py.
+    validate._table()
+    saved = validate._nodes
+    validate._nodes = (
+        b"\x03\x00\x00\x00\x00\x0a\x00\x00\x00"  # 0: range 0..10
+        b"\x02\x00\x00\x00\x00\x02\x00\x00\x00"  # 9: range ..2
+        b"\x01\xfb\xff\xff\xff\x00\x00\x00\x00"  # 18: range -5..
+        b"\x01\x02\x00\x40\x05\x00")  # 27: 1..2 strings of at most 5 characters
+    try:
+        v = validate._value
+        assert v(65, 0, 0) is None and v(65, 0, 10) is None
+        assert v(65, 0, -1) == (PROP, "", "below 0")
+        assert v(65, 0, 11) == (PROP, "", "above 10")
+        assert v(66, 9, 2.6)[0] == PROP
+        assert v(66, 9, -1e9) is None
+        assert v(65, 18, -5) is None and v(65, 18, 2 ** 40) is None
+        assert v(65, 18, -6) == (PROP, "", "below -5")
+        assert v(1, 0, -6) is None  # no range flag: unbounded
+        assert v(5, 27, ["a"]) is None and v(5, 27, ["a", "b"]) is None
+        assert v(5, 27, []) == (OCC, "", "at least 1 item(s)")
+        assert v(5, 27, ["a", "b", "c"]) == (OCC, "", "at most 2 item(s)")
+        assert v(5, 27, ["a", "toolong"])[0] == PROP
+    finally:
+        validate._nodes = saved
 
 
 def test_unknown_fields_ignored():
