@@ -32,12 +32,11 @@ def build(board, provisioning=None, overrides=None):
             drivers[c.id] = c.hw.meter
     if drivers:
         from meter import Meter
-        from metering import Metering
         lim = board.limits
         cp.meter = Meter(drivers, cfg.dir, phases=lim.get("phases", 3),
                          nominal_volts=lim.get("nominalVolts", 230))
         cp.meter.load()
-        cp.metering = Metering(cp, cp.meter)
+        cp.check_clock_aligned()  # else metering is imported on first need
     gc.collect()
     return cp
 

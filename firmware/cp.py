@@ -61,7 +61,7 @@ class ChargePoint:
         self._id_prefix = self._boot_count()
         self.vendor_handlers = {}  # DataTransfer vendorId -> callable(messageId, data)
         self.meter = None  # meter.Meter once the board has metering
-        self.metering = None  # metering.Metering: MeterValues schedules and transactionData
+        self.metering = None  # metering.Metering, made on first need (use_metering)
         self._auth = None
         self.smart = None  # smartcharging.Smart: installed profiles, once loaded
         from session import Sessions
@@ -316,6 +316,24 @@ class ChargePoint:
         # FreeCharging) are applied by the sessions.
         self.link.kick()
         self.sessions.on_config(name)
+        if name == "ClockAlignedDataInterval":
+            self.check_clock_aligned()
+
+    # --- metering, imported on first need ---
+    def use_metering(self):
+        # metering.Metering (MeterValues schedules, transactionData), made when
+        # first needed: a transaction, a triggered MeterValues, Sample.Clock
+        # values. Until then nothing is due and its code stays out of the heap.
+        m = self.metering
+        if m is None and self.meter is not None:
+            from metering import Metering
+            m = self.metering = Metering(self, self.meter)
+        return m
+
+    def check_clock_aligned(self):
+        # Sample.Clock values are due without any transaction.
+        if self.metering is None and self.cfg.get("ClockAlignedDataInterval"):
+            self.use_metering()
 
     def on_transaction_id(self, placeholder, txid):
         # StartTransaction answered: the running transaction learns its id.
@@ -325,8 +343,9 @@ class ChargePoint:
                 c.save_tx()
 
     def tx_started(self, conn):
-        if self.metering is not None:
-            self.metering.tx_started(conn)
+        m = self.use_metering()
+        if m is not None:
+            m.tx_started(conn)
         if self.smart is not None or conn.remote_profile is not None:
             self.module("smartcharging").tx_started(self, conn)
 
@@ -337,7 +356,8 @@ class ChargePoint:
             self.smart.tx_stopped(conn)
 
     def tx_data(self, conn, stop_payload):
-        return self.metering.tx_data(conn) if self.metering is not None else None
+        m = self.use_metering()
+        return m.tx_data(conn) if m is not None else None
 
     def tx_data_recovered(self, conn, stop_payload):
         # After a power cut: the values kept in flash, closed by the restored register.
@@ -345,7 +365,8 @@ class ChargePoint:
 
     def meter_values_payload(self, cid, context):
         # TriggerMessage(MeterValues): the latest MeterValuesSampledData values.
-        return self.metering.trigger(cid) if self.metering is not None else None
+        m = self.use_metering()
+        return m.trigger(cid) if m is not None else None
 
     def bench_state(self):
         import gc

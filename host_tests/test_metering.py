@@ -325,6 +325,19 @@ def test_no_stop_txn_data_no_transaction_data(csms, charger_factory):
 
 # --- Trigger -----------------------------------------------------------------
 
+def test_metering_imported_on_first_need(csms, charger_factory):
+    # No transaction, no Sample.Clock: the metering code is not in the heap;
+    # ClockAlignedDataInterval > 0 brings it in and its values follow.
+    ch = boot(charger_factory, csms, {"MeterValuesAlignedData": REG})
+    mods = ch.ok("heap")["modules"]
+    assert "meter" in mods and "metering" not in mods and "metervalues" not in mods
+    m = csms.mark()
+    assert csms.call("CP1", "ChangeConfiguration",
+                     {"key": "ClockAlignedDataInterval", "value": "2"})["status"] == "Accepted"
+    assert "metering" in ch.ok("heap")["modules"]
+    assert wait_mv(csms, after=m, cid=1, context="Sample.Clock", timeout=5)
+
+
 def test_trigger_meter_values(csms, charger_factory):
     ch = boot(charger_factory, csms, {"MeterValuesSampledData": REG + ",Current.Import"})
     m = csms.mark()
