@@ -4,6 +4,8 @@ import gc
 import json
 import os
 
+import micropython
+
 import config_keys
 import fsutil
 import log
@@ -603,3 +605,19 @@ def test_memory_of_loaded_config():
     print("MEM loaded Config: %d bytes (64-bit unix port)" % used)
     assert used < 8000, used  # about half of that on the 32-bit boards
     assert c.get("HeartbeatInterval") == 60
+
+
+def test_get_allocates_nothing_for_canonical_names():
+    c = _new()
+    names = [r[0] for r in config_keys.KEYS]
+    for n in names:
+        c.get(n)
+    gc.collect()
+    micropython.heap_lock()
+    try:
+        for n in names:
+            c.get(n)
+        v = c.get("HeartbeatInterval")
+    finally:
+        micropython.heap_unlock()
+    assert v == 240
