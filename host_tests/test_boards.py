@@ -71,3 +71,25 @@ def test_deploy_plan_romfs():
     p = subprocess.run([PY, os.path.join(ROOT, "tools", "deploy"), "--board", "rp2", "--dry-run",
                         "--romfs"], capture_output=True, text=True, check=True)
     assert "romfs --no-mpy deploy" in p.stdout and ":/lib" not in p.stdout
+
+
+@pytest.mark.parametrize("board", ["esp32", "rp2"])
+def test_board_main_starts_the_firmware(board, tmp_path):
+    # main.py -> boardmain.run(): slot selection, provisioning, Board, app.run.
+    stub = tmp_path / "stub"
+    stub.mkdir()
+    (stub / "app.py").write_text(
+        "def run(board, prov):\n"
+        "    print('APP RUN', board.name, board.fw_state, prov['settings']['wifiSsid'])\n")
+    prov = tmp_path / "provisioning.json"
+    prov.write_text('{"settings": {"wifiSsid": "lab"}}')
+    script = ("import boardmain\nboardmain.run(flash=%r, provisioning=%r)\n"
+              % (str(tmp_path / "data"), str(prov)))
+    (tmp_path / "data").mkdir()
+    env = dict(os.environ, MICROPYPATH=":".join([
+        ".frozen", str(stub), os.path.join(ROOT, "host_tests", "mp", "fakehw"),
+        os.path.join(ROOT, "boards", board), os.path.join(ROOT, "boards", "common"),
+        os.path.join(ROOT, "firmware")]))
+    p = subprocess.run([MICROPYTHON, "-c", script], env=env, capture_output=True, text=True,
+                       cwd=str(tmp_path), timeout=60)
+    assert "APP RUN %s" % board in p.stdout and "lab" in p.stdout, p.stdout + p.stderr
