@@ -3,6 +3,7 @@
 # module per feature profile and are imported on their first message, so the
 # bytecode of rarely used profiles never occupies the heap until needed.
 import os
+import time
 import asyncio
 from micropython import const
 import log
@@ -209,7 +210,6 @@ class ChargePoint:
         item = None
         q = self.queue
         if q is not None:
-            import time
             item = q.peek(time.ticks_ms())
         if self._sn and (self._sn_first or item is None or not q.is_txn(item[0])):
             p = self._sn[0]
@@ -227,7 +227,6 @@ class ChargePoint:
         return False
 
     async def _send_queued(self, link, item):
-        import time
         qid, action, payload = item
         try:
             res = await link.call(action, payload)
@@ -253,7 +252,6 @@ class ChargePoint:
     def next_due_ms(self):
         q = self.queue
         if q is not None and hasattr(q, "due_in_ms"):
-            import time
             return q.due_in_ms(time.ticks_ms())
         return None
 
@@ -382,7 +380,6 @@ class ChargePoint:
 
     # --- lifecycle ---
     async def supervisor(self):
-        import time
         while True:
             try:
                 now = time.ticks_ms()
