@@ -1,0 +1,181 @@
+# Unit tests of the OCPP-J RPC layer (firmware/rpc.py) inside MicroPython:
+# framing, correlation of the one outstanding CALL, MessageTimeout, CALLERROR
+# codes for bad input, the Rejected-registration silence and follow-ups.
+import asyncio
+import json
+import rpc
+
+
+class Wire:
+    # Collects what the RPC layer sends.
+    def __init__(self):
+        self.out = []
+
+    async def send(self, text):
+        self.out.append(json.loads(text))
+
+
+class Ids:
+    def __init__(self):
+        self.n = 0
+
+    def __call__(self):
+        self.n += 1
+        return "id%d" % self.n
+
+
+class Handlers:
+    def __init__(self):
+        self.calls = []
+        self.after = []
+
+    def __call__(self, action, payload):
+        self.calls.append((action, payload))
+        if action == "GetConfiguration":
+            return {"configurationKey": []}
+        if action == "Reset":
+            return {"status": "Accepted"}, self.follow_up
+        if action == "ClearCache":
+            raise rpc.Reply("GenericError", "told to")
+        if action == "UnlockConnector":
+            return self._async_unlock()
+        if action == "DataTransfer":
+            return {"status": "Bogus"}  # an invalid answer of our own
+        raise ValueError("boom")
+
+    async def _async_unlock(self):
+        await asyncio.sleep_ms(1)
+        return {"status": "Unlocked"}
+
+    def follow_up(self):
+        self.after.append(True)
+
+
+def make():
+    w = Wire()
+    h = Handlers()
+    r = rpc.Rpc(h, Ids())
+    r.attach(w.send)
+    return r, w, h
+
+
+async def test_call_result_correlated():
+    r, w, h = make()
+    t = asyncio.create_task(r.call("Heartbeat", {}, 5))
+    await asyncio.sleep_ms(0)
+    assert w.out == [[2, "id1", "Heartbeat", {}]]
+    await r.on_message('[3,"other",{"currentTime":"2026-01-01T00:00:00Z"}]')  # unknown id: ignored
+    await r.on_message('[3,"id1",{"currentTime":"2026-01-01T00:00:00Z"}]')
+    assert await t == {"currentTime": "2026-01-01T00:00:00Z"}
+    await r.on_message('[3,"id1",{"currentTime":"2026-01-01T00:00:00Z"}]')  # duplicate: ignored
+
+
+async def test_call_error_and_timeout():
+    r, w, h = make()
+    t = asyncio.create_task(r.call("Heartbeat", {}, 5))
+    await asyncio.sleep_ms(0)
+    await r.on_message('[4,"id1","InternalError","no",{}]')
+    try:
+        await t
+        raise AssertionError("no CallError")
+    except rpc.CallError as e:
+        assert e.code == "InternalError" and e.description == "no"
+    try:
+        await r.call("Heartbeat", {}, 0.05)
+        raise AssertionError("no timeout")
+    except rpc.CallTimeout:
+        pass
+
+
+async def test_invalid_answer_is_a_failure():
+    r, w, h = make()
+    t = asyncio.create_task(r.call("Heartbeat", {}, 5))
+    await asyncio.sleep_ms(0)
+    await r.on_message('[3,"id1",{"currentTime":5}]')
+    try:
+        await t
+        raise AssertionError("accepted an invalid answer")
+    except rpc.CallError as e:
+        assert e.code == "TypeConstraintViolation"
+
+
+async def test_one_outstanding_call():
+    r, w, h = make()
+    t1 = asyncio.create_task(r.call("Heartbeat", {}, 5))
+    t2 = asyncio.create_task(r.call("Heartbeat", {}, 5))
+    await asyncio.sleep_ms(5)
+    assert len(w.out) == 1  # the second waits for the first answer
+    # A CALL from the CSMS is served meanwhile.
+    await r.on_message('[2,"c1","GetConfiguration",{}]')
+    assert w.out[-1] == [3, "c1", {"configurationKey": []}]
+    await r.on_message('[3,"id1",{"currentTime":"2026-01-01T00:00:00Z"}]')
+    await t1
+    await asyncio.sleep_ms(1)
+    assert w.out[-1][:3] == [2, "id2", "Heartbeat"]
+    await r.on_message('[3,"id2",{"currentTime":"2026-01-01T00:00:00Z"}]')
+    await t2
+
+
+async def test_offline_and_connection_lost():
+    r, w, h = make()
+    t = asyncio.create_task(r.call("Heartbeat", {}, 5))
+    await asyncio.sleep_ms(0)
+    r.detach()
+    try:
+        await t
+        raise AssertionError("no Offline")
+    except rpc.Offline:
+        pass
+    try:
+        await r.call("Heartbeat", {}, 5)
+        raise AssertionError("no Offline")
+    except rpc.Offline:
+        pass
+
+
+async def test_error_codes_for_bad_calls():
+    r, w, h = make()
+    cases = (
+        ('[2,"a","FooBar",{}]', "NotImplemented"),
+        ('[2,"b","GetConfiguration",[]]', "FormationViolation"),
+        ('[2,"c","GetConfiguration"]', "FormationViolation"),
+        ('[2,"%s","GetConfiguration",{}]' % ("x" * 37), "FormationViolation"),
+        ('[2,"d","ChangeAvailability",{"connectorId":1}]', "ProtocolError"),
+        ('[2,"e","ChangeConfiguration",{"key":"K","value":60}]', "TypeConstraintViolation"),
+        ('[2,"f","Reset",{"type":"Medium"}]', "PropertyConstraintViolation"),
+        ('[2,"g","ClearCache",{}]', "GenericError"),      # handler's Reply
+        ('[2,"h","RemoteStopTransaction",{"transactionId":1}]', "InternalError"),  # handler raised
+        ('[2,"i","DataTransfer",{"vendorId":"v"}]', "InternalError"),  # our answer invalid
+    )
+    for frame, code in cases:
+        await r.on_message(frame)
+        last = w.out[-1]
+        assert last[0] == 4 and last[2] == code, (frame, last)
+        assert isinstance(last[3], str) and last[4] == {}
+
+
+async def test_garbage_is_ignored():
+    r, w, h = make()
+    for frame in ('[2,"x1","Heartbeat"', '{"x":1}', '[9,"a"]', "[]", "null", '"s"', "12",
+                  "[true]", '[2,5,"Reset",{}]', "\xff\xfe"):
+        await r.on_message(frame)
+    assert w.out == []
+
+
+async def test_follow_up_after_answer_and_async_handler():
+    r, w, h = make()
+    await r.on_message('[2,"r1","Reset",{"type":"Soft"}]')
+    assert w.out[-1] == [3, "r1", {"status": "Accepted"}]
+    assert h.after == [True]
+    await r.on_message('[2,"u1","UnlockConnector",{"connectorId":1}]')
+    assert w.out[-1] == [3, "u1", {"status": "Unlocked"}]
+
+
+async def test_silent_when_rejected():
+    r, w, h = make()
+    r.silent = True
+    await r.on_message('[2,"s1","GetConfiguration",{}]')
+    assert w.out == [] and h.calls == []
+    r.silent = False
+    await r.on_message('[2,"s2","GetConfiguration",{}]')
+    assert w.out[-1][1] == "s2"
