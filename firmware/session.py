@@ -8,7 +8,6 @@ from micropython import const
 import clock
 import log
 import fsutil
-import auth
 from connector import (Transaction, AVAILABLE, PREPARING, FINISHING, UNAVAILABLE,
                        NO_ERROR)
 
@@ -33,6 +32,12 @@ class Sessions:
         self.resetting = None
 
     # --- helpers ---
+    async def _authorize(self, id_tag):
+        # auth (and through it the authorization store) is loaded on the
+        # first card or remote start, not at boot.
+        import auth
+        return await auth.authorize(self.cp, id_tag)
+
     def connectors(self):
         return self.cp.connectors[1:]
 
@@ -163,7 +168,7 @@ class Sessions:
         info = None
         # 2. Another card of the same group (parentIdTag) may stop it, or free the cable.
         if running or locked:
-            info = await auth.authorize(self.cp, id_tag)
+            info = await self._authorize(id_tag)
             parent = info.get("parentIdTag")
             if parent is not None and info.get("status") == _ACCEPTED:
                 for c in running:
@@ -184,7 +189,7 @@ class Sessions:
             log.info(_TAG, "no connector free for %s" % id_tag)
             return
         if info is None:
-            info = await auth.authorize(self.cp, id_tag)
+            info = await self._authorize(id_tag)
         if info.get("status") != _ACCEPTED:
             log.info(_TAG, "card %s refused: %s" % (id_tag, info.get("status")))
             self.cp.signal_refused()
@@ -373,7 +378,7 @@ class Sessions:
     async def _remote_start(self, conn, id_tag):
         parent = None
         if self.cp.cfg.get("AuthorizeRemoteTxRequests"):
-            info = await auth.authorize(self.cp, id_tag)
+            info = await self._authorize(id_tag)
             if info.get("status") != _ACCEPTED:
                 log.info(_TAG, "remote start for %s refused: %s" % (id_tag, info.get("status")))
                 return
