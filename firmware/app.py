@@ -13,6 +13,8 @@ def build(board, provisioning=None, overrides=None):
     from config import Config
     cfg = Config(board.flash_dir, board.limits)
     cfg.load(provisioning)
+    if clock.restore(cfg.dir + "/lasttime"):
+        log.warn(_TAG, "no real-time clock: starting from the last known time %s" % clock.iso())
     if overrides:
         for k, v in overrides.items():
             if v is not None:

@@ -8,6 +8,7 @@ _DAY = const(86400)
 _VALID_FROM = const(1704067200)  # 2024-01-01: anything earlier is an unset RTC
 
 _driver = None
+_saved = 0  # unix time last written by remember()
 
 
 def init(driver):
@@ -29,6 +30,38 @@ def set_time(unix):
 
 def valid():
     return _driver is not None and _driver.time() >= _VALID_FROM
+
+
+def restore(path):
+    # A board without a battery-backed RTC boots in 2000 (or 1970): start from
+    # the last time the central system gave us rather than from nothing, so
+    # that a transaction started offline before the first connection is not
+    # stamped decades ago. True when the clock was set.
+    if valid():
+        return False
+    import fsutil
+    try:
+        t = int(fsutil.read(path, b"0"))
+    except ValueError:
+        return False
+    if t < _VALID_FROM:
+        return False
+    set_time(t)
+    return True
+
+
+def remember(path, every_s=3600):
+    # Called when the clock was set from the central system; writes the time
+    # to flash at most once per every_s (one small atomic write an hour).
+    global _saved
+    t = now()
+    if t - _saved >= every_s or t < _saved:
+        import fsutil
+        try:
+            fsutil.write_atomic(path, str(t).encode())
+            _saved = t
+        except OSError:
+            pass
 
 
 def _civil(days):

@@ -283,6 +283,8 @@ class Link:
                 clock.set_time(clock.parse(ts))
             except ValueError:
                 log.warn(_TAG, "bad currentTime %r" % ts)
+                return
+            clock.remember(self.cp.cfg.dir + "/lasttime")
 
     def boot_now(self):
         # TriggerMessage(BootNotification) while Pending: send it at once.

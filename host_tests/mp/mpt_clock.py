@@ -41,3 +41,19 @@ def test_valid_and_set():
     assert not clock.valid()
     clock.set_time(1795289360)
     assert clock.valid() and clock.now() == 1795289360
+
+
+def test_restore_and_remember():
+    import os
+    path = "/tmp/mpt_clock_lasttime_%d" % int.from_bytes(os.urandom(4), "big")
+    rtc = FakeRtc(946684800)  # a board RTC after power-up: 2000-01-01
+    clock.init(rtc)
+    assert not clock.restore(path)  # nothing remembered yet
+    rtc.t = 1795289360
+    clock.remember(path)
+    rtc.t = 1795289360 + 60
+    clock.remember(path)  # within the hour: not written again
+    rtc.t = 946684800
+    assert clock.restore(path) and clock.now() == 1795289360
+    assert not clock.restore(path)  # a valid clock is left alone
+    os.remove(path)
