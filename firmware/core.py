@@ -20,7 +20,6 @@ def GetConfiguration(cp, req):
 
 def ChangeConfiguration(cp, req):
     key = req["key"]
-    prev_sp = cp.cfg.get("SecurityProfile")
     status = cp.cfg.change(key, req["value"])
     log.info(_TAG, "ChangeConfiguration %s -> %s" % (key, status))
     if status == "Accepted":
@@ -29,8 +28,7 @@ def ChangeConfiguration(cp, req):
             return {"status": status}, cp.link.reconnect
         if name == "securityprofile":
             # Reconnect with the new profile; falls back if it cannot connect.
-            cp.link._sp_fallback = prev_sp
-            return {"status": status}, cp.link.reconnect
+            return {"status": status}, cp.link.try_security_profile
     return {"status": status}
 
 

@@ -61,7 +61,7 @@ class Link:
         self._kick = asyncio.Event()
         self._reconnect = False
         self._last_call_ms = time.ticks_ms()
-        self._sp_fallback = None  # previous SecurityProfile while trying a new one
+        self._sp_trial = False  # connecting with a new SecurityProfile (cfg.previous_security)
         self._boot_due = 0
         self._ws_obj = None
 
@@ -99,7 +99,7 @@ class Link:
                 await self._backoff(attempt)
                 continue
             attempt = 0
-            self._sp_fallback_ok()
+            self._sp_trial = False  # the new SecurityProfile works
             self.connects += 1
             self.ws = ws
             self.state = "online"
@@ -164,16 +164,14 @@ class Link:
 
     def _security_failed(self, attempt):
         # A new SecurityProfile that cannot connect falls back to the old one.
-        if self._sp_fallback is not None and attempt >= 3:
-            log.warn(_TAG, "SecurityProfile change failed: falling back to %d" % self._sp_fallback)
-            self.cp.cfg.fallback_security(self._sp_fallback)
-            self._sp_fallback = None
+        if self._sp_trial and attempt >= 3:
+            log.warn(_TAG, "SecurityProfile change failed: falling back")
+            self.cp.cfg.fallback_security()  # the profile before the change
+            self._sp_trial = False
 
-    def _sp_fallback_ok(self):
-        self._sp_fallback = None
-
-    def try_security_profile(self, previous):
-        self._sp_fallback = previous
+    def try_security_profile(self):
+        # After an accepted SecurityProfile change: reconnect with it.
+        self._sp_trial = True
         self.reconnect()
 
     async def _session(self, ws):

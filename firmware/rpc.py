@@ -75,8 +75,6 @@ class Rpc:
         self._result = None
         self._error = None
         self.silent = False  # registration Rejected: CALLs from the CSMS go unanswered
-        self.calls_in = 0
-        self.calls_out = 0
 
     # --- connection ---
     def attach(self, send):
@@ -110,7 +108,6 @@ class Rpc:
                 except Exception as e:
                     log.warn(_TAG, "send %s failed: %r" % (action, e))
                     raise Offline()
-                self.calls_out += 1
                 try:
                     await asyncio.wait_for_ms(self._event.wait(), int(timeout_s * 1000))
                 except asyncio.TimeoutError:
@@ -174,7 +171,6 @@ class Rpc:
         if self.silent:
             log.info(_TAG, "registration rejected: CALL %s not answered" % mid)
             return
-        self.calls_in += 1
         if len(mid) > _MAX_ID or len(msg) != 4 or not isinstance(msg[2], str):
             await self._answer_error(mid, FORMATION_VIOLATION, "malformed CALL")
             return

@@ -166,3 +166,19 @@ def test_server_pings_answered_without_own_pings(csms, charger):
     assert csms.ping("CP1", timeout=3) < 3
     time.sleep(1.5)
     assert csms.pings("CP1") == n
+
+
+def test_security_profile_falls_back_when_it_cannot_connect(csms, charger_factory):
+    ch = charger_factory()
+    booted(csms)
+    assert change(csms, "AuthorizationKey", KEY_HEX) == "Accepted"
+    csms.wait_connected("CP1", timeout=10, count=2)
+    csms.passwords = {"CP1": b"not-what-the-charger-has"}
+    assert change(csms, "SecurityProfile", "1") == "Accepted"
+    ch.wait_log("SecurityProfile change failed: falling back", timeout=15)
+    csms.passwords = {}
+    conns = csms.connections("CP1")
+    csms.wait_connected("CP1", timeout=10, count=conns + 1)
+    assert "Authorization" not in csms.last_headers("CP1")  # profile 0 again
+    r = csms.call("CP1", "GetConfiguration", {"key": ["SecurityProfile"]})
+    assert r["configurationKey"][0]["value"] == "0"
