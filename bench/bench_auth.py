@@ -1,4 +1,4 @@
-"""Benchmark of the authorization store (firmware/authstore.py).
+"""Benchmark of the authorization store (mpocpp/model/authstore.py).
 
 usage: .venv/bin/python bench/bench_auth.py [--quick]
 
@@ -23,8 +23,8 @@ HEAP = "256k"
 # Runs inside MicroPython; N (iterations) is prepended.
 MP_SCRIPT = r"""
 import gc, time, vfs
-import log
-from authstore import AuthStore
+from mpocpp.util import log
+from mpocpp.model.authstore import AuthStore
 log.level = 3
 
 

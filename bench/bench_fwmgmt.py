@@ -29,9 +29,9 @@ HEAP = "512k"
 
 MP_SCRIPT = r"""
 import asyncio, gc, json, sys, time, vfs
-import log
+from mpocpp.util import log
 log.level = 3
-from fileflash import FileNorFlash
+from mpocpp_board.fileflash import FileNorFlash
 import httpc, ftpc, fwimage
 URL_HTTP, URL_FTP, URL_POST, FLASH, REPS = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
 dev = FileNorFlash(FLASH, 1024 * 1024)

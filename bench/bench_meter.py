@@ -1,4 +1,4 @@
-"""Sampling-tick jitter and CPU share of the 1 Hz meter task (firmware/meter.py).
+"""Sampling-tick jitter and CPU share of the 1 Hz meter task (mpocpp/metering/meter.py).
 
 usage: .venv/bin/python bench/bench_meter.py [--quick] [--duration SECONDS]
 
@@ -27,9 +27,9 @@ import sys
 import time
 import json
 import asyncio
-import norflash
-import fsutil
-import meter
+from mpocpp_board import norflash
+from mpocpp.util import fsutil
+from mpocpp.metering import meter
 
 DUR_MS = int(sys.argv[1])
 MODE = sys.argv[2]
@@ -49,8 +49,8 @@ class BusyDrv:
 
 def make_driver():
     try:
-        import simhw
-        import adcmeter  # noqa: F401
+        from mpocpp_board import simhw
+        from mpocpp_board import adcmeter  # noqa: F401
     except ImportError:
         return BusyDrv(), "fake 20 ms busy-wait driver", None
     hw = simhw.SimConnectorHw(1, phases=3, max_amps=32)
@@ -149,7 +149,7 @@ def run(mode, seconds):
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         env = dict(os.environ)
-        env["MICROPYPATH"] = MPY_PATH + ":" + os.path.join(ROOT, "boards", "common")
+        env["MICROPYPATH"] = MPY_PATH
         p = subprocess.run([MICROPYTHON, "-X", "heapsize=4M", path,
                             str(int(seconds * 1000)), mode],
                            env=env, capture_output=True, text=True,

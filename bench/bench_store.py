@@ -2,7 +2,7 @@
 
 usage: .venv/bin/python bench/bench_store.py [--quick]
 
-Runs MicroPython (unix port) with the queue (firmware/msgqueue.py) over the
+Runs MicroPython (unix port) with the queue (mpocpp/queue/messages.py) over the
 raw flash ring (store_ring.py, 16 sectors = 64 KiB) and over the littlefs
 segment log (store_lfs.py, a 64 KiB littlefs holding the queue, store
 capacity 48 KiB) on the simulated NOR flash (boards/unix/norflash.py,
@@ -31,11 +31,11 @@ from harness import MICROPYTHON, mp_env  # noqa: E402
 # Runs inside MicroPython; N (messages per run) is prepended.
 MP_SCRIPT = r"""
 import gc, json, time
-import log
-from norflash import NorFlash, mount_lfs, umount
-from store_ring import RingStore
-from store_lfs import LfsStore
-from msgqueue import MessageQueue
+from mpocpp.util import log
+from mpocpp_board.norflash import NorFlash, mount_lfs, umount
+from mpocpp.queue.ring import RingStore
+from mpocpp.queue.lfs import LfsStore
+from mpocpp.queue.messages import MessageQueue
 log.level = 3
 
 TS = "2026-03-01T12:00:00Z"

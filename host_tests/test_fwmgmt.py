@@ -43,13 +43,13 @@ def images(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("img")
     src = build_mpy.build("unix", quiet=True)
     files = dict(make_image.collect(src))
-    with open(os.path.join(ROOT, "firmware", "app.py")) as f:
+    with open(os.path.join(ROOT, "mpocpp", "app.py")) as f:
         app = f.read()
-    good = dict(files, **{"app.mpy": _compile('print("%s")\n' % MARKER + app, "app", tmp)})
+    good = dict(files, **{"mpocpp/app.mpy": _compile('print("%s")\n' % MARKER + app, "app", tmp)})
     img = make_image.pack(sorted(good.items()), NEW, "unix")
     bad = bytearray(img)
     bad[len(bad) // 2] ^= 0xFF
-    broken = dict(files, **{"app.mpy": _compile('raise RuntimeError("broken build")\n', "app", tmp)})
+    broken = dict(files, **{"mpocpp/app.mpy": _compile('raise RuntimeError("broken build")\n', "app", tmp)})
     return {"good": img, "corrupt": bytes(bad),
             "broken": make_image.pack(sorted(broken.items()), "3.0.0-broken", "unix")}
 

@@ -330,11 +330,12 @@ def test_metering_imported_on_first_need(csms, charger_factory):
     # ClockAlignedDataInterval > 0 brings it in and its values follow.
     ch = boot(charger_factory, csms, {"MeterValuesAlignedData": REG})
     mods = ch.ok("heap")["modules"]
-    assert "meter" in mods and "metering" not in mods and "metervalues" not in mods
+    assert "mpocpp.metering.meter" in mods and "mpocpp.metering.metering" not in mods
+    assert "mpocpp.metering.metervalues" not in mods
     m = csms.mark()
     assert csms.call("CP1", "ChangeConfiguration",
                      {"key": "ClockAlignedDataInterval", "value": "2"})["status"] == "Accepted"
-    assert "metering" in ch.ok("heap")["modules"]
+    assert "mpocpp.metering.metering" in ch.ok("heap")["modules"]
     assert wait_mv(csms, after=m, cid=1, context="Sample.Clock", timeout=5)
 
 
@@ -443,7 +444,7 @@ def test_power_cut_mid_session_keeps_register_monotonic(csms, charger_factory):
 # --- the driver and the meter in micropython --------------------------------
 
 def run_mp(script, timeout=60):
-    """Run a micropython script with firmware/ and boards/ on the path;
+    """Run a micropython script with the firmware and board packages on the path;
     returns the JSON it printed after RESULT."""
     p = subprocess.run([MICROPYTHON, "-X", "heapsize=2M", "-c", script], env=mp_env(),
                        capture_output=True, text=True, timeout=timeout)
@@ -455,10 +456,10 @@ def run_mp(script, timeout=60):
 
 MP_SETUP = r'''
 import sys, json, time, os
-sys.path.append("{root}/boards/common")
 DIR = "{dir}"
-import simhw, meter, metervalues
-from adcmeter import AdcMeter
+from mpocpp_board import simhw
+from mpocpp.metering import meter, metervalues
+from mpocpp_board.adcmeter import AdcMeter
 hw = simhw.SimConnectorHw(1, phases=3, max_amps=32)
 d = hw.drivers()
 hw.plug_in("C")

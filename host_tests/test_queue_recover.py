@@ -19,8 +19,8 @@ QUEUES = pytest.mark.parametrize("queue", ["lfs", "ring"])
 CUT_AFTER_STOP = r"""
 import sys, json
 data, queue, prov = sys.argv[1], sys.argv[2], sys.argv[3]
-from board import Board
-import app
+from mpocpp_board.board import Board
+from mpocpp import app
 board = Board(data, connectors=1, queue=queue)
 with open(prov) as f:
     p = json.load(f)
@@ -81,14 +81,14 @@ def test_cut_between_stop_queued_and_transaction_forgotten(csms, charger_factory
 SMALL_OTHER_STORE = r"""
 import sys, os
 kind, d = sys.argv[1], sys.argv[2]
-from msgqueue import MessageQueue
+from mpocpp.queue.messages import MessageQueue
 if kind == "lfs":
-    from store_lfs import LfsStore
+    from mpocpp.queue.lfs import LfsStore
     def stores():
         return (LfsStore(d + "/t", 8192), LfsStore(d + "/o", 4096))
 else:
-    from norflash import NorFlash
-    from store_ring import RingStore
+    from mpocpp_board.norflash import NorFlash
+    from mpocpp.queue.ring import RingStore
     dev = NorFlash(4 * 4096)
     def stores():
         return (RingStore(dev, 0, 2), RingStore(dev, 2, 2))

@@ -233,10 +233,9 @@ def test_62_free_charging(csms, charger_factory, n):
     assert change(csms, "FreeChargingIdTag", "X" * 21) == "Rejected"
     assert change(csms, "FreeChargingIdTag", "") == "Rejected"
     assert key(csms, "FreeChargingIdTag")["value"] == "FFFFFFFF"
-    if os.path.exists(os.path.join(ROOT, "firmware", "reservation.py")):
-        r = call(csms, "ReserveNow", {"connectorId": 1, "expiryDate": "2099-01-01T00:00:00Z",
-                                      "idTag": "R1", "reservationId": 5})
-        assert r["status"] == "Rejected"
+    r = call(csms, "ReserveNow", {"connectorId": 1, "expiryDate": "2099-01-01T00:00:00Z",
+                                  "idTag": "R1", "reservationId": 5})
+    assert r["status"] == "Rejected"
     ch.ok("plug_out", connector=n)
     assert wait_stop(csms, m).payload["reason"] == "EVDisconnected"
     if n == 2:

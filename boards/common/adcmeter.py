@@ -8,7 +8,7 @@ import time
 import math
 from array import array
 from micropython import const
-import log
+from mpocpp.util import log
 
 _SHIFT = const(4)  # work in 12-bit units: what ESP32/RP2040 ADCs resolve
 _MAX_SPANS = const(10)  # at most this many windows to fill missed slots

@@ -2,7 +2,7 @@
 # RGB through three PWM outputs (duty_u16), or a single pin / PWM (any
 # colour lights it). LightIntensity (0..100 %) scales the brightness.
 from micropython import const
-import log
+from mpocpp.util import log
 
 _STEADY = const(0)
 _BLINK = const(1)  # 1 s period, half on

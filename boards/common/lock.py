@@ -6,7 +6,7 @@
 import time
 import asyncio
 from micropython import const
-import log
+from mpocpp.util import log
 
 _POLL_MS = const(10)
 _TAG = "lock"

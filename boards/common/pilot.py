@@ -4,7 +4,7 @@
 # adc.read_u16(); never imports machine.
 import time
 from micropython import const
-import log
+from mpocpp.util import log
 
 _FREQ = const(1000)  # Hz
 _FULL = const(65535)

@@ -20,12 +20,12 @@ class Board:
     name = "rp2"
 
     def __init__(self, settings, max_amps=32, flash_dir="/data"):
-        from relay import Relay
-        from lock import CableLock
-        from pilot import ControlPilot
-        from adcmeter import AdcMeter
-        from led import Led
-        from wifi import RtcClock, WifiNet
+        from mpocpp_board.relay import Relay
+        from mpocpp_board.lock import CableLock
+        from mpocpp_board.pilot import ControlPilot
+        from mpocpp_board.adcmeter import AdcMeter
+        from mpocpp_board.led import Led
+        from mpocpp_board.wifi import RtcClock, WifiNet
         P = machine.Pin
         self.clock = RtcClock()
         self.flash_dir = flash_dir

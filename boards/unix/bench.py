@@ -5,7 +5,7 @@
 import asyncio
 import json
 import gc
-import log
+from mpocpp.util import log
 
 _TAG = "bench"
 _FAULTS = ("weld", "stuck_open", "lock_jam", "diode")

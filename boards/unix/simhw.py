@@ -274,7 +274,7 @@ class SimConnectorHw:
 
     @property
     def offered_amps(self):
-        from pilot import duty_to_amps
+        from mpocpp_board.pilot import duty_to_amps
         return duty_to_amps(self.duty)
 
     def _update(self):
@@ -319,7 +319,7 @@ class SimConnectorHw:
         self._temp_counts = int((self.temp_c - TEMP_CAL[1]) / TEMP_CAL[0] + 0.5)
 
     def pilot_state(self):
-        from pilot import classify
+        from mpocpp_board.pilot import classify
         return classify(self.pilot_volts)
 
     def snapshot(self):
@@ -344,10 +344,10 @@ class SimConnectorHw:
     def drivers(self):
         # The common drivers wired to this connector's pins, with the unix
         # board's calibration (boards/common must be on sys.path).
-        from relay import Relay
-        from lock import CableLock
-        from pilot import ControlPilot
-        from adcmeter import AdcMeter
+        from mpocpp_board.relay import Relay
+        from mpocpp_board.lock import CableLock
+        from mpocpp_board.pilot import ControlPilot
+        from mpocpp_board.adcmeter import AdcMeter
         d = Drivers()
         d.sim = self
         d.relay = Relay(self.relay_pin, self.relay_feedback)
@@ -373,7 +373,7 @@ def make_connector(connector_id, phases=3, max_amps=32):
 
 def make_led():
     # The board's status LED on simulated RGB PWM pins; .sim reads them back.
-    from led import Led
+    from mpocpp_board.led import Led
     s = SimLed()
     led = Led(s.r, s.g, s.b)
     led.sim = s

@@ -1,4 +1,4 @@
-import clock
+from mpocpp.util import clock
 
 
 class FakeRtc:

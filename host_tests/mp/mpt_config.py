@@ -1,4 +1,4 @@
-# Configuration store (firmware/config.py): ChangeConfiguration and
+# Configuration store (mpocpp/model/config.py): ChangeConfiguration and
 # GetConfiguration rules, persistence, provisioning, crash safety.
 import gc
 import json
@@ -6,10 +6,10 @@ import os
 
 import micropython
 
-import config_keys
-import fsutil
-import log
-from config import Config
+from mpocpp.model import keys as config_keys
+from mpocpp.util import fsutil
+from mpocpp.util import log
+from mpocpp.model.config import Config
 
 _KEY40 = "00112233445566778899aabbccddeeff00112233"
 _KEY32 = "0123456789ABCDEF0123456789abcdef"

@@ -5,10 +5,10 @@
 import asyncio
 import os
 import random
-import httpc
-import ftpc
-from httpc import HttpError
-from ftpc import FtpError
+from mpocpp.transfer import http as httpc
+from mpocpp.transfer import ftp as ftpc
+from mpocpp.transfer.http import HttpError
+from mpocpp.transfer.ftp import FtpError
 
 TMP = "/tmp/mpt_httpc_%d" % random.getrandbits(24)
 

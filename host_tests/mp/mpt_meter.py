@@ -2,15 +2,15 @@
 import time
 import asyncio
 
-import meter
-import fsutil
+from mpocpp.metering import meter
+from mpocpp.util import fsutil
 
 _MP = "/fl"
 
 
 def _flash():
     # A fresh littlefs on a simulated NOR flash (RAM only) for this process.
-    import norflash
+    from mpocpp_board import norflash
     dev = norflash.NorFlash(256 * 1024)
     norflash.mount_lfs(dev, _MP)
     return dev
@@ -350,8 +350,8 @@ def test_with_the_unix_board_adc():
     import sys
     sys.path.append(meter.__file__.rsplit("/", 2)[0] + "/boards/common")
     try:
-        import simhw
-        import adcmeter  # noqa: F401
+        from mpocpp_board import simhw
+        from mpocpp_board import adcmeter  # noqa: F401
     except ImportError:
         print("SKIP: boards/common/adcmeter.py or simhw.py missing")
         return

@@ -1,9 +1,9 @@
 # MeterValues: sampledValue formats (checked against the 1.6 schema),
 # Sample.Periodic / Sample.Clock schedules, transactionData thinning in flash.
-import meter
-import metervalues as mv
-import validate
-import fsutil
+from mpocpp.metering import meter
+from mpocpp.metering import metervalues as mv
+from mpocpp.protocol import validate
+from mpocpp.util import fsutil
 
 _MP = "/fl"
 _MIDNIGHT = 1795219200  # 2026-11-21T00:00:00Z
@@ -15,7 +15,7 @@ CONTEXTS = ("Sample.Periodic", "Sample.Clock", "Transaction.Begin",
 
 
 def _flash():
-    import norflash
+    from mpocpp_board import norflash
     dev = norflash.NorFlash(256 * 1024)
     norflash.mount_lfs(dev, _MP)
     return dev
@@ -199,7 +199,7 @@ def test_clock_aligned_900_idle_including_connector_zero():
     assert [g[1] for g in got[:3]] == [0, 1, 2]
     assert all(g[2] == "Sample.Clock" for g in got)
     # :00 :15 :30 :45 UTC
-    import clock
+    from mpocpp.util import clock
     assert clock.iso(_MIDNIGHT + 900) == "2026-11-21T00:15:00Z"
     # a tick skipped over the boundary still gives it (late, once)
     s2 = mv.Schedules(Cfg(ClockAlignedDataInterval=900))

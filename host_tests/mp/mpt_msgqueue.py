@@ -1,11 +1,11 @@
 # The message queue over both store backends: order, priorities, retry
 # back-off, drop after attempts, placeholder transaction ids, space rules,
 # recovery after a reboot.
-from norflash import NorFlash
+from mpocpp_board.norflash import NorFlash
 from mpt_store import Rig, both
-from store_ring import RingStore
-from store_lfs import LfsStore
-from msgqueue import MessageQueue
+from mpocpp.queue.ring import RingStore
+from mpocpp.queue.lfs import LfsStore
+from mpocpp.queue.messages import MessageQueue
 
 
 class QRig(Rig):

@@ -1,6 +1,6 @@
 # The simulated NOR flash: NOR semantics, counters, power cuts, backing file.
 import os
-from norflash import NorFlash, PowerCut, mount_lfs, umount
+from mpocpp_board.norflash import NorFlash, PowerCut, mount_lfs, umount
 
 
 def test_erase_and_program_semantics():

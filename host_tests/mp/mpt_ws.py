@@ -1,10 +1,10 @@
-# Unit tests of firmware/ws.py inside MicroPython: the frame codec and the
+# Unit tests of mpocpp/protocol/ws.py inside MicroPython: the frame codec and the
 # handshake, driven through in-memory streams (ws_fake.Pipe).
 # heap: 4M
 import asyncio
 
-import log
-from ws import WebSocket, WsError, parse_url
+from mpocpp.util import log
+from mpocpp.protocol.ws import WebSocket, WsError, parse_url
 from ws_fake import Pipe, accept, close_frame, frame, parse, request_headers, server
 
 log.level = 3  # keep the test output to errors
