@@ -92,7 +92,7 @@ def cycle(kind, n):
     for i in range(12):  # warm up (files, first sectors)
         a, p = message(q, i)
         q.push(a, p)
-        qid = q.peek(0)[0]
+        qid = q.peek(0).qid
         q.delivered(qid, {"transactionId": 7})
     p0, e0 = dev.programmed_bytes, dev.erases
     w0 = list(dev.wear)
@@ -102,7 +102,7 @@ def cycle(kind, n):
         payload += len(json.dumps(p, separators=(",", ":")))
         t0 = time.ticks_us()
         q.push(a, p)
-        qid = q.peek(0)[0]
+        qid = q.peek(0).qid
         q.delivered(qid, {"transactionId": 7})
         t += time.ticks_diff(time.ticks_us(), t0)
     wear = max(dev.wear[b] - w0[b] for b in range(len(w0)))
@@ -139,7 +139,7 @@ def fill(kind):
     q.mount()
     kept = q.pending_txn()
     h = q.peek(0)
-    q.delivered(h[0], {"transactionId": 1})
+    q.delivered(h.qid, {"transactionId": 1})
     if kind == "lfs":
         umount("/flash")
     return {"txns": n, "kept": kept, "ok": ok}

@@ -88,8 +88,8 @@ def test_board_main_starts_the_firmware(board, tmp_path):
     for sub in ("util", "transfer"):  # the real ones beside the stub app
         os.symlink(os.path.join(ROOT, "mpocpp", sub), str(pkg / sub))
     (pkg / "app.py").write_text(
-        "def run(board, prov):\n"
-        "    print('APP RUN', board.name, board.fw_state, prov['settings']['wifiSsid'])\n")
+        "def run(board, prov, firmware_version=None, firmware_state=None):\n"
+        "    print('APP RUN', board.name, firmware_state, prov['settings']['wifiSsid'])\n")
     prov = tmp_path / "provisioning.json"
     prov.write_text('{"settings": {"wifiSsid": "lab"}}')
     script = ("from mpocpp_board import boardmain\nboardmain.run(flash=%r, provisioning=%r)\n"

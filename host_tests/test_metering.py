@@ -330,12 +330,12 @@ def test_metering_imported_on_first_need(csms, charger_factory):
     # ClockAlignedDataInterval > 0 brings it in and its values follow.
     ch = boot(charger_factory, csms, {"MeterValuesAlignedData": REG})
     mods = ch.ok("heap")["modules"]
-    assert "mpocpp.metering.meter" in mods and "mpocpp.metering.metering" not in mods
-    assert "mpocpp.metering.metervalues" not in mods
+    assert "mpocpp.metering.meter" in mods and "mpocpp.metering.metervalues" not in mods
+    assert "mpocpp.metering.sampledvalues" not in mods
     m = csms.mark()
     assert csms.call("CP1", "ChangeConfiguration",
                      {"key": "ClockAlignedDataInterval", "value": "2"})["status"] == "Accepted"
-    assert "mpocpp.metering.metering" in ch.ok("heap")["modules"]
+    assert "mpocpp.metering.metervalues" in ch.ok("heap")["modules"]
     assert wait_mv(csms, after=m, cid=1, context="Sample.Clock", timeout=5)
 
 
@@ -458,7 +458,7 @@ MP_SETUP = r'''
 import sys, json, time, os
 DIR = "{dir}"
 from mpocpp_board import simhw
-from mpocpp.metering import meter, metervalues
+from mpocpp.metering import meter, sampledvalues
 from mpocpp_board.adcmeter import AdcMeter
 hw = simhw.SimConnectorHw(1, phases=3, max_amps=32)
 d = hw.drivers()
@@ -482,7 +482,7 @@ t = time.ticks_ms()
 m.step(t)
 for k in range(1, 6):  # five simulated seconds, readings of the real ADC
     m.step(time.ticks_add(t, 1000 * k))
-sv = metervalues.sampled_values(m, 1, "Power.Active.Import,Current.Import,Voltage", "Trigger")
+sv = sampledvalues.sampled_values(m, 1, "Power.Active.Import,Current.Import,Voltage", "Trigger")
 out["mv"] = [(s["measurand"], s.get("phase"), float(s["value"])) for s in sv]
 out["wh"] = m.register_wh(1)
 out["power_w"] = d.meter.power_w

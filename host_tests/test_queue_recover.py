@@ -33,8 +33,9 @@ def cut():
     print("power cut")
     sys.exit(3)
 
-conn.drop_tx_file = cut
-cp.sessions._stop(conn, "Local", "TAG1")
+from mpocpp.model import transaction
+transaction.drop = lambda d, cid: cut()  # the cut comes as the file would go
+cp.sessions.stop(conn, "Local", "TAG1")
 print("not reached")
 """
 
@@ -105,8 +106,8 @@ while True:
     it = q.peek(0)
     if it is None:
         break
-    got.append(int(it[2]["meterValue"][0]["sampledValue"][0]["value"][:4]))
-    q.delivered(it[0], {})
+    got.append(int(it.payload["meterValue"][0]["sampledValue"][0]["value"][:4]))
+    q.delivered(it.qid, {})
 print("kept", got)
 assert got and got[-1] == 39 and got == list(range(got[0], 40)), got
 print("OK")

@@ -34,9 +34,7 @@ def run(flash="/data", provisioning="/provisioning.json"):
         from mpocpp_board.board import Board
         from mpocpp import app
         board = Board((prov or {}).get("settings", {}), flash_dir=flash)
-        board.fw_version = fw_version
-        board.fw_state = fw_state
-        app.run(board, prov)
+        app.run(board, prov, firmware_version=fw_version, firmware_state=fw_state)
     except Exception as e:
         if fw_state == "pending" and fwi.rollback(flash):
             sys.print_exception(e)

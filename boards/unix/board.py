@@ -70,6 +70,9 @@ class Board:
     def connector_hw(self, i):
         return self._hw.get(i)
 
+    def feed(self):
+        pass  # no watchdog on the host
+
     def reset(self, hard):
         # Soft and hard reset both restart the process on this board; the
         # flash files stay, as they would on a real board.

@@ -42,17 +42,17 @@ def main():
         pass
     from mpocpp_board.board import Board
     board = Board(opts["data"], connectors=n, queue=opts["queue"])
-    fwi, fw_state = select_firmware(board)
+    fwi, fw_version, fw_state = select_firmware(board)
     try:
         from mpocpp import app
         overrides = {"csmsUrl": opts["csms"], "chargeBoxId": opts["id"]}
-        cp = app.build(board, prov, overrides)
+        ch = app.build(board, prov, overrides, fw_version, fw_state)
         tasks = []
         if opts["bench"]:
             from mpocpp_board import bench
             host, port = opts["bench"].rsplit(":", 1)
-            tasks.append(bench.serve(cp, board, host, int(port)))
-        asyncio.run(app.main(cp, tasks))
+            tasks.append(bench.serve(ch, board, host, int(port)))
+        asyncio.run(ch.run(tasks))
     except Exception as e:
         # A freshly installed firmware that cannot start: back to the old one.
         if fw_state == "pending" and fwi.rollback(board.flash_dir):
@@ -74,9 +74,7 @@ def select_firmware(board):
     if d:
         sys.path.insert(0, d)
         print("board: running firmware %s from %s%s" % (v, d, " (%s)" % st if st else ""))
-    board.fw_version = v
-    board.fw_state = st
-    return fwimage, st
+    return fwimage, v, st
 
 
 main()

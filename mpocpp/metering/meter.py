@@ -109,7 +109,7 @@ class _Chan:
 
 class Meter:
     def __init__(self, drivers, flash_dir, phases=3, nominal_volts=230,
-                 save_step_wh=100, tick_ms=_TICK_MS):
+                 save_step_wh=100, tick_ms=_TICK_MS, on_tick=None):
         if phases not in (1, 2, 3):
             raise ValueError("phases must be 1..3")
         self._drv = drivers
@@ -126,7 +126,7 @@ class Meter:
         self._nominal = (nv, nv, nv)
         self._seq = 0  # save sequence: the two slots alternate
         self.saves = 0  # how many times the register was written to flash
-        self.on_tick = None  # callable(now_ms) after every tick
+        self._on_tick = on_tick  # callable(now_ms) after every tick
         self.stats = TickStats()
 
     # --- registers ---
@@ -165,12 +165,12 @@ class Meter:
         # What the pilot offers now (A); 0 when nothing is offered.
         c = self._ch.get(cid)
         if c is None:
-            log.warn(_TAG, "set_offered: no connector %r" % (cid,))
+            log.warn(_TAG, "set_offered: no connector %r", cid)
             return
         try:
             a = float(amps)
         except (TypeError, ValueError):
-            log.warn(_TAG, "set_offered: bad amps %r" % (amps,))
+            log.warn(_TAG, "set_offered: bad amps %r", amps)
             return
         c.offered = a if a > 0 else 0.0
 
@@ -250,7 +250,7 @@ class Meter:
             return False
         if c.failing:
             c.failing = False
-            log.info(_TAG, "connector %d read ok again" % cid)
+            log.info(_TAG, "connector %d read ok again", cid)
         last = c.last_ms
         if last is not None:
             dt = time.ticks_diff(now_ms, last)
@@ -262,8 +262,7 @@ class Meter:
                     f -= n
                 c.frac = f
             elif dt > _MAX_GAP_MS:
-                log.warn(_TAG, "connector %d: %d ms without samples not counted"
-                         % (cid, dt))
+                log.warn(_TAG, "connector %d: %d ms without samples not counted", cid, dt)
         c.last_ms = now_ms
         c.amps = amps
         c.volts = volts
@@ -280,7 +279,7 @@ class Meter:
 
     def _after(self, now_ms):
         self._maybe_save()
-        cb = self.on_tick
+        cb = self._on_tick
         if cb is not None:
             try:
                 cb(now_ms)
@@ -412,7 +411,6 @@ class Meter:
             c.saved = c.wh
         for cid in regs:
             if cid not in self._ch:
-                log.warn(_TAG, "saved register of unknown connector %d ignored" % cid)
-        log.info(_TAG, "registers restored: %s Wh" % (
-            ", ".join("%d:%d" % (k, self._ch[k].wh) for k in self.ids)))
+                log.warn(_TAG, "saved register of unknown connector %d ignored", cid)
+        log.info(_TAG, "registers restored: %s Wh", ", ".join("%d:%d" % (k, self._ch[k].wh) for k in self.ids))
         return True

@@ -279,14 +279,13 @@ class AuthStore:
         if type(version) is not int or version <= 0 \
                 or update_type not in ("Full", "Differential") \
                 or not isinstance(entries, list):
-            log.warn(_TAG, "SendLocalList refused: version %r, %r"
-                     % (version, update_type))
+            log.warn(_TAG, "SendLocalList refused: version %r, %r", version, update_type)
             return "Failed"
         full = update_type == "Full"
         if not full and version <= self._ver:
             return "VersionMismatch"
         if (full and len(entries) > self.list_max) or len(entries) >= _NONE:
-            log.warn(_TAG, "list of %d over %d" % (len(entries), self.list_max))
+            log.warn(_TAG, "list of %d over %d", len(entries), self.list_max)
             return "Failed"
         keys = self._sorted_keys(entries, full)
         if keys is None:
@@ -296,7 +295,7 @@ class AuthStore:
             n = self._write_list(tmp, version, keys, entries, full)
             if n is None:
                 fsutil.remove(tmp)
-                log.warn(_TAG, "list would exceed %d entries" % self.list_max)
+                log.warn(_TAG, "list would exceed %d entries", self.list_max)
                 return "Failed"
             os.rename(tmp, self._lpath)
         except OSError as e:
@@ -305,7 +304,7 @@ class AuthStore:
             return "Failed"
         self._ver = version
         self._cnt = n
-        log.info(_TAG, "local list v%d: %d entries" % (version, n))
+        log.info(_TAG, "local list v%d: %d entries", version, n)
         self._cache_forget(keys, entries)  # listed tags leave the cache
         return "Accepted"
 
@@ -319,14 +318,14 @@ class AuthStore:
             info = e.get("idTagInfo") if b is not None else None
             if b is None or (info is None and full) \
                     or (info is not None and _fields(info) is None):
-                log.warn(_TAG, "bad list entry %r" % (e,))
+                log.warn(_TAG, "bad list entry %r", e)
                 return None
             b = b.lower()
             keys.append(b + bytes(_KEY - len(b)) + bytes((i & 255, i >> 8)))
         keys.sort()
         for i in range(1, len(keys)):
             if keys[i][:_KEY] == keys[i - 1][:_KEY]:
-                log.warn(_TAG, "duplicate idTag %r in list" % keys[i][:_KEY])
+                log.warn(_TAG, "duplicate idTag %r in list", keys[i][:_KEY])
                 return None
         return keys
 
@@ -455,7 +454,7 @@ class AuthStore:
                 return True
             log.warn(_TAG, "cache log: torn tail dropped")
             return "compact"
-        log.error(_TAG, "cache log damaged at record %d: rest dropped" % i)
+        log.error(_TAG, "cache log damaged at record %d: rest dropped", i)
         self._nrec = i
         return "compact"
 
@@ -523,7 +522,7 @@ class AuthStore:
             return False
         fields = _fields(id_tag_info)
         if fields is None or not self._set_key(id_tag):
-            log.warn(_TAG, "not cached: %r %r" % (id_tag, id_tag_info))
+            log.warn(_TAG, "not cached: %r %r", id_tag, id_tag_info)
             return False
         if self._in_list():
             return False  # list beats cache; listed tags are never cached

@@ -96,7 +96,6 @@ class Config:
         self._lim = {_MAXKEYS: len(self._keys)}  # board defaults over the table
         self.identity = {}
         self.settings = {}
-        self.on_change = None
         self.previous_security = None  # SecurityProfile before the last accepted change
         self._ca_saved = ""
         self._dir_ok = False
@@ -123,6 +122,11 @@ class Config:
         if name == _UNLOCK and self._v[_LOCK]:
             return False  # the cable stays locked: reported false (E3.84)
         return v
+
+    def canonical(self, name):
+        # The key's own spelling (keys are case-insensitive), or None.
+        row = self._row(name)
+        return None if row is None else row[0]
 
     def max_keys(self):
         return self._v[_MAXKEYS]
@@ -184,23 +188,22 @@ class Config:
             return NOT_SUPPORTED
         key = row[0]
         if self._readonly(row):
-            log.info(_TAG, "ChangeConfiguration %s: read-only" % key)
+            log.info(_TAG, "ChangeConfiguration %s: read-only", key)
             return REJECTED
         if not isinstance(value, str) or len(value) > _VALUE_MAX:
-            log.info(_TAG, "ChangeConfiguration %s: value not a string of <= 500" % key)
+            log.info(_TAG, "ChangeConfiguration %s: value not a string of <= 500", key)
             return REJECTED
         try:
             v = self._parse(row, value)
             self._policy(key, v)
         except ValueError as e:
-            log.info(_TAG, "ChangeConfiguration %s rejected: %s" % (key, e))
+            log.info(_TAG, "ChangeConfiguration %s rejected: %s", key, e)
             return REJECTED
         prev = self._v[key]
         if not self._put(key, v):
             return REJECTED
         if key == _SP:
             self.previous_security = prev
-        self._changed(key)
         return REBOOT_REQUIRED if row[1] & REBOOT else ACCEPTED
 
     def set(self, name, value):
@@ -212,12 +215,9 @@ class Config:
         try:
             v = self._parse(row, value)
         except ValueError as e:
-            log.error(_TAG, "set %s: %s" % (row[0], e))
+            log.error(_TAG, "set %s: %s", row[0], e)
             return False
-        if not self._put(row[0], v):
-            return False
-        self._changed(row[0])
-        return True
+        return self._put(row[0], v)
 
     def fallback_security(self, previous=None):
         # The link could not connect with a new SecurityProfile: go back.
@@ -227,12 +227,9 @@ class Config:
                 or not 0 <= previous <= 3:
             log.error(_TAG, "fallback_security: no previous profile")
             return False
-        log.warn(_TAG, "SecurityProfile back to %d" % previous)
+        log.warn(_TAG, "SecurityProfile back to %d", previous)
         self.previous_security = None
-        if not self._put(_SP, previous):
-            return False
-        self._changed(_SP)
-        return True
+        return self._put(_SP, previous)
 
     def save(self):
         # Persist identity / settings edited in place by the firmware.
@@ -255,14 +252,6 @@ class Config:
             log.exc(_TAG, "persist %s failed" % key, e)
             return False
         return True
-
-    def _changed(self, key):
-        cb = self.on_change
-        if cb is not None:
-            try:
-                cb(key)
-            except Exception as e:
-                log.exc(_TAG, "on_change(%s)" % key, e)
 
     # --- rules ---
     def _row(self, name):
@@ -453,7 +442,7 @@ class Config:
             self._apply_identity(idn)
         for k in ("chargePointVendor", "chargePointModel"):
             if k not in self.identity:
-                log.warn(_TAG, "provisioning: no %s" % k)
+                log.warn(_TAG, "provisioning: no %s", k)
         s = p.get("settings")
         if isinstance(s, dict):
             self._apply_settings(s)
@@ -471,9 +460,9 @@ class Config:
         self._apply_keys(keys, "provisioning", False)
         sp = self._v[_SP]
         if sp >= 1 and not self._v[_AKEY]:
-            log.warn(_TAG, "provisioning: SecurityProfile %d without AuthorizationKey" % sp)
+            log.warn(_TAG, "provisioning: SecurityProfile %d without AuthorizationKey", sp)
         if sp >= 2 and not self.settings["caCert"]:
-            log.warn(_TAG, "provisioning: SecurityProfile %d without caCert" % sp)
+            log.warn(_TAG, "provisioning: SecurityProfile %d without caCert", sp)
         self.save()
 
     def _apply_identity(self, d):
@@ -483,15 +472,15 @@ class Config:
                 if k == name:
                     size = n
             if not size:
-                log.warn(_TAG, "identity: unknown field %s ignored" % name)
+                log.warn(_TAG, "identity: unknown field %s ignored", name)
                 continue
             if isinstance(v, (int, float)) and not isinstance(v, bool):
                 v = str(v)
             if not isinstance(v, str) or not v:
-                log.warn(_TAG, "identity: %s empty or not a string: dropped" % name)
+                log.warn(_TAG, "identity: %s empty or not a string: dropped", name)
                 continue
             if len(v) > size:
-                log.warn(_TAG, "identity: %s cut to %d characters" % (name, size))
+                log.warn(_TAG, "identity: %s cut to %d characters", name, size)
                 v = v[:size]
             self.identity[name] = v
 
@@ -507,7 +496,7 @@ class Config:
                 else:
                     ok = isinstance(v, str)
                 if not ok:
-                    log.error(_TAG, "setting %s: bad value ignored" % name)
+                    log.error(_TAG, "setting %s: bad value ignored", name)
                     continue
             self.settings[name] = v
 
@@ -522,7 +511,7 @@ class Config:
         if not v.startswith("-----BEGIN"):
             data = fsutil.read(v)
             if data is None:
-                log.error(_TAG, "caCert: cannot read %s" % v)
+                log.error(_TAG, "caCert: cannot read %s", v)
                 return
             v = _ca_value(data)
             if v is None:
@@ -545,7 +534,7 @@ class Config:
             row = self._row(name)
             if row is None:
                 if src != "limits":  # boards may hand in other limits too
-                    log.warn(_TAG, "%s: unknown key %s ignored" % (src, name))
+                    log.warn(_TAG, "%s: unknown key %s ignored", src, name)
                 continue
             spec = row[1]
             if row[0] == _SP:
@@ -564,7 +553,7 @@ class Config:
                 try:
                     v = self._parse(item[1], item[2], loading)
                 except ValueError as e:
-                    log.error(_TAG, "%s: %s %s" % (src, key, e))
+                    log.error(_TAG, "%s: %s %s", src, key, e)
                     continue
                 self._v[key] = v
                 if src == "limits":

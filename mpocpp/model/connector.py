@@ -2,11 +2,9 @@
 # authorization, availability, faults and the transaction; and the safety
 # rules for the relay. Connector 0 stands for the charge point as a whole.
 import time
-import json
 from micropython import const
 from mpocpp.util import clock
 from mpocpp.util import log
-from mpocpp.util import fsutil
 
 AVAILABLE = "Available"
 PREPARING = "Preparing"
@@ -27,7 +25,7 @@ _CODE = {AVAILABLE: "A", PREPARING: "B", CHARGING: "C", SUSPENDED_EV: "D",
 _ALLOWED = {"A": "BCDEGHI", "B": "ACDEFI", "C": "ADEFHI", "D": "ACEFHI", "E": "ACDFHI",
             "F": "ABHI", "G": "ABHI", "H": "ABCDEI", "I": "ABCDEFGH"}
 
-_LED = {AVAILABLE: "available", PREPARING: "preparing", CHARGING: "charging",
+LED = {AVAILABLE: "available", PREPARING: "preparing", CHARGING: "charging",
         SUSPENDED_EV: "suspended", SUSPENDED_EVSE: "suspended", FINISHING: "preparing",
         RESERVED: "reserved", UNAVAILABLE: "unavailable", FAULTED: "faulted"}
 
@@ -43,81 +41,71 @@ def allowed(old, new):
     return _CODE[new] in _ALLOWED[_CODE[old]]
 
 
-class Transaction:
-    # A running transaction, persisted in flash so that a power cut can be
-    # reported with StopTransaction(PowerLoss) at the next boot.
-    def __init__(self, cid, txid, id_tag, parent, meter_start, start, reservation=None):
-        self.cid = cid
-        self.id = txid  # a local placeholder until StartTransaction is answered
+class Fault:
+    # A fault raised by the hardware (relay feedback, lock) or the bench.
+    def __init__(self, code, info=None):
+        self.code = code  # ChargePointErrorCode
+        self.info = info
+
+
+class Pending:
+    # An authorization waiting for the plug (a card, or RemoteStartTransaction).
+    def __init__(self, id_tag, parent, deadline_ms, remote):
         self.id_tag = id_tag
         self.parent = parent
-        self.meter_start = meter_start
-        self.start = start
-        self.reservation = reservation
-        self.invalid = False  # StartTransaction.conf not Accepted, StopTransactionOnInvalidId false
+        self.deadline_ms = deadline_ms
+        self.remote = remote
 
-    def to_json(self):
-        return json.dumps({"cid": self.cid, "id": self.id, "idTag": self.id_tag,
-                           "parent": self.parent, "meterStart": self.meter_start,
-                           "start": self.start, "res": self.reservation,
-                           "invalid": self.invalid})
 
-    @staticmethod
-    def from_json(data):
-        d = json.loads(data)
-        t = Transaction(d["cid"], d["id"], d["idTag"], d.get("parent"), d["meterStart"],
-                        d["start"], d.get("res"))
-        t.invalid = d.get("invalid", False)
-        return t
+class RemoteProfile:
+    # The TxProfile of a RemoteStartTransaction, for the transaction of its idTag.
+    def __init__(self, id_tag, profile):
+        self.id_tag = id_tag
+        self.profile = profile
+
+
+class Holder:
+    # Who may take a cable left locked (DeAuthorized, EV side disconnected).
+    def __init__(self, id_tag, parent):
+        self.id_tag = id_tag
+        self.parent = parent
 
 
 class Connector:
-    def __init__(self, cp, cid, hw=None):
-        self.cp = cp
+    # cid 0 is the charge point; hw: the board's driver bundle (.pilot .relay
+    # .lock .meter) or None; report(payload): a status to notify (outbox).
+    def __init__(self, cid, hw, cfg, meter, max_amps, report):
         self.id = cid
         self.hw = hw
+        self._cfg = cfg
+        self._meter = meter  # metering.meter.Meter or None
+        self._max_amps = max_amps
+        self._report_to = report
         self.status = AVAILABLE
         self.error_code = NO_ERROR
         self.info = None
         self.vendor_error = None
-        self.reported = None  # (status, errorCode, info) last handed to StatusNotification
+        self._reported = None  # (status, errorCode, info) last handed to report()
         self.since = time.ticks_ms()
         self.operative = True
         self.scheduled = None  # True/False: availability change waiting for the Tx end
-        self.fault = None  # (errorCode, info) raised by the hardware or the bench
+        self.fault = None  # Fault
         self.pilot = "A"
-        self.tx = None
-        self.pending = None  # authorized, waiting for the plug: (id_tag, parent, deadline_ms, remote)
+        self.tx = None  # transaction.Transaction
+        self.pending = None  # Pending: authorized, waiting for the plug
         self.finishing = False  # transaction over, cable still in
         self.ev_disconnected = False
-        self.reservation = None  # (reservationId, idTag, parentIdTag, expiry unix)
+        self.reservation = None  # reservations.Reservation
         self.limit_a = None  # smart-charging limit in A, None = none
-        self.remote_profile = None  # (idTag, TxProfile) of a RemoteStart, until its Tx starts
-        self.keep_locked_for = None  # (idTag, parentIdTag) that may take the locked cable
+        self.remote_profile = None  # RemoteProfile, until its transaction starts
+        self.locked_for = None  # Holder that may take the locked cable
         self.ev_error = False  # pilot E/F seen while plugged: no energy until unplugged
         self.plug_since = None
         self.tx_since = 0  # ticks_ms when the transaction started
 
-    # --- persistence ---
-    def _tx_path(self):
-        return "%s/tx%d" % (self.cp.cfg.dir, self.id)
-
-    def save_tx(self):
-        if self.tx is not None:
-            fsutil.write_atomic(self._tx_path(), self.tx.to_json().encode())
-
-    def load_tx(self):
-        data = fsutil.read(self._tx_path())
-        if not data:
-            return None
-        try:
-            return Transaction.from_json(data)
-        except (ValueError, KeyError) as e:
-            log.warn(_TAG, "connector %d: unreadable transaction record dropped" % self.id)
-            return None
-
-    def drop_tx_file(self):
-        fsutil.remove(self._tx_path())
+    @property
+    def has_lock(self):
+        return self.hw is not None and self.hw.lock is not None
 
     # --- status ---
     def status_payload(self):
@@ -137,31 +125,29 @@ class Connector:
             if allowed(self.status, PREPARING) and allowed(PREPARING, status):
                 self.set_status(PREPARING)
             else:
-                log.warn(_TAG, "connector %d: %s -> %s not in the transition table" % (
-                    self.id, self.status, status))
-        log.info(_TAG, "connector %d: %s -> %s%s" % (
-            self.id, self.status, status, "" if error_code == NO_ERROR else " (" + error_code + ")"))
+                log.warn(_TAG, "connector %d: %s -> %s not in the transition table", self.id, self.status, status)
+        log.info(_TAG, "connector %d: %s -> %s%s", self.id, self.status, status, "" if error_code == NO_ERROR else " (" + error_code + ")")
         self.status = status
         self.error_code = error_code
         self.info = info
         self.since = time.ticks_ms()
-        if self.cp.cfg.get("MinimumStatusDuration") <= 0:
+        if self._cfg.get("MinimumStatusDuration") <= 0:
             self._report()
         # else: report_due() sends it once it has held long enough
 
     def _report(self):
-        self.reported = (self.status, self.error_code, self.info)
-        self.cp.status_changed(self)
+        self._reported = (self.status, self.error_code, self.info)
+        self._report_to(self.status_payload())
 
     def report_due(self, now_ms):
         # MinimumStatusDuration: a status is reported only once it has been
         # stable that long; a status that came and went is never reported.
-        r = self.reported
+        r = self._reported
         if r is None:  # boot: the Accepted BootNotification reports all
-            self.reported = (self.status, self.error_code, self.info)
+            self._reported = (self.status, self.error_code, self.info)
         elif (r[0] != self.status or r[1] != self.error_code or r[2] != self.info) and \
                 time.ticks_diff(now_ms, self.since) >= \
-                self.cp.cfg.get("MinimumStatusDuration") * 1000:
+                self._cfg.get("MinimumStatusDuration") * 1000:
             self._report()
 
     @property
@@ -202,7 +188,7 @@ class Connector:
         # Re-derive the status and drive the outputs; called on every event.
         st = self.derive()
         if st == FAULTED:
-            self.set_status(FAULTED, self.fault[0], self.fault[1])
+            self.set_status(FAULTED, self.fault.code, self.fault.info)
         elif st == FINISHING and self.ev_disconnected:
             self.set_status(st, NO_ERROR, "EV side disconnected")
         elif self.ev_error and st in _EV_COMM_OK:
@@ -215,7 +201,7 @@ class Connector:
     def offered_amps(self):
         if self.tx is None or self.fault is not None or self.ev_error or self.evse_suspended():
             return 0
-        a = self.cp.max_amps()
+        a = self._max_amps
         if self.limit_a is not None and self.limit_a < a:
             a = self.limit_a
         return a
@@ -231,7 +217,7 @@ class Connector:
         else:
             pilot.stop()
             amps = 0
-        meter = self.cp.meter
+        meter = self._meter
         if meter is not None:
             meter.set_offered(self.id, amps)
         # The relay closes only with an authorized transaction, the EV in
@@ -253,9 +239,9 @@ class Connector:
             self.on_pilot(p)
             changed = True
         err = hw.relay.check()
-        if err and (self.fault is None or self.fault[0] != err):
-            log.error(_TAG, "connector %d: relay feedback fault %s" % (self.id, err))
-            self.fault = (err, "contactor feedback")
+        if err and (self.fault is None or self.fault.code != err):
+            log.error(_TAG, "connector %d: relay feedback fault %s", self.id, err)
+            self.fault = Fault(err, "contactor feedback")
             changed = True
         return changed
 
@@ -270,20 +256,14 @@ class Connector:
             self.ev_error = False
         if p in "EF" and old not in "EF":
             # A shorted pilot or a missing diode: no energy until the EV is unplugged.
-            log.warn(_TAG, "connector %d: pilot state %s" % (self.id, p))
+            log.warn(_TAG, "connector %d: pilot state %s", self.id, p)
             self.ev_error = True
 
-    def bench_state(self):
-        hw = self.hw
-        snap = hw.sim.snapshot() if hw is not None and hasattr(hw, "sim") else {}
-        m = self.cp.meter
-        tx = self.tx
-        return {"id": self.id, "status": self.status, "errorCode": self.error_code,
-                "relay": snap.get("relay", False), "locked": snap.get("locked", False),
-                "duty": snap.get("duty", 100.0), "offered_amps": snap.get("offered_amps", 0),
-                "pilot": snap.get("pilot", self.pilot), "amps": snap.get("amps"),
-                "energy_wh": round(m.register_wh(self.id), 1) if m is not None else 0,
-                "transaction": None if tx is None else {
-                    "id": self.cp.queue.resolve(tx.id) if self.cp.queue is not None else tx.id,
-                    "idTag": tx.id_tag, "meterStart": tx.meter_start},
-                "operative": self.operative, "reservation": self.reservation[0] if self.reservation else None}
+    def raise_fault(self, code, info=None):
+        log.warn(_TAG, "connector %d: fault %s", self.id, code)
+        self.fault = Fault(code, info)
+        self.update()
+
+    def clear_fault(self):
+        self.fault = None
+        self.update()

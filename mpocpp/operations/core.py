@@ -1,116 +1,133 @@
-# Core profile: handlers for the central system's Core CALLs. Each function
-# is named after its OCPP action and returns the response payload.
+# Core profile: the central system's Core CALLs. The messages Core sends
+# are made where they happen: BootNotification and Heartbeat in
+# protocol/registration.py, Authorize in model/authorization.py,
+# Start/StopTransaction in model/sessions.py, MeterValues in
+# metering/metervalues.py, StatusNotification in model/connector.py (through
+# queue/outbox.py).
 from mpocpp.util import log
 from mpocpp.protocol.rpc import Reply
 
 _TAG = "core"
+_ACCEPTED = {"status": "Accepted"}
+_REJECTED = {"status": "Rejected"}
 
 
-def GetConfiguration(cp, req):
-    keys = req.get("key")
-    cfg = cp.cfg
-    if keys and len(keys) > cfg.max_keys():
-        raise Reply("OccurenceConstraintViolation", "more than GetConfigurationMaxKeys keys")
-    known, unknown = cfg.get_configuration(keys)
-    res = {"configurationKey": known}
-    if unknown:
-        res["unknownKey"] = unknown
-    return res
+class Core:
+    # smart(): the model.smartcharging.SmartCharging (made on first use);
+    # configured(name): a key changed (its effects on the rest);
+    # reset(hard): the Reset procedure, run after the answer.
+    def __init__(self, cfg, connectors, sessions, availability, authorization, registration,
+                 link, smart, configured, reset):
+        self._cfg = cfg
+        self._cons = connectors
+        self._sessions = sessions
+        self._avail = availability
+        self._auth = authorization
+        self._reg = registration
+        self._link = link
+        self._smart = smart
+        self._configured = configured
+        self._reset = reset
 
+    def GetConfiguration(self, req):
+        keys = req.get("key")
+        cfg = self._cfg
+        if keys and len(keys) > cfg.max_keys():
+            raise Reply("OccurenceConstraintViolation", "more than GetConfigurationMaxKeys keys")
+        known, unknown = cfg.get_configuration(keys)
+        res = {"configurationKey": known}
+        if unknown:
+            res["unknownKey"] = unknown
+        return res
 
-def ChangeConfiguration(cp, req):
-    key = req["key"]
-    status = cp.cfg.change(key, req["value"])
-    log.info(_TAG, "ChangeConfiguration %s -> %s" % (key, status))
-    if status == "Accepted":
-        name = key.lower()
-        if name == "authorizationkey":
-            return {"status": status}, cp.link.reconnect
-        if name == "securityprofile":
+    def ChangeConfiguration(self, req):
+        key = req["key"]
+        status = self._cfg.change(key, req["value"])
+        log.info(_TAG, "ChangeConfiguration %s -> %s", key, status)
+        if status != "Accepted" and status != "RebootRequired":
+            return {"status": status}
+        name = self._cfg.canonical(key)
+        self._configured(name)
+        if name == "AuthorizationKey":
+            return {"status": status}, self._link.reconnect
+        if name == "SecurityProfile":
             # Reconnect with the new profile; falls back if it cannot connect.
-            return {"status": status}, cp.link.try_security_profile
-    return {"status": status}
+            return {"status": status}, self._link.try_security_profile
+        return {"status": status}
 
-
-def DataTransfer(cp, req):
-    h = cp.vendor_handlers.get(req["vendorId"])
-    if h is None:
+    def DataTransfer(self, req):
+        # No vendor extensions in this firmware.
         return {"status": "UnknownVendorId"}
-    return h(req.get("messageId"), req.get("data"))
 
+    def ClearCache(self, req):
+        if not self._cfg.get("AuthorizationCacheEnabled"):
+            return _REJECTED  # no cache in use (errata E3.23)
+        try:
+            self._auth.store().cache_clear()
+        except Exception as e:
+            log.exc(_TAG, "ClearCache", e)
+            return _REJECTED
+        return _ACCEPTED
 
-def ClearCache(cp, req):
-    if not cp.cfg.get("AuthorizationCacheEnabled"):
-        return {"status": "Rejected"}  # no cache in use (errata E3.23)
-    try:
-        cp.auth_store().cache_clear()
-    except Exception as e:
-        log.exc(_TAG, "ClearCache", e)
-        return {"status": "Rejected"}
-    return {"status": "Accepted"}
+    def ChangeAvailability(self, req):
+        cid = req["connectorId"]
+        st = self._avail.change(cid, req["type"] == "Operative")
+        log.info(_TAG, "ChangeAvailability %d %s -> %s", cid, req["type"], st)
+        return {"status": st}
 
+    def RemoteStartTransaction(self, req):
+        if not self._reg.accepted:
+            return _REJECTED  # Pending: no remote control (§4.2)
+        cid = req.get("connectorId")
+        tag = req["idTag"]
+        if cid is not None and (cid < 1 or cid >= len(self._cons)):
+            return _REJECTED
+        profile = req.get("chargingProfile")
+        if profile is not None and (profile.get("chargingProfilePurpose") != "TxProfile" or
+                                    not self._smart().remote_profile_ok(profile, cid)):
+            return _REJECTED
+        st = self._sessions.remote_start(tag, cid, profile)
+        log.info(_TAG, "RemoteStartTransaction %s -> %s", tag, st)
+        return {"status": st}
 
-def ChangeAvailability(cp, req):
-    cid = req["connectorId"]
-    if cid < 0 or cid >= len(cp.connectors):
-        return {"status": "Rejected"}
-    st = cp.sessions.change_availability(cid, req["type"] == "Operative")
-    log.info(_TAG, "ChangeAvailability %d %s -> %s" % (cid, req["type"], st))
-    return {"status": st}
+    def RemoteStopTransaction(self, req):
+        if not self._reg.accepted:
+            return _REJECTED
+        conn = self._sessions.find_tx(req["transactionId"])
+        if conn is None:
+            return _REJECTED
+        return _ACCEPTED, _Stop(self._sessions, conn)
 
+    def Reset(self, req):
+        hard = req["type"] == "Hard"
+        log.info(_TAG, "Reset %s", req["type"])
+        return _ACCEPTED, _Reset(self._reset, hard)
 
-def RemoteStartTransaction(cp, req):
-    if cp.link.registration != "Accepted":
-        return {"status": "Rejected"}  # Pending: no remote control (§4.2)
-    st = cp.sessions.remote_start(req["idTag"], req.get("connectorId"), req.get("chargingProfile"))
-    log.info(_TAG, "RemoteStartTransaction %s -> %s" % (req["idTag"], st))
-    return {"status": st}
-
-
-def RemoteStopTransaction(cp, req):
-    if cp.link.registration != "Accepted":
-        return {"status": "Rejected"}
-    conn = cp.sessions.find_tx(req["transactionId"])
-    if conn is None:
-        return {"status": "Rejected"}
-    return {"status": "Accepted"}, _Stop(cp, conn, "Remote")
-
-
-def Reset(cp, req):
-    return {"status": "Accepted"}, _Reset(cp, req["type"] == "Hard")
-
-
-async def UnlockConnector(cp, req):
-    cid = req["connectorId"]
-    if cid < 1 or cid >= len(cp.connectors):
-        return {"status": "NotSupported"}  # errata E3.87
-    conn = cp.connectors[cid]
-    if conn.hw is None or conn.hw.lock is None:
-        return {"status": "NotSupported"}
-    if conn.tx is not None:
-        cp.sessions.stop(conn, "UnlockCommand")
-    conn.keep_locked_for = None
-    ok = await conn.hw.lock.unlock()
-    conn.update()
-    return {"status": "Unlocked" if ok else "UnlockFailed"}
+    async def UnlockConnector(self, req):
+        cid = req["connectorId"]
+        if cid < 1 or cid >= len(self._cons):
+            return {"status": "NotSupported"}  # errata E3.87
+        conn = self._cons[cid]
+        if not conn.has_lock:
+            return {"status": "NotSupported"}
+        ok = await self._sessions.unlock(conn)
+        return {"status": "Unlocked" if ok else "UnlockFailed"}
 
 
 class _Stop:
     # Follow-up run once the answer has been sent.
-    def __init__(self, cp, conn, reason):
-        self.cp = cp
+    def __init__(self, sessions, conn):
+        self.sessions = sessions
         self.conn = conn
-        self.reason = reason
 
     def __call__(self):
-        self.cp.sessions.stop(self.conn, self.reason)
+        self.sessions.stop(self.conn, "Remote")
 
 
 class _Reset:
-    def __init__(self, cp, hard):
-        self.cp = cp
+    def __init__(self, reset, hard):
+        self.reset = reset
         self.hard = hard
 
     def __call__(self):
-        log.info(_TAG, "Reset %s" % ("Hard" if self.hard else "Soft"))
-        self.cp.sessions.reset(self.hard)
+        self.reset(self.hard)

@@ -1,56 +1,43 @@
-# Reservation profile: ReserveNow and CancelReservation. The reservation
-# lives on the connector; session.py honours it (only its idTag or parent may
-# start, StartTransaction carries reservationId) and ends it on expiry.
+# Reservation profile: ReserveNow and CancelReservation (OCPP 1.6 §5.13,
+# §5.3). The reservations themselves (matching, expiry) are in
+# model/reservations.py.
 from mpocpp.util import clock
-from mpocpp.util import log
 
-_TAG = "reservation"
-
-
-def _find(cp, rid):
-    for c in cp.connectors[1:]:
-        if c.reservation is not None and c.reservation[0] == rid:
-            return c
-    return None
+_ACCEPTED = {"status": "Accepted"}
+_REJECTED = {"status": "Rejected"}
 
 
-def ReserveNow(cp, req):
-    cid = req["connectorId"]
-    rid = req["reservationId"]
-    if cp.cfg.get("FreeCharging"):
-        return {"status": "Rejected"}  # no authorization, nothing to reserve for
-    if cid < 1 or cid >= len(cp.connectors):
-        return {"status": "Rejected"}  # connector 0: ReserveConnectorZeroSupported is absent
-    try:
-        expiry = clock.parse(req["expiryDate"])
-    except ValueError:
-        return {"status": "Rejected"}
-    conn = cp.connectors[cid]
-    old = _find(cp, rid)
-    if conn.fault is not None:
-        return {"status": "Faulted"}
-    if not conn.operative:
-        return {"status": "Unavailable"}
-    if old is not conn and (conn.reservation is not None or conn.tx is not None
-                            or conn.pending is not None or conn.plugged
-                            or conn.status not in ("Available", "Reserved")):
-        return {"status": "Occupied"}
-    if expiry <= clock.now():
-        return {"status": "Rejected"}
-    if old is not None and old is not conn:
-        old.reservation = None  # same reservationId: replaced
-        old.update()
-    conn.reservation = (rid, req["idTag"], req.get("parentIdTag"), expiry)
-    log.info(_TAG, "connector %d reserved (%d) for %s until %s" % (
-        cid, rid, req["idTag"], req["expiryDate"]))
-    conn.update()
-    return {"status": "Accepted"}
+class Reservation:
+    def __init__(self, cfg, connectors, reservations):
+        self._cfg = cfg
+        self._cons = connectors
+        self._res = reservations
 
+    def ReserveNow(self, req):
+        cid = req["connectorId"]
+        rid = req["reservationId"]
+        if self._cfg.get("FreeCharging"):
+            return _REJECTED  # no authorization, nothing to reserve for
+        if cid < 1 or cid >= len(self._cons):
+            return _REJECTED  # connector 0: ReserveConnectorZeroSupported is absent
+        try:
+            expiry = clock.parse(req["expiryDate"])
+        except ValueError:
+            return _REJECTED
+        conn = self._cons[cid]
+        old = self._res.find(rid)
+        if conn.fault is not None:
+            return {"status": "Faulted"}
+        if not conn.operative:
+            return {"status": "Unavailable"}
+        if old is not conn and (conn.reservation is not None or conn.tx is not None
+                                or conn.pending is not None or conn.plugged
+                                or conn.status not in ("Available", "Reserved")):
+            return {"status": "Occupied"}
+        if expiry <= clock.now():
+            return _REJECTED
+        self._res.reserve(conn, rid, req["idTag"], req.get("parentIdTag"), expiry)
+        return _ACCEPTED
 
-def CancelReservation(cp, req):
-    conn = _find(cp, req["reservationId"])
-    if conn is None:
-        return {"status": "Rejected"}
-    conn.reservation = None
-    conn.update()
-    return {"status": "Accepted"}
+    def CancelReservation(self, req):
+        return _ACCEPTED if self._res.cancel(req["reservationId"]) else _REJECTED

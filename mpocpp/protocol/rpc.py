@@ -54,6 +54,26 @@ def _escape_id(s):
     return json.dumps(s)
 
 
+class MessageIds:
+    # Message ids unique across reconnects and reboots: the boot count (kept
+    # in flash, written once per boot), a random part, a counter.
+    def __init__(self, path):
+        from mpocpp.util import fsutil
+        import os
+        try:
+            n = int(fsutil.read(path, b"0")) + 1
+        except ValueError:
+            n = 1
+        fsutil.write_atomic(path, str(n).encode())
+        self.boot_count = n
+        self._prefix = "%x%04x-" % (n, int.from_bytes(os.urandom(2), "big"))
+        self._n = 0
+
+    def __call__(self):
+        self._n += 1
+        return self._prefix + "%x" % self._n
+
+
 class Rpc:
     """One per charge point; survives reconnects.
 
@@ -111,12 +131,12 @@ class Rpc:
                 try:
                     await self._send(text)
                 except Exception as e:
-                    log.warn(_TAG, "send %s failed: %r" % (action, e))
+                    log.warn(_TAG, "send %s failed: %r", action, e)
                     raise Offline()
                 try:
                     await asyncio.wait_for_ms(self._event.wait(), int(timeout_s * 1000))
                 except asyncio.TimeoutError:
-                    log.warn(_TAG, "%s %s: no answer in %ds" % (action, mid, timeout_s))
+                    log.warn(_TAG, "%s %s: no answer in %ds", action, mid, timeout_s)
                     raise CallTimeout()
                 if self._error is not None:
                     raise self._error
@@ -131,11 +151,11 @@ class Rpc:
         try:
             msg = json.loads(text)
         except (ValueError, TypeError):
-            log.warn(_TAG, "not JSON, ignored: %s" % text[:60])
+            log.warn(_TAG, "not JSON, ignored: %s", text[:60])
             return
         if not isinstance(msg, list) or not msg or not isinstance(msg[0], int) \
                 or isinstance(msg[0], bool):
-            log.warn(_TAG, "not an OCPP-J frame, ignored: %s" % text[:60])
+            log.warn(_TAG, "not an OCPP-J frame, ignored: %s", text[:60])
             return
         kind = msg[0]
         if kind == _CALL:
@@ -143,12 +163,12 @@ class Rpc:
         elif kind == _RESULT or kind == _ERROR:
             self._on_answer(kind, msg)
         else:
-            log.warn(_TAG, "unknown message type %d, ignored" % kind)
+            log.warn(_TAG, "unknown message type %d, ignored", kind)
 
     def _on_answer(self, kind, msg):
         mid = msg[1] if len(msg) > 1 else None
         if mid is None or mid != self._wait_id:
-            log.warn(_TAG, "answer to unknown id %r ignored" % (mid,))
+            log.warn(_TAG, "answer to unknown id %r ignored", mid)
             return
         if kind == _RESULT:
             if len(msg) != 3 or not isinstance(msg[2], dict):
@@ -156,7 +176,7 @@ class Rpc:
             else:
                 err = validate.check(self._wait_action, True, msg[2])
                 if err:
-                    log.warn(_TAG, "%s.conf invalid: %s %s" % (self._wait_action, err[0], err[1]))
+                    log.warn(_TAG, "%s.conf invalid: %s %s", self._wait_action, err[0], err[1])
                     self._error = CallError(err[0], err[1])
                 else:
                     self._result = msg[2]
@@ -166,7 +186,7 @@ class Rpc:
             code = msg[2] if len(msg) > 2 and isinstance(msg[2], str) else GENERIC_ERROR
             desc = msg[3] if len(msg) > 3 and isinstance(msg[3], str) else ""
             det = msg[4] if len(msg) > 4 else None
-            log.warn(_TAG, "%s: CALLERROR %s %s" % (self._wait_action, code, desc))
+            log.warn(_TAG, "%s: CALLERROR %s %s", self._wait_action, code, desc)
             self._error = CallError(code, desc, det)
         self._wait_id = None  # a duplicate answer to the same id is now ignored
         self._event.set()
@@ -177,7 +197,7 @@ class Rpc:
             log.warn(_TAG, "CALL without a string id ignored")
             return
         if self.silent:
-            log.info(_TAG, "registration rejected: CALL %s not answered" % mid)
+            log.info(_TAG, "registration rejected: CALL %s not answered", mid)
             return
         if len(mid) > _MAX_ID or len(msg) != 4 or not isinstance(msg[2], str):
             await self._answer_error(mid, FORMATION_VIOLATION, "malformed CALL")
@@ -207,7 +227,7 @@ class Rpc:
             return
         err = validate.check(action, True, res)
         if err:  # our own bug: never send an invalid answer
-            log.error(_TAG, "%s.conf invalid: %s %s" % (action, err[0], err[1]))
+            log.error(_TAG, "%s.conf invalid: %s %s", action, err[0], err[1])
             await self._answer_error(mid, INTERNAL_ERROR, "invalid response")
             return
         await self._write("[3,%s,%s]" % (_escape_id(mid), json.dumps(res)))
@@ -220,7 +240,7 @@ class Rpc:
                 log.exc(_TAG, action + " follow-up failed", e)
 
     async def _answer_error(self, mid, code, desc):
-        log.warn(_TAG, "CALL %s -> CALLERROR %s %s" % (mid, code, desc))
+        log.warn(_TAG, "CALL %s -> CALLERROR %s %s", mid, code, desc)
         await self._write("[4,%s,%s,%s,{}]" % (_escape_id(mid), _escape_id(code), _escape_id(desc)))
 
     async def _write(self, text):
@@ -229,4 +249,4 @@ class Rpc:
         try:
             await self._send(text)
         except Exception as e:
-            log.warn(_TAG, "answer not sent: %r" % e)
+            log.warn(_TAG, "answer not sent: %r", e)

@@ -369,7 +369,7 @@ class WebSocket:
             await self._fail(e)
         except Exception as e:  # EOF, OSError, a failed PONG, ...
             if self.open and not self._closing:
-                log.info(_TAG, "connection lost: %s %s" % (type(e).__name__, e))
+                log.info(_TAG, "connection lost: %s %s", type(e).__name__, e)
             self.abort()
         except BaseException:
             if self._mid:
@@ -517,7 +517,7 @@ class WebSocket:
             await self._skip(n)
 
     async def _fail(self, e):
-        log.warn(_TAG, "closing %d: %s" % (e.code, e))
+        log.warn(_TAG, "closing %d: %s", e.code, e)
         if not self._closing:
             self._closing = True
             self.close_code = e.code

@@ -75,7 +75,7 @@ class LfsStore:
             try:
                 self._ack = int(a)
             except ValueError:
-                log.error(_TAG, "unreadable ack file %r" % (a,))
+                log.error(_TAG, "unreadable ack file %r", a)
         firsts = []
         for name in os.listdir(self._dir):
             if len(name) == 10 and name.endswith(".q"):
@@ -100,8 +100,7 @@ class LfsStore:
             self._hs = self._first[0]
         self._reclaim()
         n = self._count
-        log.info(_TAG, "mounted %s: %d records, next %d, %d bytes free" % (
-            self._dir, n, nxt, self.free()))
+        log.info(_TAG, "mounted %s: %d records, next %d, %d bytes free", self._dir, n, nxt, self.free())
 
     def _scan(self, first):
         # -> (last valid sequence, size, whole file readable); counts the

@@ -1,21 +1,23 @@
 # Persistent queue of OCPP messages (CALLs the charger sends), over one or
 # two record stores (store_lfs.LfsStore or store_ring.RingStore). No
-# networking here: the sender in link.py peeks, sends, and reports back.
+# networking here: the sender (sender.py) peeks, sends, and reports back.
 #
-#   q = MessageQueue(stores, max_attempts_fn, retry_interval_fn, reserve=1024)
+#   q = MessageQueue(stores, max_attempts_fn, retry_interval_fn, reserve=1024,
+#                    on_transaction_id=None, wake=None)
 #       stores: (txn_store, other_store), or one store for everything
+#       on_transaction_id(placeholder, txid): a StartTransaction was answered
+#       wake: an asyncio.Event set when a message is pushed (the sender's)
 #   q.mount()
 #   qid = q.push(action, payload, txn=True, placeholder=None)
 #       persisted when it returns; None (logged) when refused for space
 #   q.can_start_transaction() -> bool
-#   q.peek(now_ms) -> (qid, action, payload) or None
-#   q.is_txn(qid) -> True for the transaction stream
+#   q.peek(now_ms) -> Message (.qid .action .payload .txn) or None
 #   q.due_in_ms(now_ms) -> ms until peek has something (0 now), None if empty
 #   q.delivered(qid, response_payload)
 #   q.failed(qid, now_ms) -> True when the message was dropped
 #   q.new_placeholder() -> int;  q.resolve(txid) -> int
 #   q.has_stop(txid, since=0) -> a StopTransaction of it is queued (boot check)
-#   len(q), q.pending_txn(), q.on_transaction_id = callable(placeholder, txid)
+#   len(q), q.pending_txn()
 #
 # Transaction messages (StartTransaction, StopTransaction, MeterValues with a
 # transactionId) live in the first store, strictly in order; the rest in the
@@ -44,8 +46,18 @@ _ACTIONS = (START, STOP, "MeterValues", "StatusNotification", "DataTransfer",
             "DiagnosticsStatusNotification", "FirmwareStatusNotification")
 
 
+class Message:
+    # The head of a stream, decoded: what the sender sends next.
+    def __init__(self, qid, action, payload):
+        self.qid = qid
+        self.action = action
+        self.payload = payload
+        self.txn = not qid & 1  # the transaction stream (ordered, reserved)
+
+
 class MessageQueue:
-    def __init__(self, stores, max_attempts_fn, retry_interval_fn, reserve=1024):
+    def __init__(self, stores, max_attempts_fn, retry_interval_fn, reserve=1024,
+                 on_transaction_id=None, wake=None):
         if isinstance(stores, (tuple, list)):
             self._s = (stores[0], stores[1] if len(stores) > 1 else None)
         else:
@@ -53,11 +65,12 @@ class MessageQueue:
         self._attempts_fn = max_attempts_fn
         self._interval_fn = retry_interval_fn
         self._reserve = reserve
-        self.on_transaction_id = None
+        self._on_txid = on_transaction_id
+        self._wake = wake
         self._map = {}          # placeholder -> transactionId (-1: none to be had)
         self._maps = 0          # _MAP records in the transaction store
         self._ph = -1           # lowest placeholder handed out or seen
-        self._head = [None, None]  # per stream: (qid, action, payload) of its head
+        self._head = [None, None]  # per stream: the Message at its head
         self._hph = 0           # placeholder of the transaction head if a Start
         self._att = [0, 0]      # failed attempts of each head
         self._due = [0, 0]      # ticks_ms when a failed head may go again
@@ -86,7 +99,7 @@ class MessageQueue:
         self._ph = ph
         self._load(0)
         self._load(1)
-        log.info(_TAG, "%d messages queued (%d transaction)" % (len(self), self.pending_txn()))
+        log.info(_TAG, "%d messages queued (%d transaction)", len(self), self.pending_txn())
 
     # --- transaction ids
 
@@ -146,7 +159,7 @@ class MessageQueue:
             # Keep room for the StopTransactions of running transactions:
             # other transaction messages give way first.
             if s.free() - need < self._reserve:
-                log.error(_TAG, "queue full: %s refused (%d bytes free)" % (action, s.free()))
+                log.error(_TAG, "queue full: %s refused (%d bytes free)", action, s.free())
                 return None
         while True:
             try:
@@ -156,13 +169,15 @@ class MessageQueue:
                 if st == 1 and s.count():
                     self._drop(1, "queue full")
                     continue
-                log.error(_TAG, "queue full: %s refused" % action)
+                log.error(_TAG, "queue full: %s refused", action)
                 return None
             except ValueError as e:
                 log.exc(_TAG, "cannot queue %s" % action, e)
                 return None
         if self._head[st] is None:
             self._load(st)
+        if self._wake is not None:
+            self._wake.set()
         return seq << 1 | st
 
     def can_start_transaction(self):
@@ -195,11 +210,6 @@ class MessageQueue:
             return h
         return None
 
-    @staticmethod
-    def is_txn(qid):
-        # True for a message of the transaction stream (the ordered one).
-        return not qid & 1
-
     def due_in_ms(self, now_ms):
         # ms until peek() has something (0: now), None when nothing is queued:
         # how long the sender may sleep.
@@ -215,10 +225,10 @@ class MessageQueue:
     def delivered(self, qid, response_payload):
         st = qid & 1
         h = self._head[st]
-        if h is None or h[0] != qid:
-            log.warn(_TAG, "delivered: %d is not being sent" % qid)
+        if h is None or h.qid != qid:
+            log.warn(_TAG, "delivered: %d is not being sent", qid)
             return
-        if h[1] == START:
+        if h.action == START:
             t = None
             if isinstance(response_payload, dict):
                 t = response_payload.get("transactionId")
@@ -231,12 +241,12 @@ class MessageQueue:
     def failed(self, qid, now_ms):
         st = qid & 1
         h = self._head[st]
-        if h is None or h[0] != qid:
-            log.warn(_TAG, "failed: %d is not being sent" % qid)
+        if h is None or h.qid != qid:
+            log.warn(_TAG, "failed: %d is not being sent", qid)
             return False
         n = self._att[st] + 1
         if n >= max(1, self._attempts_fn()):
-            if h[1] == START:
+            if h.action == START:
                 self._set_map(self._hph, -1)
             self._drop(st, "no success after %d attempts" % n)
             return True
@@ -268,9 +278,9 @@ class MessageQueue:
             self._maps += 1
         except StoreFull as e:  # the reserve should prevent it
             log.exc(_TAG, "transactionId %d for %d not persisted" % (txid, ph), e)
-        log.info(_TAG, "transaction %d is %d" % (ph, txid))
-        cb = self.on_transaction_id
-        if cb:
+        log.info(_TAG, "transaction %d is %d", ph, txid)
+        cb = self._on_txid
+        if cb is not None:
             cb(ph, txid)
 
     def _drop(self, st, why):
@@ -281,9 +291,9 @@ class MessageQueue:
             r = s.first()
             seq = r[0] if r else 0
         else:
-            seq = h[0] >> 1
+            seq = h.qid >> 1
         if why:
-            log.warn(_TAG, "dropped %s: %s" % (h[1] if h else seq, why))
+            log.warn(_TAG, "dropped %s: %s", h.action if h else seq, why)
         s.ack(seq)
         self._head[st] = None
         self._att[st] = 0
@@ -307,7 +317,7 @@ class MessageQueue:
                 continue
             try:
                 h = self._decode(seq << 1 | st, data)
-                if h[1] == START:
+                if h.action == START:
                     self._hph = struct.unpack_from("<i", data, 2)[0]
                 self._head[st] = h
                 return
@@ -335,4 +345,4 @@ class MessageQueue:
         if type(t) is int and t <= -2:
             # its StartTransaction went before it: the id it got, or -1
             payload["transactionId"] = self._map.get(t, -1)
-        return (qid, action, payload)
+        return Message(qid, action, payload)

@@ -140,7 +140,7 @@ class RingStore:
                 nxt = self._rec(i, pos)
                 if nxt < 0:
                     if nxt == -2:
-                        log.warn(_TAG, "garbage in sector %d at %d: sector closed" % (i, pos))
+                        log.warn(_TAG, "garbage in sector %d at %d: sector closed", i, pos)
                         pos = self._bs
                     break
                 if self._rok:
@@ -152,7 +152,7 @@ class RingStore:
                     elif not first:
                         first = s
                 else:
-                    log.warn(_TAG, "bad record in sector %d at %d skipped" % (i, pos))
+                    log.warn(_TAG, "bad record in sector %d at %d skipped", i, pos)
                 pos = nxt
             if order and i == order[-1]:
                 self._cur = i
@@ -170,7 +170,7 @@ class RingStore:
             u += HDR + ln
         self._count = n
         self._used = u
-        log.info(_TAG, "mounted: %d records, next %d, %d bytes free" % (n, self._next, self.free()))
+        log.info(_TAG, "mounted: %d records, next %d, %d bytes free", n, self._next, self.free())
 
     # --- reading
 

@@ -7,29 +7,67 @@ from micropython import const
 _DAY = const(86400)
 _VALID_FROM = const(1704067200)  # 2024-01-01: anything earlier is an unset RTC
 
+_DAY_MS = const(86400000)
+
 _driver = None
 _saved = 0  # unix time last written by remember()
+# The firmware's own time base: unix seconds _base at ticks_ms _anchor. It
+# keeps the sub-second part of the central system's currentTime (an RTC keeps
+# whole seconds), so the charger's seconds roll over with the CSMS's.
+_base = 0
+_anchor = 0
 
 
 def init(driver):
+    # driver.time() -> unix seconds (int, or float on the host); .set(int s)
     global _driver
     _driver = driver
+    t = driver.time()
+    s = int(t)
+    _set_base(s, int((t - s) * 1000))
+
+
+def _set_base(s, ms):
+    global _base, _anchor
+    import time
+    _base = s
+    _anchor = time.ticks_add(time.ticks_ms(), -ms)
+
+
+def ready():
+    # A driver was handed in (the log stamps lines with 0 before).
+    return _driver is not None
 
 
 def now():
-    return int(_driver.time())
+    global _base, _anchor
+    import time
+    d = time.ticks_diff(time.ticks_ms(), _anchor)
+    if d >= _DAY_MS or d < 0:  # fold whole seconds in: ticks_diff has a range
+        if d < 0:
+            s = int(_driver.time())
+            _set_base(s, 0)
+            return s
+        k = d // 1000
+        _base += k
+        _anchor = time.ticks_add(_anchor, k * 1000)
+        d -= k * 1000
+    return _base + d // 1000
 
 
-def now_f():
-    return _driver.time()
+def stamp():
+    # For the log ring: unix seconds, 0 before the board's clock is known.
+    return now() if _driver is not None else 0
 
 
-def set_time(unix):
+def set_time(unix, ms=0):
+    # unix seconds (int) and the milliseconds past it.
     _driver.set(unix)
+    _set_base(unix, ms)
 
 
 def valid():
-    return _driver is not None and _driver.time() >= _VALID_FROM
+    return _driver is not None and now() >= _VALID_FROM
 
 
 def restore(path):
@@ -101,6 +139,11 @@ def iso(t=None):
 def parse(s):
     # "YYYY-MM-DDTHH:MM:SS[.fff][Z|+hh:mm|-hh:mm]" -> unix seconds (int).
     # Raises ValueError on anything else.
+    return parse_ms(s)[0]
+
+
+def parse_ms(s):
+    # The same -> (unix seconds, milliseconds past them).
     try:
         if len(s) < 19 or s[4] != "-" or s[7] != "-" or s[10] not in "Tt " \
                 or s[13] != ":" or s[16] != ":":
@@ -113,9 +156,13 @@ def parse(s):
         se = int(s[17:19])
         i = 19
         n = len(s)
+        ms = 0
         if i < n and s[i] == ".":
             i += 1
+            k = 100
             while i < n and "0" <= s[i] <= "9":
+                ms += (ord(s[i]) - 48) * k
+                k //= 10
                 i += 1
         off = 0
         if i < n:
@@ -132,4 +179,4 @@ def parse(s):
             raise ValueError
     except (ValueError, IndexError):
         raise ValueError("bad date-time")
-    return days_from_civil(y, mo, d) * _DAY + h * 3600 + mi * 60 + se - off
+    return days_from_civil(y, mo, d) * _DAY + h * 3600 + mi * 60 + se - off, ms

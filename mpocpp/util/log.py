@@ -1,53 +1,66 @@
-# Minimal logger: one line per event on stdout (the board's console).
-# Levels are single letters so a line costs no formatting work when filtered.
+# Minimal logger: one line per event on stdout (the board's console), and to
+# an optional sink (the flash ring for GetDiagnostics). A line is formatted
+# only when its level is on:  log.info(TAG, "connector %d: %s", cid, status)
 import time
 
-_LEVELS = "DIWE"
-level = 1  # index into _LEVELS: 0 debug, 1 info, 2 warn, 3 error
-sink = None  # optional callable(line) that also receives each line (bench, file)
+DEBUG = 0
+INFO = 1
+WARN = 2
+ERROR = 3
+_LETTER = "DIWE"
+
+level = INFO
+sink = None  # callable(line) that also receives each line (set by the app)
 
 
-def log(lvl, tag, msg):
-    i = _LEVELS.find(lvl)
-    if i < level:
+def _out(lvl, tag, msg, args):
+    if lvl < level:
         return
-    line = "%d %s %s: %s" % (time.ticks_ms(), lvl, tag, msg)
+    if args:
+        try:
+            msg = msg % args
+        except (TypeError, ValueError):
+            msg = "%s %r" % (msg, args)
+    line = "%d %s %s: %s" % (time.ticks_ms(), _LETTER[lvl], tag, msg)
     print(line)
-    if sink:
+    if sink is not None:
         sink(line)
 
 
-def debug(tag, msg):
-    if level == 0:
-        log("D", tag, msg)
+def debug(tag, msg, *args):
+    if level <= DEBUG:
+        _out(DEBUG, tag, msg, args)
 
 
-def info(tag, msg):
-    log("I", tag, msg)
+def info(tag, msg, *args):
+    if level <= INFO:
+        _out(INFO, tag, msg, args)
 
 
-def warn(tag, msg):
-    log("W", tag, msg)
+def warn(tag, msg, *args):
+    if level <= WARN:
+        _out(WARN, tag, msg, args)
 
 
-def error(tag, msg):
-    log("E", tag, msg)
+def error(tag, msg, *args):
+    _out(ERROR, tag, msg, args)
 
 
 def exc(tag, msg, e):
     # An exception as one log line (no traceback allocation on the hot path).
-    log("E", tag, "%s: %s %r" % (msg, type(e).__name__, e))
+    _out(ERROR, tag, "%s: %s %r", (msg, type(e).__name__, e))
 
 
 class FlashRing:
     # The recent lines for GetDiagnostics, bounded: gathered in a fixed RAM
     # buffer, appended to `path` when it fills (one flash write per ~1 KiB,
     # not per line); past `size` bytes the file becomes path.old, replacing
-    # the older one. Each line is stamped with the wall clock (unix seconds)
-    # so that startTime / stopTime can select lines.
-    def __init__(self, path, size=8192, ram=1024):
+    # the older one. Each line is stamped with the wall clock (unix seconds,
+    # `now` a callable) so that startTime / stopTime can select lines.
+    def __init__(self, path, now, size=8192, ram=1024):
         self.path = path
         self.size = size
+        self._now = now
         self._buf = bytearray(ram)
         self._n = 0
         self._busy = False
@@ -55,9 +68,7 @@ class FlashRing:
     def __call__(self, line):
         if self._busy:
             return
-        from mpocpp.util import clock
-        t = clock.now() if clock._driver is not None else 0
-        b = ("%d %s\n" % (t, line)).encode()
+        b = ("%d %s\n" % (self._now(), line)).encode()
         n = len(b)
         if n > len(self._buf):
             b = b[:len(self._buf) - 1] + b"\n"

@@ -1,7 +1,8 @@
 # MeterValues: sampledValue formats (checked against the 1.6 schema),
 # Sample.Periodic / Sample.Clock schedules, transactionData thinning in flash.
 from mpocpp.metering import meter
-from mpocpp.metering import metervalues as mv
+from mpocpp.metering import sampledvalues as mv
+from mpocpp.metering.txdata import TxData
 from mpocpp.protocol import validate
 from mpocpp.util import fsutil
 
@@ -257,7 +258,7 @@ def test_txdata_thinning_keeps_begin_and_end():
     _flash()
     p = _MP + "/tx1.mv"
     max5 = lambda: 5  # noqa: E731
-    td = mv.TxData(p, max5)
+    td = TxData(p, max5)
     td.begin(_mvd(0, "Transaction.Begin"))
     for i in range(1, 21):
         td.add(_mvd(i))
@@ -285,7 +286,7 @@ def test_txdata_thinning_keeps_begin_and_end():
 def test_txdata_drops_first_third_fifth():
     _flash()
     p = _MP + "/tx.mv"
-    td = mv.TxData(p, lambda: 6)  # room for 4 intermediates
+    td = TxData(p, lambda: 6)  # room for 4 intermediates
     td.begin(_mvd(0))
     for i in range(1, 6):
         td.add(_mvd(i))
@@ -301,14 +302,14 @@ def test_txdata_survives_power_cut():
     _flash()
     pa = _MP + "/a.mv"
     pb = _MP + "/b.mv"
-    ref = mv.TxData(pa, lambda: 5)
-    td = mv.TxData(pb, lambda: 5)
+    ref = TxData(pa, lambda: 5)
+    td = TxData(pb, lambda: 5)
     for x in (ref, td):
         x.begin(_mvd(0))
     for i in range(1, 12):
         ref.add(_mvd(i))
         td.add(_mvd(i))
-    td = mv.TxData(pb, lambda: 5)  # power cut: a new object on the same file
+    td = TxData(pb, lambda: 5)  # power cut: a new object on the same file
     assert td.begun and not td.ended and td.stride == ref.stride
     assert _ids(td.values()) == _ids(ref.values())  # nothing lost
     for i in range(12, 30):
@@ -320,7 +321,7 @@ def test_txdata_survives_power_cut():
     # the cut only shifts the thinning's phase: same shape, same guarantees
     assert len(a) == len(_ids(ref.values())) == 5, (a, _ids(ref.values()))
     assert a[0] == 0 and a[-1] == 99 and a == sorted(a), a
-    td2 = mv.TxData(pb, lambda: 5)
+    td2 = TxData(pb, lambda: 5)
     assert td2.ended and _ids(td2.values()) == a
     td2.add(_mvd(100))  # after End: ignored
     assert _ids(td2.values()) == a
@@ -329,35 +330,35 @@ def test_txdata_survives_power_cut():
 def test_txdata_bad_lines_and_limits():
     _flash()
     p = _MP + "/c.mv"
-    td = mv.TxData(p, lambda: 2)  # only Begin and End
+    td = TxData(p, lambda: 2)  # only Begin and End
     td.begin(_mvd(0))
     for i in range(1, 5):
         assert not td.add(_mvd(i))
     td.end(_mvd(9))
     assert _ids(td.values()) == [0, 9]
     # a torn / garbage line is dropped at the next open
-    td = mv.TxData(p, lambda: 10)
+    td = TxData(p, lambda: 10)
     td.begin(_mvd(0))
     td.add(_mvd(1))
     with open(p, "a") as f:
         f.write("I 7 {\"timesta")
-    td = mv.TxData(p, lambda: 10)
+    td = TxData(p, lambda: 10)
     assert td.n == 1
     td.add(_mvd(2))
     td.end(_mvd(9))
     assert _ids(td.values()) == [0, 1, 2, 9]
     # the max shrank: values() still respects it, Begin/End kept
-    td = mv.TxData(p, lambda: 3)
+    td = TxData(p, lambda: 3)
     v = _ids(td.values())
     assert v[0] == 0 and v[-1] == 9 and len(v) <= 3, v
     # add before begin is refused, end without begin still records End
     q = _MP + "/d.mv"
-    td = mv.TxData(q, lambda: 5)
+    td = TxData(q, lambda: 5)
     assert not td.add(_mvd(1))
     td.end(_mvd(9))
     assert _ids(td.values()) == [9]
     # a bad max_values_fn: Begin/End only, logged
-    td = mv.TxData(_MP + "/e.mv", lambda: int("x"))
+    td = TxData(_MP + "/e.mv", lambda: int("x"))
     td.begin(_mvd(0))
     td.add(_mvd(1))
     td.end(_mvd(2))
