@@ -4,8 +4,8 @@ usage: .venv/bin/python bench/bench_auth.py [--quick]
 
 Runs MicroPython (unix port, -X heapsize=256k) on littlefs over a flash kept
 in a host file (not in the heap being measured) with a 1,024-entry local list
-and a full 256-entry cache, and prints a Markdown section: RAM held by the store, allocation per lookup,
-lookup time, flash work per cache put, list write time.
+and a full 256-entry cache, and prints a Markdown section: RAM held by the
+store, allocation per lookup, lookup time, flash work per cache put, list write time.
 """
 import os
 import shutil

@@ -64,9 +64,11 @@ def make_driver():
 
 async def burst(stop, out):
     # Large incoming messages and flash writes every 100 ms.
-    item = '{"idTag":"%08X","idTagInfo":{"status":"Accepted","expiryDate":"2027-01-01T00:00:00Z"}},'
+    item = ('{"idTag":"%08X","idTagInfo":{"status":"Accepted",'
+            '"expiryDate":"2027-01-01T00:00:00Z"}},')
     body = "".join(item % i for i in range(90))
-    msg = '[2,"1","SendLocalList",{"listVersion":1,"updateType":"Full","localAuthorizationList":[' + body[:-1] + ']}]'
+    msg = ('[2,"1","SendLocalList",{"listVersion":1,"updateType":"Full",'
+           '"localAuthorizationList":[' + body[:-1] + ']}]')
     msg = msg + " " * (8192 - len(msg))
     blob = bytes(4096)
     worst = 0
@@ -162,7 +164,9 @@ def run(mode, seconds):
             r = json.loads(line[7:])
             r["proc_cpu_s"] = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
             return r
-    raise SystemExit("bench_meter: %s run failed:\n%s%s" % (mode, p.stdout[-3000:], p.stderr[-3000:]))
+    raise SystemExit(
+        "bench_meter: %s run failed:\n%s%s" % (mode, p.stdout[-3000:], p.stderr[-3000:])
+    )
 
 
 def main():
@@ -187,11 +191,24 @@ def main():
           "| task share of wall time | process CPU (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in res:
-        print("| %s | %d | %d | %d | %d | %d | %.1f / %.1f | %.1f / %.1f / %.1f | %.2f %% | %.2f |" % (
-            name, r["count"], r["skipped"], r["late_p50_ms"], r["late_p99_ms"],
-            r["late_max_ms"], r["busy_mean_us"] / 1000, r["busy_max_us"] / 1000,
-            r.get("read_p50_ms", 0), r.get("read_p99_ms", 0), r.get("read_max_ms", 0),
-            100 * r["cpu_share"], r["proc_cpu_s"]))
+        print(
+            "| %s | %d | %d | %d | %d | %d | %.1f / %.1f | %.1f / %.1f / %.1f | %.2f %% | %.2f |"
+            % (
+                name,
+                r["count"],
+                r["skipped"],
+                r["late_p50_ms"],
+                r["late_p99_ms"],
+                r["late_max_ms"],
+                r["busy_mean_us"] / 1000,
+                r["busy_max_us"] / 1000,
+                r.get("read_p50_ms", 0),
+                r.get("read_p99_ms", 0),
+                r.get("read_max_ms", 0),
+                100 * r["cpu_share"],
+                r["proc_cpu_s"],
+            )
+        )
     b = res[1][1]
     print("\nBurst task: %d iterations, worst %.1f ms blocking per iteration "
           "(json.loads of %d bytes + write_atomic of 4096 bytes).\n" % (
@@ -201,7 +218,10 @@ def main():
     err = 100 * (d0["power_w"] - d0["true_w"]) / d0["true_w"] if d0["true_w"] else 0
     print("| Power.Active.Import measured / simulated (W) | %.0f / %.0f (%+.2f %%) |" % (
         d0["power_w"], d0["true_w"], err))
-    print("| flash erases per register save (4 KiB sectors, littlefs) | %.2f |" % d0["erases_per_save"])
+    print(
+        "| flash erases per register save (4 KiB sectors, littlefs) | %.2f |"
+        % d0["erases_per_save"]
+    )
     print("| flash bytes programmed per register save | %.0f |" % d0["bytes_per_save"])
 
 

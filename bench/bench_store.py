@@ -110,7 +110,8 @@ def cycle(kind, n):
         umount("/flash")
     return {"amp": (dev.programmed_bytes - p0) / payload,
             "erases_k": (dev.erases - e0) * 1000 / n,
-            "wear_max": wear / n, "wear": [dev.wear[b] - w0[b] for b in range(len(w0))], "msgs": n * 1e6 / t, "avg": payload / n}
+            "wear_max": wear / n, "wear": [dev.wear[b] - w0[b] for b in range(len(w0))],
+            "msgs": n * 1e6 / t, "avg": payload / n}
 
 
 def fill(kind):

@@ -140,7 +140,9 @@ def charger_factory(csms, tmp_path, request):
 @pytest.fixture
 def charger(charger_factory, csms):
     ch = charger_factory()
-    csms.wait_for("StatusNotification", pred=lambda m: m.payload.get("connectorId") == 1, timeout=15)
+    csms.wait_for(
+        "StatusNotification", pred=lambda m: m.payload.get("connectorId") == 1, timeout=15
+    )
     return ch
 
 

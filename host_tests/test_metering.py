@@ -10,7 +10,6 @@ import json
 import subprocess
 import time
 
-import pytest
 
 from harness import MICROPYTHON, mp_env
 
@@ -187,8 +186,14 @@ def test_sample_interval_zero_gives_no_periodic_values(csms, charger_factory):
 
 
 def test_periodic_values_carry_transaction_id_at_the_interval(csms, charger_factory):
-    ch = boot(charger_factory, csms, {"MeterValueSampleInterval": 2,
-                                      "MeterValuesSampledData": REG + ",Energy.Active.Import.Interval"})
+    ch = boot(
+        charger_factory,
+        csms,
+        {
+            "MeterValueSampleInterval": 2,
+            "MeterValuesSampledData": REG + ",Energy.Active.Import.Interval",
+        },
+    )
     m = csms.mark()
     st, txid = start(ch, csms, (16, 16, 16))
     time.sleep(7.5)
@@ -499,7 +504,9 @@ print("RESULT " + json.dumps(out))
     assert near(r["power_w"], true_w, 1.5), r
     mv = {(a, b): v for a, b, v in r["mv"]}
     assert near(mv[("Power.Active.Import", None)], true_w, 1.5), mv
-    assert near(mv[("Current.Import", "L3")], 20, 1.5) and near(mv[("Voltage", "L2-N")], 235, 1), mv
+    assert near(mv[("Current.Import", "L3")], 20, 1.5) and near(mv[("Voltage", "L2-N")], 235, 1), (
+        mv
+    )
     assert near(r["wh"], true_w * 5 / 3600, 2), r  # 5 s integrated
     assert r["nominal_driver_power"] is None
     assert near(r["nominal_power_w"], 230 * (16 + 10 + 20), 1.5), r

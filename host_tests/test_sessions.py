@@ -4,12 +4,10 @@ against the bench CSMS; every scenario with one connector and with two (then
 on connector 2, while connector 1 must stay untouched).
 
 The helpers here are shared by test_sessions_remote.py and test_sessions_hw.py."""
-import os
 import time
 
 import pytest
 
-from harness import ROOT
 
 BOTH = pytest.mark.parametrize("n", [1, 2], ids=["1conn", "2conn"])
 

@@ -197,7 +197,9 @@ def bundle_files(out):
 
 
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--board", default="unix", choices=sorted(ARCH))
     ap.add_argument("--out")
     ap.add_argument("--quiet", action="store_true")

@@ -310,7 +310,7 @@ class _Emitter:
         notes = sorted(self.notes)
         for i, (off, note) in enumerate(notes):
             end = notes[i + 1][0] if i + 1 < len(notes) else len(self.blob)
-            out.append("    # 0x%04x %s\n" % (off, note[:66]))
+            out.append(("    # 0x%04x %s" % (off, note[:66])).rstrip() + "\n")
             chunk = self.blob[off:end]
             if note.startswith("enum "):  # count, then one value a line
                 out.append('    b"%s"\n' % _esc(chunk[:1]))

@@ -57,7 +57,9 @@ def collect(src):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--version", required=True)
     ap.add_argument("--board", default="unix", choices=("unix", "esp32", "rp2"))
     ap.add_argument("--src", help="directory of .mpy files (default build/mpy-BOARD)")
@@ -76,7 +78,9 @@ def main(argv=None):
     out = a.out or os.path.join(ROOT, "build", "fw-%s-%s.img" % (a.board, a.version))
     with open(out, "wb") as f:
         f.write(img)
-    print("make_image: %s: %d files, %d bytes, version %s" % (out, len(files), len(img), a.version))
+    print(
+        "make_image: %s: %d files, %d bytes, version %s" % (out, len(files), len(img), a.version)
+    )
     return out
 
 

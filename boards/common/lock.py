@@ -56,7 +56,12 @@ class CableLock:
                 return True
             while self.locked != lock:
                 if time.ticks_diff(time.ticks_ms(), t0) >= self._timeout:
-                    log.warn(_TAG, "%s not confirmed in %d ms", "lock" if lock else "unlock", self._timeout)
+                    log.warn(
+                        _TAG,
+                        "%s not confirmed in %d ms",
+                        "lock" if lock else "unlock",
+                        self._timeout,
+                    )
                     return False
                 await asyncio.sleep_ms(_POLL_MS)
             return True

@@ -29,7 +29,6 @@ class Board:
     name = "esp32"
 
     def __init__(self, settings, max_amps=32, phases=3, flash_dir="/data"):
-        import vfs
         from mpocpp_board.connectorhw import ConnectorHw
         from mpocpp_board.relay import Relay
         from mpocpp_board.lock import CableLock

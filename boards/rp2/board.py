@@ -49,9 +49,16 @@ class Board:
         pwm.duty_u16(65535)
         pilot = ControlPilot(pwm, machine.ADC(PINS["pilot_adc"]), max_amps,
                                 volts_per_count=_PILOT_VPC, zero_counts=_PILOT_ZERO)
-        meter = AdcMeter([machine.ADC(PINS["ct"])], [machine.ADC(PINS["volts"])],
-                            ct_ratio=1000, burden_ohms=22.0, divider=330.0, vref=3.3,
-                            temp=machine.ADC(4), temp_cal=(-3.3 / 65535 / 0.001721, 27 + 0.706 / 0.001721))
+        meter = AdcMeter(
+            [machine.ADC(PINS["ct"])],
+            [machine.ADC(PINS["volts"])],
+            ct_ratio=1000,
+            burden_ohms=22.0,
+            divider=330.0,
+            vref=3.3,
+            temp=machine.ADC(4),
+            temp_cal=(-3.3 / 65535 / 0.001721, 27 + 0.706 / 0.001721),
+        )
         self._hw = ConnectorHw(pilot, relay, lock, meter)
         leds = []
         for p in PINS["led"]:

@@ -417,17 +417,37 @@ def test_canonical_and_reboot_flag():
 def test_provisioning_only_on_new_flash():
     d = _tmpdir()
     prov = {
-        "identity": {"chargePointVendor": "Acme", "chargePointModel": "Box",
-                     "chargePointSerialNumber": "SN1", "firmwareVersion": 1.2,
-                     "bogus": "x", "meterType": "M" * 30},
-        "keys": {"HeartbeatInterval": 60, "NumberOfConnectors": 2, "MeterValueSampleInterval": "30",
-                 "ConnectorPhaseRotation": "1.RST,2.RST", "LocalPreAuthorize": "true",
-                 "UseAuthorizationKeyWithoutDecoding": True, "NotAKey": 1,
-                 "ConnectionTimeOut": "bad", "MeterValuesSampledData": ["Voltage", "Current.Import"]},
-        "security": {"SecurityProfile": 1, "AuthorizationKey": "literal-password-1",
-                     "caCert": _PEM},
-        "settings": {"csmsUrl": "ws://127.0.0.1:9000/ocpp", "chargeBoxId": "CP1",
-                     "reconnectMaxMs": 15000, "reconnectMinMs": "fast", "custom": [1, 2]},
+        "identity": {
+            "chargePointVendor": "Acme",
+            "chargePointModel": "Box",
+            "chargePointSerialNumber": "SN1",
+            "firmwareVersion": 1.2,
+            "bogus": "x",
+            "meterType": "M" * 30,
+        },
+        "keys": {
+            "HeartbeatInterval": 60,
+            "NumberOfConnectors": 2,
+            "MeterValueSampleInterval": "30",
+            "ConnectorPhaseRotation": "1.RST,2.RST",
+            "LocalPreAuthorize": "true",
+            "UseAuthorizationKeyWithoutDecoding": True,
+            "NotAKey": 1,
+            "ConnectionTimeOut": "bad",
+            "MeterValuesSampledData": ["Voltage", "Current.Import"],
+        },
+        "security": {
+            "SecurityProfile": 1,
+            "AuthorizationKey": "literal-password-1",
+            "caCert": _PEM,
+        },
+        "settings": {
+            "csmsUrl": "ws://127.0.0.1:9000/ocpp",
+            "chargeBoxId": "CP1",
+            "reconnectMaxMs": 15000,
+            "reconnectMinMs": "fast",
+            "custom": [1, 2],
+        },
     }
     c = Config(d, {"ConnectorPhaseRotationMaxLength": 3})
     assert c.load(prov) is True
@@ -582,8 +602,11 @@ def test_limits():
 
 def test_memory_of_loaded_config():
     d = _tmpdir()
-    prov = {"identity": {"chargePointVendor": "Acme", "chargePointModel": "Box"},
-            "keys": {"HeartbeatInterval": 60}, "settings": {"csmsUrl": "ws://h:1/o", "chargeBoxId": "CP1"}}
+    prov = {
+        "identity": {"chargePointVendor": "Acme", "chargePointModel": "Box"},
+        "keys": {"HeartbeatInterval": 60},
+        "settings": {"csmsUrl": "ws://h:1/o", "chargeBoxId": "CP1"},
+    }
     _new(d, limits=_LIMITS, prov=prov)
     gc.collect()
     before = gc.mem_alloc()

@@ -66,7 +66,9 @@ def test_verify_and_unpack():
         for name, data in FILES:
             assert read(D + "/fw/a/" + name) == data
         p = fwimage.read_pointer(D)
-        assert p["slot"] == "a" and p["state"] == "pending" and p["prev"] == {"slot": None, "v": None}
+        assert (
+            p["slot"] == "a" and p["state"] == "pending" and p["prev"] == {"slot": None, "v": None}
+        )
     finally:
         r.done()
 

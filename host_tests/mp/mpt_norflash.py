@@ -90,7 +90,11 @@ def test_on_op_callback():
 
 
 def test_backing_file_keeps_writes():
-    path = "/tmp/norflash_test_%d.bin" % os.getpid() if hasattr(os, "getpid") else "/tmp/norflash_test.bin"
+    path = (
+        "/tmp/norflash_test_%d.bin" % os.getpid()
+        if hasattr(os, "getpid")
+        else "/tmp/norflash_test.bin"
+    )
     try:
         os.remove(path)
     except OSError:

@@ -273,8 +273,8 @@ def test_txdata_thinning_keeps_begin_and_end():
     # survivors are evenly spaced (the stride doubled at each thinning)
     mid = ids[1:-1]
     assert mid == [8, 16], ids
-    s = '{"connectorId":1,"meterStop":1,"timestamp":"2026-11-21T00:00:00Z",' \
-        '"transactionId":1}'
+    s = ('{"connectorId":1,"meterStop":1,"timestamp":"2026-11-21T00:00:00Z",'
+         '"transactionId":1}')
     import json
     payload = json.loads(s)
     payload["transactionData"] = v

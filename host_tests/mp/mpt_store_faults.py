@@ -161,7 +161,7 @@ def _queue_faults(kind, seed, cuts_wanted):
         try:
             if model and rnd.randrange(3) == 0:
                 m = q.peek(0)
-                qid, a, p = m.qid, m.action, m.payload
+                qid, a = m.qid, m.action
                 op = ("send", model[0])
                 if a == "StartTransaction":
                     if q._s[0].free() < 64:  # cuts ate the reserve: the id may

@@ -108,7 +108,9 @@ async def test_binary_skipped():
 
 
 async def test_invalid_utf8_skipped():
-    data = frame(1, b"\xff\xfe") + frame(1, b"ok \xc3", fin=False) + frame(0, b"(") + frame(1, "good")
+    data = (
+        frame(1, b"\xff\xfe") + frame(1, b"ok \xc3", fin=False) + frame(0, b"(") + frame(1, "good")
+    )
     ws, p = attached(data)
     assert await ws.recv() == "good"
     assert ws.open

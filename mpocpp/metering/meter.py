@@ -412,5 +412,9 @@ class Meter:
         for cid in regs:
             if cid not in self._ch:
                 log.warn(_TAG, "saved register of unknown connector %d ignored", cid)
-        log.info(_TAG, "registers restored: %s Wh", ", ".join("%d:%d" % (k, self._ch[k].wh) for k in self.ids))
+        log.info(
+            _TAG,
+            "registers restored: %s Wh",
+            ", ".join("%d:%d" % (k, self._ch[k].wh) for k in self.ids),
+        )
         return True

@@ -156,7 +156,9 @@ class TxData:
     def add(self, mv):
         # One intermediate value (Sample.Periodic / Sample.Clock).
         if not self.begun or self.ended or not mv:
-            log.warn(_TAG, "%s: value ignored (begun %s, ended %s)", self.path, self.begun, self.ended)
+            log.warn(
+                _TAG, "%s: value ignored (begun %s, ended %s)", self.path, self.begun, self.ended
+            )
             return False
         self.index += 1
         if self.index % self.stride:

@@ -20,7 +20,8 @@ KINDS = ("Absolute", "Recurring", "Relative")
 RECURRENCY = ("Daily", "Weekly")
 _PERIOD = (86400, 604800)  # seconds of one Daily / Weekly recurrence
 
-FOREVER = 4102444800  # 2100-01-01: "no change ahead" (unix times are big ints on 32-bit ports anyway)
+# 2100-01-01: "no change ahead" (unix times are big ints on 32-bit ports anyway)
+FOREVER = 4102444800
 _MAX_STEPS = const(96)  # composite periods reported at most
 
 # Each schedule period is three ints in Profile.periods: startPeriod (s),

@@ -125,8 +125,10 @@ class Connector:
             if allowed(self.status, PREPARING) and allowed(PREPARING, status):
                 self.set_status(PREPARING)
             else:
-                log.warn(_TAG, "connector %d: %s -> %s not in the transition table", self.id, self.status, status)
-        log.info(_TAG, "connector %d: %s -> %s%s", self.id, self.status, status, "" if error_code == NO_ERROR else " (" + error_code + ")")
+                log.warn(_TAG, "connector %d: %s -> %s not in the transition table",
+                         self.id, self.status, status)
+        log.info(_TAG, "connector %d: %s -> %s%s", self.id, self.status, status,
+                 "" if error_code == NO_ERROR else " (" + error_code + ")")
         self.status = status
         self.error_code = error_code
         self.info = info

@@ -123,7 +123,8 @@ class Sessions:
             conn.ev_disconnected = True
             self._stop(conn, "EVDisconnected", None)
             conn.ev_disconnected = False
-            if cfg.get("UnlockConnectorOnEVSideDisconnect"):  # reads false under LockCablePermanently
+            # (UnlockConnectorOnEVSideDisconnect reads false under LockCablePermanently)
+            if cfg.get("UnlockConnectorOnEVSideDisconnect"):
                 self._unlock(conn)
             elif not cfg.get("LockCablePermanently"):
                 conn.locked_for = Holder(tx.id_tag, tx.parent)  # until the card is shown again

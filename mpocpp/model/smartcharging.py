@@ -102,7 +102,9 @@ class SmartCharging:
                 if a == int(a):
                     a = int(a)
             if a != c.limit_a:
-                log.info(_TAG, "connector %d: %s", c.id, "no limit" if a is None else "limit %s A" % a)
+                log.info(
+                    _TAG, "connector %d: %s", c.id, "no limit" if a is None else "limit %s A" % a
+                )
                 c.limit_a = a
                 c.update()
         nx = s.next

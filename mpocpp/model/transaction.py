@@ -16,7 +16,8 @@ class Transaction:
         self.meter_start = meter_start
         self.start = start  # unix s
         self.reservation = reservation  # reservationId it was started on
-        self.invalid = False  # StartTransaction.conf not Accepted, StopTransactionOnInvalidId false
+        # StartTransaction.conf not Accepted and StopTransactionOnInvalidId false:
+        self.invalid = False
 
     def to_json(self):
         return json.dumps({"cid": self.cid, "id": self.id, "idTag": self.id_tag,

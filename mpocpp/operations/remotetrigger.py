@@ -30,7 +30,7 @@ class RemoteTrigger:
                 return {"status": "Rejected"}  # errata E3.35
             return {"status": "Accepted"}, self._sender.boot_now
         if what == "StatusNotification":
-            ids = range(0, n + 1) if cid is None else (cid,)
+            ids = range(n + 1) if cid is None else (cid,)
         elif what == "MeterValues":
             # connector 0: the charge point's total (the sum of its connectors)
             ids = range(1, n + 1) if cid is None else (cid,)

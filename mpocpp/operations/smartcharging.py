@@ -46,7 +46,8 @@ class SmartCharging:
         if not s.room_for(p):
             return _rejected("MaxChargingProfilesInstalled reached")
         gone = s.set.install(p)
-        log.info(_TAG, "profile %d (%s, stack %d) set on connector %d", p.id, chp.PURPOSES[p.purpose], p.stack, cid)
+        log.info(_TAG, "profile %d (%s, stack %d) set on connector %d", p.id,
+                 chp.PURPOSES[p.purpose], p.stack, cid)
         s.save_if_stored(p.purpose, gone)
         s.apply()
         return _ACCEPTED

@@ -119,7 +119,7 @@ class Rpc:
         # the central system is treated).
         async with self._lock:
             if self._send is None:
-                raise Offline()
+                raise Offline
             mid = self._ids()
             text = "[2,%s,%s,%s]" % (_escape_id(mid), _escape_id(action), json.dumps(payload))
             self._event.clear()
@@ -132,12 +132,12 @@ class Rpc:
                     await self._send(text)
                 except Exception as e:
                     log.warn(_TAG, "send %s failed: %r", action, e)
-                    raise Offline()
+                    raise Offline
                 try:
                     await asyncio.wait_for_ms(self._event.wait(), int(timeout_s * 1000))
                 except asyncio.TimeoutError:
                     log.warn(_TAG, "%s %s: no answer in %ds", action, mid, timeout_s)
-                    raise CallTimeout()
+                    raise CallTimeout
                 if self._error is not None:
                     raise self._error
                 return self._result
@@ -241,7 +241,9 @@ class Rpc:
 
     async def _answer_error(self, mid, code, desc):
         log.warn(_TAG, "CALL %s -> CALLERROR %s %s", mid, code, desc)
-        await self._write("[4,%s,%s,%s,{}]" % (_escape_id(mid), _escape_id(code), _escape_id(desc)))
+        await self._write(
+            "[4,%s,%s,%s,{}]" % (_escape_id(mid), _escape_id(code), _escape_id(desc))
+        )
 
     async def _write(self, text):
         if self._send is None:

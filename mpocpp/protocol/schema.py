@@ -114,7 +114,7 @@ NODES = (
     b"\x08Rejected"
     # 0x012a object ChangeConfigurationResponse: status
     b"\x01\x3c\x88\xfb\x00"
-    # 0x012f object ClearCache: 
+    # 0x012f object ClearCache:
     b"\x00"
     # 0x0130 enum ClearChargingProfile.chargingProfilePurpose
     b"\x03"

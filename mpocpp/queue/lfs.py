@@ -100,7 +100,9 @@ class LfsStore:
             self._hs = self._first[0]
         self._reclaim()
         n = self._count
-        log.info(_TAG, "mounted %s: %d records, next %d, %d bytes free", self._dir, n, nxt, self.free())
+        log.info(
+            _TAG, "mounted %s: %d records, next %d, %d bytes free", self._dir, n, nxt, self.free()
+        )
 
     def _scan(self, first):
         # -> (last valid sequence, size, whole file readable); counts the
@@ -171,7 +173,7 @@ class LfsStore:
                     f.seek(pos)
                     while True:
                         n = self._rec(f)
-                        if n < 0 or self._rok and self._rseq > self._ack:
+                        if n < 0 or (self._rok and self._rseq > self._ack):
                             break
                         pos += HDR + n
                     if n >= 0 and load:

@@ -42,7 +42,7 @@ class Sender:
         # An immediate CALL (Authorize, a job's status): Offline unless
         # connected and registered; CallError / CallTimeout on failure.
         if not self._reg.accepted:
-            raise Offline()
+            raise Offline
         return await self.call(action, payload)
 
     def boot_now(self):

@@ -273,10 +273,13 @@ async def get(url, sink, net, buf, ca=None, timeout_ms=15000):
         secure = scheme == "https"
         r, w = await open_conn(net, host, port, ca, secure, timeout_ms)
         try:
-            await _write(w, b"GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n"
-                            b"Accept-Encoding: identity\r\nConnection: close\r\n\r\n" % (
-                                path.encode(), _host_header(host, port, 443 if secure else 80).encode(),
-                                _UA), timeout_ms)
+            await _write(
+                w,
+                b"GET %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n"
+                b"Accept-Encoding: identity\r\nConnection: close\r\n\r\n"
+                % (path.encode(), _host_header(host, port, 443 if secure else 80).encode(), _UA),
+                timeout_ms,
+            )
             status, length, chunked, location = await _head(r, timeout_ms)
             if status in (301, 302, 303, 307, 308) and location:
                 url = _redirect(url, location)
@@ -305,18 +308,27 @@ async def post_file(url, fpath, filename, net, buf, ca=None, field="file",
         raise HttpError("not an http url")
     secure = scheme == "https"
     boundary = b"----ocpp%s" % "".join("%02x" % x for x in os.urandom(8)).encode()
-    pre = b"--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n" \
-          b"Content-Type: %s\r\n\r\n" % (boundary, field.encode(), filename.encode(),
-                                        content_type.encode())
+    pre = (b"--%s\r\nContent-Disposition: form-data; name=\"%s\"; filename=\"%s\"\r\n"
+           b"Content-Type: %s\r\n\r\n") % (boundary, field.encode(), filename.encode(),
+                                         content_type.encode())
     post = b"\r\n--%s--\r\n" % boundary
     size = os.stat(fpath)[6]
     r, w = await open_conn(net, host, port, ca, secure, timeout_ms)
     try:
-        await _write(w, b"POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n"
-                        b"Content-Type: multipart/form-data; boundary=%s\r\n"
-                        b"Content-Length: %d\r\nConnection: close\r\n\r\n" % (
-                            path.encode(), _host_header(host, port, 443 if secure else 80).encode(),
-                            _UA, boundary, len(pre) + size + len(post)), timeout_ms)
+        await _write(
+            w,
+            b"POST %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: %s\r\n"
+            b"Content-Type: multipart/form-data; boundary=%s\r\n"
+            b"Content-Length: %d\r\nConnection: close\r\n\r\n"
+            % (
+                path.encode(),
+                _host_header(host, port, 443 if secure else 80).encode(),
+                _UA,
+                boundary,
+                len(pre) + size + len(post),
+            ),
+            timeout_ms,
+        )
         await _write(w, pre, timeout_ms)
         guard = Guard(w, timeout_ms)
         try:
