@@ -40,7 +40,8 @@ _IDENTITY = (
 _SETTINGS = (
     ("csmsUrl", ""), ("chargeBoxId", ""), ("caCert", ""),
     ("reconnectMinMs", 2000), ("reconnectMaxMs", 30000), ("bootRetryS", 30),
-    ("connectTimeoutMs", 10000), ("pongTimeoutMs", 10000), ("maxMessage", 16384))
+    ("connectTimeoutMs", 10000), ("pongTimeoutMs", 10000), ("maxMessage", 65536),
+    ("rxBuffer", 4096))
 
 _MISSING = object()
 

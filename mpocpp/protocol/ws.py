@@ -9,10 +9,13 @@
   ints chunk by chunk (no per-byte loop). Frames of concurrent senders never
   interleave (lock).
 - recv(): frames are read into one buffer allocated in the constructor
-  (max_message bytes); fragments are reassembled, PING/PONG/CLOSE are handled
-  between fragments. Returns the next text message, or None once closed.
-  Binary messages and invalid UTF-8 are logged and skipped; a message longer
-  than max_message closes with 1009; a protocol violation (masked server
+  (`buffer` bytes); fragments are reassembled, PING/PONG/CLOSE are handled
+  between fragments. Returns the next text message (str), or None once
+  closed. A message longer than the buffer goes to the flash file `spill` as
+  it arrives and comes back as a Spilled (its path and size): nothing holds
+  it whole in RAM. Binary messages and invalid UTF-8 are logged and skipped;
+  a message longer than max_message (or than the buffer, without a spill
+  file) closes with 1009; a protocol violation (masked server
   frame, reserved bits or opcodes, bad fragmentation, bad control frame)
   closes with 1002.
 - Limits: no extensions (permessage-deflate is not offered), no redirects,
@@ -104,10 +107,20 @@ def accept_key(key):
     return binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
 
 
+class Spilled:
+    # A received text message kept in a flash file (read it with open()).
+    def __init__(self, path, size):
+        self.path = path
+        self.size = size
+
+
 class WebSocket:
-    def __init__(self, max_message=8192):
-        n = max_message if max_message > 125 else 125
-        self.max_message = n
+    def __init__(self, max_message=8192, buffer=None, spill=None):
+        self.max_message = max_message if max_message > 125 else 125
+        n = self.max_message if buffer is None else buffer
+        n = n if n > 125 else 125
+        self.buffer = n
+        self._spill = spill  # flash path for messages over the buffer, or None
         self._buf = bytearray(n)
         self._mv = memoryview(self._buf)
         self._hdr = bytearray(10)  # incoming frame header (without mask)
@@ -381,63 +394,82 @@ class WebSocket:
 
     async def _recv(self):
         buf = self._mv
-        fill = 0
+        cap = self.buffer
+        fill = 0  # bytes of the message in buf (not yet in the spill file)
+        total = 0  # bytes of the message so far
+        out = None  # the spill file, once the message outgrew buf
         msg = -1  # opcode of the message being assembled
-        while True:
-            self._mid = msg >= 0
-            b0, n = await self._header()
-            op = b0 & 0x0F
-            if op & 8:
-                if not b0 & _FIN or n > 125:
-                    raise _Fail(1002, "bad control frame")
-                c = self._ctl[:n]
-                if n:
-                    await self._fill(c)
-                self.last_rx_ms = time.ticks_ms()
-                if op == _OP_PING:
-                    await self._send(_OP_PONG, c)
-                elif op == _OP_PONG:
-                    self.last_pong_ms = self.last_rx_ms
-                elif op == _OP_CLOSE:
-                    await self._on_close(c)
-                    return None
+        try:
+            while True:
+                self._mid = msg >= 0
+                b0, n = await self._header()
+                op = b0 & 0x0F
+                if op & 8:
+                    if not b0 & _FIN or n > 125:
+                        raise _Fail(1002, "bad control frame")
+                    c = self._ctl[:n]
+                    if n:
+                        await self._fill(c)
+                    self.last_rx_ms = time.ticks_ms()
+                    if op == _OP_PING:
+                        await self._send(_OP_PONG, c)
+                    elif op == _OP_PONG:
+                        self.last_pong_ms = self.last_rx_ms
+                    elif op == _OP_CLOSE:
+                        await self._on_close(c)
+                        return None
+                    else:
+                        raise _Fail(1002, "reserved opcode %d" % op)
+                    continue
+                if op == _OP_CONT:
+                    if msg < 0:
+                        raise _Fail(1002, "continuation without a message")
+                elif op == _OP_TEXT or op == _OP_BIN:
+                    if msg >= 0:
+                        raise _Fail(1002, "message inside a fragmented message")
+                    msg = op
+                    fill = total = 0
                 else:
                     raise _Fail(1002, "reserved opcode %d" % op)
-                continue
-            if op == _OP_CONT:
-                if msg < 0:
-                    raise _Fail(1002, "continuation without a message")
-            elif op == _OP_TEXT or op == _OP_BIN:
-                if msg >= 0:
-                    raise _Fail(1002, "message inside a fragmented message")
-                msg = op
-                fill = 0
-            else:
-                raise _Fail(1002, "reserved opcode %d" % op)
-            if msg == _OP_BIN:
-                await self._skip(n)
-            elif fill + n > self.max_message:
-                raise _Fail(1009, "message over %d bytes" % self.max_message, n)
-            elif n:
-                m = buf[fill:fill + n]
-                k = await self._r.readinto(m)
-                if k != n:
-                    await self._rest(m, k)
-                fill += n
-            self.last_rx_ms = time.ticks_ms()
-            if b0 & _FIN:
                 if msg == _OP_BIN:
-                    log.warn(_TAG, "binary message skipped")
+                    await self._skip(n)
+                elif total + n > self.max_message or \
+                        (total + n > cap and self._spill is None):
+                    raise _Fail(1009, "message over %d bytes" % (
+                        self.max_message if self._spill else cap), n)
+                else:
+                    total += n
+                    while n:
+                        if fill == cap:  # buf full: on to the flash file
+                            if out is None:
+                                out = open(self._spill, "wb")
+                            out.write(buf)
+                            fill = 0
+                        k = cap - fill if n > cap - fill else n
+                        await self._fill(buf[fill:fill + k])
+                        fill += k
+                        n -= k
+                self.last_rx_ms = time.ticks_ms()
+                if b0 & _FIN:
+                    if msg == _OP_BIN:
+                        log.warn(_TAG, "binary message skipped")
+                        msg = -1
+                        continue
                     msg = -1
-                    continue
-                msg = -1
-                try:
-                    s = str(buf[:fill], "utf-8")
-                except UnicodeError:
-                    log.warn(_TAG, "invalid UTF-8 text skipped")
-                    continue
-                self._mid = False
-                return s
+                    self._mid = False
+                    if out is not None:
+                        out.write(buf[:fill])
+                        out.close()
+                        out = None
+                        return Spilled(self._spill, total)
+                    try:
+                        return str(buf[:fill], "utf-8")
+                    except UnicodeError:
+                        log.warn(_TAG, "invalid UTF-8 text skipped")
+                        continue
+        finally:
+            if out is not None:
+                out.close()
 
     async def _header(self):
         # -> (first byte, payload length); the mask bit must be clear.
