@@ -4,7 +4,8 @@
 import asyncio
 
 from mpocpp.util import log
-from mpocpp.protocol.ws import WebSocket, WsError, parse_url
+from mpocpp.protocol.ws import WebSocket, WsError
+from mpocpp.protocol.handshake import parse_url
 from ws_fake import Pipe, accept, close_frame, frame, parse, request_headers, server
 
 log.level = 3  # keep the test output to errors
