@@ -47,7 +47,7 @@ class _Chan:
 
 class Meter:
     def __init__(self, drivers, flash_dir, phases=3, nominal_volts=230,
-                 save_step_wh=100, tick_ms=_TICK_MS, on_tick=None, stats=None):
+                 save_step_wh=100, tick_ms=_TICK_MS, stats=None):
         if phases not in (1, 2, 3):
             raise ValueError("phases must be 1..3")
         self._drv = drivers
@@ -64,7 +64,6 @@ class Meter:
         self._nominal = (nv, nv, nv)
         self._seq = 0  # save sequence: the two slots alternate
         self.saves = 0  # how many times the register was written to flash
-        self._on_tick = on_tick  # callable(now_ms) after every tick
         self.stats = stats  # tickstats.TickStats (benchmarks), or None
 
     # --- registers ---
@@ -208,25 +207,25 @@ class Meter:
         c.power = p
         return True
 
-    def step(self, now_ms=None):
+    def step(self, now_ms=None, on_tick=None):
         # One tick without the scheduler: sample every connector, persist
-        # per policy, call on_tick. Tests drive time through now_ms.
+        # per policy, call on_tick(now_ms). Tests drive time through now_ms.
         for cid in self.ids:
             self.sample(cid, now_ms)
-        self._after(time.ticks_ms() if now_ms is None else now_ms)
+        self._after(time.ticks_ms() if now_ms is None else now_ms, on_tick)
 
-    def _after(self, now_ms):
+    def _after(self, now_ms, cb):
         self._maybe_save()
-        cb = self._on_tick
         if cb is not None:
             try:
                 cb(now_ms)
             except Exception as e:  # the charge point's bug must not stop metering
                 log.exc(_TAG, "on_tick", e)
 
-    async def run(self):
+    async def run(self, on_tick=None):
         # Forever: tick at start + k * tick_ms (the ideal time, so no drift);
         # ticks missed while the loop was blocked are skipped, not bunched.
+        # on_tick(now_ms) after every tick (the MeterValues schedules).
         tick = self.tick_ms
         st = self.stats
         due = time.ticks_ms()
@@ -257,7 +256,7 @@ class Meter:
                         busy += time.ticks_diff(time.ticks_us(), t0)
                         await asyncio.sleep_ms(0)
                         t0 = time.ticks_us()
-                self._after(now)
+                self._after(now, on_tick)
             except Exception as e:
                 log.exc(_TAG, "tick", e)
             if st is not None:

@@ -14,6 +14,16 @@ _AKEY = "AuthorizationKey"
 _RAW = "UseAuthorizationKeyWithoutDecoding"
 
 
+class Setting:
+    # A bound getter of one key (no closure): Setting(cfg, name)() -> value.
+    def __init__(self, cfg, name):
+        self.cfg = cfg
+        self.name = name
+
+    def __call__(self):
+        return self.cfg.get(self.name)
+
+
 class Config:
     def __init__(self, dir, limits=None):
         self.dir = dir.rstrip("/") if len(dir) > 1 else dir
