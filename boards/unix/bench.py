@@ -132,6 +132,13 @@ class Bench:
 
     def op_state(self, req):
         st = self.cp.bench_state()
+        # For the bench page (tools/benchpage.py): what the meter measures now,
+        # and how many messages wait in the queue.
+        m = self.cp.meter
+        for c in st["connectors"]:
+            c.setdefault("power_w", round(m.latest(c["id"])["power_w"]) if m is not None else None)
+        q = self.cp.queue
+        st.setdefault("queue_depth", len(q) if q is not None else None)
         led = self.board.led
         if led is not None:
             st["led_rgb"] = list(led.rgb)
