@@ -182,7 +182,7 @@ class BenchPage:
         self._watched = asyncio.Event()
         self._server = await serve(self._client, self.host, self._port,
                                    process_request=self._http, compression=None,
-                                   ping_interval=20, max_size=2 ** 20)
+                                   ping_interval=20, close_timeout=2, max_size=2 ** 20)
         self._port = self._server.sockets[0].getsockname()[1]
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 
@@ -217,11 +217,11 @@ class BenchPage:
     # ---- WebSocket: one per tab
 
     async def _client(self, ws):
-        self.clients.add(ws)
-        self._watched.set()
         try:
-            self._pump_traffic()
+            self._pump_traffic()  # to the other tabs; this one gets it in hello
             await ws.send(json.dumps(self._hello()))
+            self.clients.add(ws)
+            self._watched.set()
             async for data in ws:
                 try:
                     req = json.loads(data)

@@ -66,7 +66,7 @@ const Traffic = {
 
   setup() {
     for (const id of ["filter-text", "filter-dir", "filter-bad"]) {
-      document.getElementById(id).addEventListener("input", () => this.refilter());
+      for (const ev of ["input", "change"]) document.getElementById(id).addEventListener(ev, () => this.refilter());
     }
   },
 };
