@@ -93,7 +93,12 @@ def build(board="unix", out=None, quiet=False):
     n = 0
     wanted = set()
     tool = os.path.getmtime(os.path.abspath(__file__))  # a new build rule rebuilds all
-    for src in sources(board):
+    todo = list(sources(board))
+    live = not quiet and sys.stderr.isatty()  # progress on one terminal line
+    for i, src in enumerate(todo):
+        if live:
+            sys.stderr.write("\rbuild_mpy: %d/%d %-30s" % (i + 1, len(todo), os.path.basename(src)))
+            sys.stderr.flush()
         name = os.path.basename(src)[:-3] + ".mpy"
         wanted.add(name)
         dst = os.path.join(out, name)
@@ -116,6 +121,8 @@ def build(board="unix", out=None, quiet=False):
     for name in os.listdir(out):  # a module that was removed from the tree
         if name.endswith(".mpy") and name not in wanted:
             os.remove(os.path.join(out, name))
+    if live:
+        sys.stderr.write("\r%60s\r" % "")
     if not quiet:
         print("build_mpy: %d module(s) compiled into %s" % (n, out))
     return out
