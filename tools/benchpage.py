@@ -346,6 +346,9 @@ class BenchPage:
         if st is not None:
             if ch.boot is not None and st.get("boot") != ch.boot:
                 self._event(ch.cp_id, "rebooted (boot #%s)" % st.get("boot"))
+            elif old is not None and old.get("connection") != st.get("connection"):
+                self._event(ch.cp_id, "connection %s" % st.get("connection"),
+                            "info" if st.get("connection") == "online" else "warn")
             ch.boot = st.get("boot")
         ch.state = st
         points = ch.record(t, st) if st is not None else {}

@@ -36,7 +36,7 @@ function say(cp, text) {
 // ---- building the sections
 
 function fact(name, title) {
-  return [h("dt", {}, title || name), h("dd", {"data-field": name}, "—")];
+  return h("div", {}, h("dt", {}, title || name), h("dd", {"data-field": name}, "—"));
 }
 
 function btn(text, fn, attrs) {
@@ -83,7 +83,7 @@ function connectorCard(c, id, faults, errorCodes) {
       fact("errorCode"), fact("pilot", "pilot / duty"), fact("offered", "offered current"),
       fact("relay"), fact("lock"), fact("amps", "current"), fact("power_w", "power"),
       fact("transaction"), fact("idTag"), fact("meterStart", "meter start"), fact("energy", "energy so far")),
-    h("canvas", {class: "plot", width: 460, height: 170}),
+    h("canvas", {class: "plot", width: 640, height: 200}),
     h("div", {class: "controls"},
       h("span", {class: "group"}, b("plug in", {op: "plug_in"}, "plug_in"), b("plug out", {op: "plug_out"}, "plug_out")),
       h("span", {class: "group"}, "EV ", ["A", "B", "C", "D", "E", "F"].map(s => b(s, {op: "ev_state", state: s}, "ev-" + s))),
@@ -117,6 +117,10 @@ function showCharger(msg) {
   root.classList.toggle("off", !msg.powered || !st);
   set(root, "power", !msg.powered ? "off (power cut)" : st ? "on" : "on, not answering (booting?)",
       msg.powered && st ? "ok" : "bad");
+  if (Page.hello.power) {
+    root.querySelector('[data-op="power-off"]').disabled = !msg.powered;
+    root.querySelector('[data-op="power-on"]').disabled = msg.powered;
+  }
   showTags(c, msg.idTags || []);
   if (!st) {
     for (const f of ["connection", "registration", "status0", "heap", "queue"]) set(root, f, "—");
