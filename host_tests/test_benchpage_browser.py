@@ -109,7 +109,7 @@ def _click(d, op, root=None):
     (root or d).find_element("css selector", '[data-op="%s"]' % op).click()
 
 
-def test_a_session_from_the_page(bench_run, browser):
+def test_a_session_from_the_page(browser, bench_run):
     url, http_port, lines = bench_run
     d = browser
     d.get(url)

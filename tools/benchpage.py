@@ -17,6 +17,7 @@ import collections
 import json
 import mimetypes
 import os
+import sys
 import threading
 import time
 import urllib.parse
@@ -265,7 +266,9 @@ class BenchPage:
         except CallErrorResult as e:
             reply.update(ok=True, callError={"code": e.code, "description": e.description,
                                              "details": e.details})
-        except (ValueError, KeyError, TypeError, ConnectionError, TimeoutError) as e:
+        except KeyError as e:
+            reply.update(ok=False, error="missing or unknown %s" % e)
+        except (ValueError, TypeError, ConnectionError, TimeoutError) as e:
             reply.update(ok=False, error=str(e) or type(e).__name__)
         try:
             await ws.send(json.dumps(reply))
@@ -323,11 +326,14 @@ class BenchPage:
         last_state = 0.0
         while True:
             await self._watched.wait()
-            self._pump_traffic()
-            if time.monotonic() - last_state >= _POLL_S:
-                last_state = time.monotonic()
-                for ch in self.chargers.values():
-                    await self._refresh(ch)
+            try:
+                self._pump_traffic()
+                if time.monotonic() - last_state >= _POLL_S:
+                    last_state = time.monotonic()
+                    for ch in self.chargers.values():
+                        await self._refresh(ch)
+            except Exception as e:  # a bug here must not freeze every tab
+                print("bench page: %r" % e, file=sys.stderr, flush=True)
             await asyncio.sleep(_TRAFFIC_S)
             if not self.clients:
                 for ch in self.chargers.values():
