@@ -209,3 +209,29 @@ def test_power_cut_and_power_on_from_the_page_show_the_reboot(page, csms, charge
         assert "rebooted (boot #%d)" % (boot + 1) in texts
         await tab.ws.close()
     asyncio.run(go())
+
+
+def test_bad_requests_from_a_tab_get_a_clear_answer(csms):
+    page = BenchPage(csms, {"CP1": ("127.0.0.1", 1)}).start()  # nothing listens on port 1
+
+    async def go():
+        tab = await Tab.open("ws://127.0.0.1:%d/ws" % page.port)
+        await tab.ws.send("not JSON")  # ignored, the tab stays connected
+        cases = [
+            (dict(op="bench", cp="CP9", request={}), "no charger 'CP9'"),
+            (dict(op="bench", cp="CP1"), "'request'"),
+            (dict(op="call", cp="CP1", action="Reset", payload=[1]), "not of type 'object'"),
+            (dict(op="call", cp="CP1", action="Heartbeat", payload={}), "not a CSMS-initiated"),
+            (dict(op="call", cp="CP1", action="Reset", payload={"type": "Soft"}), "not connected"),
+            (dict(op="power", cp="CP1", on=False), "no power switch"),
+            (dict(op="zap", cp="CP1"), "unknown op"),
+            (dict(op="bench", cp="CP1", request={"op": "state"}), "no answer on bench port"),
+        ]
+        for req, why in cases:
+            reply = await tab.ask(**req)
+            assert not reply["ok"] and why in reply["error"], (req, reply)
+        await tab.ws.close()
+    try:
+        asyncio.run(go())
+    finally:
+        page.stop()

@@ -270,6 +270,8 @@ class BenchPage:
             reply.update(ok=False, error="missing or unknown %s" % e)
         except (ValueError, TypeError, ConnectionError, TimeoutError) as e:
             reply.update(ok=False, error=str(e) or type(e).__name__)
+        except Exception as e:  # a bad request must still get its answer
+            reply.update(ok=False, error="cannot do that: %r" % e)
         try:
             await ws.send(json.dumps(reply))
         except ConnectionClosed:
@@ -280,11 +282,12 @@ class BenchPage:
         op = req.get("op")
         if op == "call":
             cp = req.get("cp")
-            fut = self.csms.call_async(cp, req["action"], req.get("payload", {}), timeout=30)
-            self._note_tag(req.get("payload", {}).get("idTag"))
+            payload = req.get("payload", {})
+            fut = self.csms.call_async(cp, req["action"], payload, timeout=30)
+            self._note_tag(payload.get("idTag"))  # a valid payload is an object
             return await asyncio.wrap_future(fut)
         if ch is None:
-            raise KeyError("no charger %r on this page" % req.get("cp"))
+            raise ValueError("no charger %r on this page" % req.get("cp"))
         if op == "bench":
             bench = req["request"]
             reply = await ch.request(bench)
