@@ -146,9 +146,14 @@ def test_the_readme_session_works_as_written(clone):
                     assert time.time() < deadline, "after %r: not %s" % (cmd, status)
                     time.sleep(0.3)
     finally:
-        os.killpg(run.pid, signal.SIGTERM)
+        os.killpg(run.pid, signal.SIGTERM)  # make and tools/run: it stops the CSMS and the charger
         try:
             run.wait(15)
         except subprocess.TimeoutExpired:
             os.killpg(run.pid, signal.SIGKILL)
         log.close()
+    deadline = time.time() + 10
+    while subprocess.run(["pgrep", "-f", clone], capture_output=True).returncode == 0:
+        assert time.time() < deadline, "make run left processes behind: " + subprocess.run(
+            ["pgrep", "-af", clone], capture_output=True, text=True).stdout
+        time.sleep(0.2)
