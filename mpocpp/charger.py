@@ -14,6 +14,12 @@ _TAG = "app"
 # must open within 100 ms of the EV leaving C/D even without a pilot interrupt.
 _SUPERVISOR_MS = const(50)
 _SOFT_RESET_DRAIN_MS = const(10000)
+# Running out of heap: every MemoryError is logged and followed by a
+# collection; this many within the window means the heap stays fragmented,
+# and the charger restarts cleanly rather than failing forever.
+_OOM_LIMIT = const(5)
+_OOM_WINDOW_MS = const(120000)
+_REASON = "/resetreason"
 
 
 class Charger:
@@ -45,7 +51,53 @@ class Charger:
         self.jobs = p.jobs
         self._wake = p.wake
         self._firmware_state = firmware_state  # "pending" / "failed": an update booted
+        self._oom_n = 0
+        self._oom_t0 = 0
+        self._restarting = False
+        # Why the previous run ended, when the firmware chose to (e.g.
+        # MemoryExhaustion): logged now, for a security event later.
+        from mpocpp.util import fsutil
+        r = fsutil.read(self.cfg.dir + _REASON)
+        self.reset_reason = r.decode() if r else None
+        if r:
+            fsutil.remove(self.cfg.dir + _REASON)
+            log.warn(_TAG, "restarted after %s", self.reset_reason)
+        log.oom = self.out_of_memory
         gc.collect()
+
+    def out_of_memory(self, tag):
+        # A MemoryError was logged (log.exc): collect, and when they keep
+        # coming, restart cleanly: the transactions end with reason Reboot,
+        # the queue and the configuration are in flash.
+        gc.collect()
+        now = time.ticks_ms()
+        if not self._oom_n or time.ticks_diff(now, self._oom_t0) > _OOM_WINDOW_MS:
+            self._oom_n = 0
+            self._oom_t0 = now
+        self._oom_n += 1
+        log.warn(_TAG, "out of memory in %s (%d in %d s), %d bytes free", tag, self._oom_n,
+                 time.ticks_diff(now, self._oom_t0) // 1000, gc.mem_free())
+        if self._oom_n >= _OOM_LIMIT and not self._restarting:
+            self.restart_for("MemoryExhaustion")
+
+    def restart_for(self, reason):
+        # A clean restart the firmware decides on: the reason is kept in
+        # flash for the next boot.
+        self._restarting = True
+        log.error(_TAG, "restarting: %s", reason)
+        from mpocpp.util import fsutil
+        try:
+            fsutil.write_atomic(self.cfg.dir + _REASON, reason.encode())
+        except OSError:
+            pass
+        try:
+            self.sessions.stop_all("Reboot")
+        except Exception as e:  # MemoryError again: PowerLoss at the next boot
+            log.exc(_TAG, "stopping transactions", e)
+        try:
+            asyncio.create_task(self._reset(True))
+        except MemoryError:
+            self.board.reset(True)
 
     def on_registered(self):
         # The first Accepted BootNotification since power-up: every

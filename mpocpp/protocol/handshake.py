@@ -69,8 +69,11 @@ async def connect(ws, url, protocol, auth, ssl, opener, timeout_ms):
         raise
     except asyncio.TimeoutError:
         raise WsError("timeout")
-    except Exception as e:  # OSError, TLS ValueError, MemoryError, ...
+    except MemoryError:
+        raise  # the charger's memory guard counts it (charger.py)
+    except Exception as e:  # OSError, TLS ValueError, ...
         raise WsError("connect: %s %s" % (type(e).__name__, " ".join(str(e).split())))
+
 
 async def _connect(ws, url, protocol, auth, ssl, opener):
     tls, host, port, hostport, path = parse_url(url)

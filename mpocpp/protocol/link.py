@@ -7,7 +7,7 @@ import asyncio
 import random
 import time
 from mpocpp.util import log
-from mpocpp.protocol.ws import WebSocket
+from mpocpp.protocol.ws import WebSocket, WsError
 
 _TAG = "link"
 
@@ -101,8 +101,12 @@ class Link:
                 self.state = "offline"
                 self.failures += 1
                 attempt += 1
-                st = getattr(e, "status", None)
-                log.warn(_TAG, "connect failed (%s%s)", e, "" if st is None else ", HTTP %d" % st)
+                if isinstance(e, WsError):
+                    st = e.status
+                    log.warn(_TAG, "connect failed (%s%s)", e,
+                             "" if st is None else ", HTTP %d" % st)
+                else:
+                    log.exc(_TAG, "connect failed", e)
                 self._security_failed(attempt)
                 await self._backoff(attempt)
                 continue

@@ -241,10 +241,10 @@ class Rpc:
             except ValueError:
                 log.warn(_TAG, "large message: not JSON, ignored")
                 return
-            except MemoryError:
+            except MemoryError as e:
+                log.exc(_TAG, "%d-byte message" % sp.size, e)
                 msg = None
             if msg is None:
-                log.error(_TAG, "%d-byte message: out of memory", sp.size)
                 if kind == _CALL and not self.silent:
                     await self._answer_error(mid, INTERNAL_ERROR, "message too large for memory")
                 return

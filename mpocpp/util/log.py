@@ -11,6 +11,7 @@ _LETTER = "DIWE"
 
 level = INFO
 sink = None  # callable(line) that also receives each line (set by the app)
+oom = None  # callable(tag) told of every MemoryError logged (the charger's guard)
 
 
 def _out(lvl, tag, msg, args):
@@ -49,6 +50,8 @@ def error(tag, msg, *args):
 def exc(tag, msg, e):
     # An exception as one log line (no traceback allocation on the hot path).
     _out(ERROR, tag, "%s: %s %r", (msg, type(e).__name__, e))
+    if oom is not None and isinstance(e, MemoryError):
+        oom(tag)
 
 
 class FlashRing:
