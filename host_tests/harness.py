@@ -10,6 +10,7 @@ MICROPYTHON = (os.path.join(_BIN, "micropython")
                else shutil.which("micropython"))
 MPY_PATH = ":".join([
     ".frozen",  # asyncio and friends are frozen into the unix port
+    ROOT,  # the mpocpp package
     os.path.join(ROOT, "firmware"),
     os.path.join(ROOT, "boards", "unix"),
     os.path.join(ROOT, "boards", "common"),
