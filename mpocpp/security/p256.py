@@ -63,7 +63,7 @@ def _mul2(k1, q1, k2, q2):
     t2 = _table(q2) if k2 else None
     r = None
     m = (1 << _W) - 1
-    i = 256 - _W
+    i = 255 // _W * _W
     while i >= 0:
         if r is not None:
             for _ in range(_W):
