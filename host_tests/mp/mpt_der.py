@@ -121,6 +121,24 @@ def test_boolean_null_bits():
             pass
 
 
+def test_oid():
+    def rd(b):
+        r = Reader(memoryview(b))
+        v = r.oid()
+        r.done()
+        return bytes(v)
+    assert rd(b"\x06\x03\x55\x04\x03") == b"\x55\x04\x03"
+    assert rd(b"\x06\x03\x2a\x86\x00") == b"\x2a\x86\x00"  # 768: a 00 after a continuation
+    assert rd(b"\x06\x01\x00") == b"\x00"
+    for b in (b"\x06\x00", b"\x06\x02\x2a\x86", b"\x06\x02\x80\x01", b"\x06\x03\x2a\x80\x01",
+              b"\x06\x01\x80", b"\x04\x01\x2a"):
+        try:
+            rd(b)
+            raise AssertionError("accepted OID %r" % b)
+        except DerError:
+            pass
+
+
 def test_no_copies():
     # values are views into the caller's buffer
     buf = bytearray(b"\x30\x06\x04\x04abcd")

@@ -181,13 +181,20 @@ def test_structure():
     bad(make(subject_name=tlv(0x31, b"")), "Name as a SET")
     c = parse(make(subject_name=seq()))
     assert c.cn is None and c.o is None and bytes(c.subject) == b"\x30\x00"
-    # PrintableString, the first CN of two, a non-UTF-8 value, a BMPString
+    # PrintableString, the first CN of two, a BMPString (not decoded)
     c = parse(make(subject_name=seq(tlv(0x31, seq(tlv(6, b"\x55\x04\x03"), tlv(0x13, b"CP-1")))
                                     + tlv(0x31, seq(tlv(6, b"\x55\x04\x03"), tlv(0x0c, b"CP-2")))
-                                    + tlv(0x31, seq(tlv(6, b"\x55\x04\x0a"), tlv(0x0c, b"\xff\xfe"))))))
+                                    + tlv(0x31, seq(tlv(6, b"\x55\x04\x0a"), tlv(0x1e, b"\x00A"))))))
     assert c.cn == "CP-1" and c.o is None
-    c = parse(make(subject_name=seq(tlv(0x31, seq(tlv(6, b"\x55\x04\x03"), tlv(0x1e, b"\x00A"))))))
-    assert c.cn is None
+    c = parse(make(subject_name=name("Stra\u00dfe \u20ac", "\u00d6")))
+    assert c.cn == "Stra\u00dfe \u20ac" and c.o == "\u00d6"
+    for tag, value in ((0x0c, b"\xff\xfe"), (0x0c, b"\xc3"), (0x13, b"\xc3\xa9"), (0x16, b"a\x00")):
+        bad(make(subject_name=seq(tlv(0x31, seq(tlv(6, b"\x55\x04\x03"), tlv(tag, value))))),
+            "bad string %r" % value)
+    # attribute types and algorithm OIDs must be minimal encodings
+    bad(make(subject_name=seq(tlv(0x31, seq(tlv(6, b"\x55\x04\x83"), tlv(0x0c, b"x"))))), "OID")
+    bad(make(subject_name=seq(tlv(0x31, seq(tlv(6, b"\x55\x80\x04\x03"), tlv(0x0c, b"x"))))), "OID")
+
 
 
 def test_extensions():

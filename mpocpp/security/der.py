@@ -112,6 +112,19 @@ class Reader:
     def uint(self):
         return int.from_bytes(self.uint_bytes(), "big")
 
+    def oid(self):
+        # OBJECT IDENTIFIER content; each sub-identifier minimal (X.690 8.19.2)
+        self.next(OID)
+        b = self.buf
+        p = self.v0
+        e = self.v1
+        if p == e or b[e - 1] & 0x80:
+            raise DerError("OID")
+        for i in range(p, e):
+            if b[i] == 0x80 and (i == p or b[i - 1] < 0x80):
+                raise DerError("OID")
+        return b[p:e]
+
     def boolean(self):
         self.next(_BOOLEAN)
         if self.v1 - self.v0 != 1 or self.buf[self.v0] not in (0, 0xFF):

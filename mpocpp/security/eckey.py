@@ -95,8 +95,7 @@ def load_private(b):
         raise DerError("private key range")
     if s.peek() == 0xA0:
         c = s.enter(0xA0)
-        c.next(OID)
-        if c.value() != _OID_P256:
+        if c.oid() != _OID_P256:
             raise DerError("not P-256")
         c.done()
     if s.peek() == 0xA1:

@@ -4,7 +4,7 @@
 import hashlib
 import binascii
 from micropython import const
-from .der import Reader, DerError, SEQUENCE, SET, OID, OCTET_STRING
+from .der import Reader, DerError, SEQUENCE, SET, OCTET_STRING
 
 # signature algorithms (Certificate.sig_alg); 0 = not supported here
 RSA_SHA256 = const(1)
@@ -97,28 +97,27 @@ class Certificate:
                 raise DerError("empty RDN")
             while rdn.more():
                 a = rdn.enter()
-                a.next(OID)
-                oid = a.value()
+                oid = a.oid()
                 a.next()
-                if subject and a.tag in _TEXT_TAGS:
-                    if oid == _OID_CN and self.cn is None:
-                        self.cn = _text(a.value())
-                    elif oid == _OID_O and self.o is None:
-                        self.o = _text(a.value())
+                if oid == _OID_CN or oid == _OID_O:
+                    t = _text(a.tag, a.value())
+                    if subject:
+                        if oid == _OID_CN:
+                            self.cn = self.cn or t
+                        else:
+                            self.o = self.o or t
                 a.done()
         return out
 
     def _spki(self, s):
         a = s.enter()
-        a.next(OID)
-        oid = a.value()
+        oid = a.oid()
         self.key_type = 0
         if oid == _OID_RSA:
             a.null()
             self.key_type = KEY_RSA
         elif oid == _OID_EC:
-            a.next(OID)
-            if a.value() == _OID_P256:
+            if a.oid() == _OID_P256:
                 self.key_type = KEY_P256
         else:
             while a.more():
@@ -143,8 +142,7 @@ class Certificate:
         seen = []
         while x.more():
             e = x.enter()
-            e.next(OID)
-            oid = e.value()
+            oid = e.oid()
             for s in seen:
                 if s == oid:
                     raise DerError("duplicate extension")
@@ -177,11 +175,9 @@ class Certificate:
                     if buf[p + 1 + (i >> 3)] & (0x80 >> (i & 7)):
                         ku |= 1 << i
                 self.key_usage = ku
-            elif crit:
-                self.critical_unknown = True
-                v.pos = v.end
-            else:
-                v.pos = v.end
+            else:  # not processed: one well-formed element, not looked into
+                self.critical_unknown = self.critical_unknown or crit
+                v.next()
             v.done()
 
     def valid_at(self, now):
@@ -191,19 +187,27 @@ class Certificate:
         return self.issuer == self.subject
 
 
-def _text(b):
+def _text(tag, b):
+    # a DirectoryString -> str, or None for the types not decoded here
+    if tag not in _TEXT_TAGS:
+        if tag in (0x14, 0x1C, 0x1E):  # Teletex, Universal, BMP
+            return None
+        raise DerError("string")
+    if tag != 0x0C:  # PrintableString, IA5String: ASCII
+        for c in b:
+            if c < 0x20 or c > 0x7E:
+                raise DerError("string")
     try:
         return str(b, "utf-8")
     except UnicodeError:
-        return None
+        raise DerError("UTF8String")
 
 
 def _sig_alg(r):
     # AlgorithmIdentifier of the signature -> (constant, PSS salt length)
     a = r.enter()
     r.done()
-    a.next(OID)
-    oid = a.value()
+    oid = a.oid()
     alg, salt = 0, 0
     if oid == _OID_ECDSA_SHA256:  # no parameters (RFC 5758)
         alg = ECDSA_SHA256
@@ -232,8 +236,7 @@ def _pss(p):
         x = p.enter(0xA1)
         m = x.enter()
         x.done()
-        m.next(OID)
-        if m.value() == _OID_MGF1:
+        if m.oid() == _OID_MGF1:
             ok = ok and _is_sha256(m.enter())
         else:
             ok = False
@@ -255,8 +258,7 @@ def _pss(p):
 
 
 def _is_sha256(a):
-    a.next(OID)
-    ok = a.value() == _OID_SHA256
+    ok = a.oid() == _OID_SHA256
     if ok and a.more():
         a.null()
     a.pos = a.end
