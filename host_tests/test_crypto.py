@@ -848,11 +848,13 @@ CSR_SCRIPT = r"""
 import json
 from mpocpp.security import eckey, csr
 out = open("out.txt", "w")
+i = 0
 for line in open("in.jsonl"):
     org, cn = json.loads(line)
     d = eckey.generate()
+    i += 1
     try:
-        p = csr.build_pem(d, org, cn)
+        p = csr.build_pem(d, org, cn, eckey.public(d) if i % 2 else None)
     except ValueError as e:
         out.write(json.dumps(["E", str(e)]) + "\n")
         continue
