@@ -245,8 +245,20 @@ def test_pem():
     assert pem.decode(text, "CERTIFICATE REQUEST") == []
     assert pem.decode("") == []
     one = pem.encode(a, "CERTIFICATE")
-    for broken in (one.replace("-----END CERTIFICATE-----", ""),
+    body = "".join(one.split("\n")[1:-2])
+    for width in (4, 76, 1000):  # other line lengths of whole base64 quanta
+        lines = [body[i:i + width] for i in range(0, len(body), width)]
+        assert pem.decode("-----BEGIN CERTIFICATE-----\n%s\n-----END CERTIFICATE-----"
+                          % "\n".join(lines)) == [a]
+    b64 = __import__("binascii").b2a_base64
+    padded = b64(b"x")[:-1].decode()  # "eA=="
+    for broken in ("-----BEGIN CERTIFICATE-----\n%s\n%s\n-----END CERTIFICATE-----\n"
+                   % (body[:63], body[63:]),  # 63-character line
+                   "-----BEGIN CERTIFICATE-----\n%s\n%s\n-----END CERTIFICATE-----\n"
+                   % (padded, body),  # padding before the last line
+                   one.replace("-----END CERTIFICATE-----", ""),one.replace("-----END CERTIFICATE-----", ""),
                    one[:40] + "*" + one[41:],
+                   one[:40] + "-" + one[41:],
                    one[:40] + "=" + one[41:],
                    one.replace("\n-----END", "A\n-----END"),
                    "-----BEGIN CERTIFICATE-----\n-----END CERTIFICATE-----\n",
