@@ -130,6 +130,8 @@ def test_key_checks():
     raises(ValueError, rsa.verify, nb(N1), 65536, H, s)    # even exponent
     raises(ValueError, rsa.verify, nb(N1), 1, H, s)
     raises(ValueError, rsa.verify, nb(N1), 1 << 256 | 1, H, s)
+    raises(ValueError, rsa.verify, nb(N1), 1 << 32 | 1, H, s)
+    assert not rsa.verify(nb(N1), (1 << 32) - 1, H, s)  # the largest e taken
     raises(ValueError, rsa.verify, nb(N1)[:128], 65537, H, s[:128])   # 1024 bits
     raises(ValueError, rsa.verify, b"\x00" + nb(N1), 65537, H, s)     # leading zero
     raises(ValueError, rsa.verify, b"", 65537, H, s)

@@ -25,7 +25,9 @@ def _bits(n):
 def _open(n, e, sig):
     # s^e mod n, or None when the signature is not an integer below n of
     # exactly the modulus' length (RFC 8017 8.2.2 step 1)
-    if e < 3 or not e & 1 or e >> 256:
+    # e odd, 3 <= e < 2^32: every key in use has 65537 (or 3); a large e
+    # would make a verification take seconds on a microcontroller
+    if e < 3 or not e & 1 or e >> 32:
         raise ValueError("RSA exponent")
     if len(sig) != len(n):
         return None
