@@ -10,7 +10,7 @@ JOBS   ?= auto
 # Extra pytest arguments, e.g. `make test T="-k websocket"`.
 T      ?=
 
-.PHONY: all venv test run bench schema mpy clean
+.PHONY: all venv test lint run bench schema mpy clean
 
 all: test
 
@@ -26,6 +26,10 @@ venv: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python tools/build_mpy.py --quiet
 	$(BIN)/python -m pytest -n $(JOBS) $(T) host_tests
+
+# ruff over the whole tree (ruff.toml): firmware, boards, tools, tests, benches.
+lint: $(STAMP)
+	$(BIN)/ruff check .
 
 run: $(STAMP)
 	$(BIN)/python tools/run

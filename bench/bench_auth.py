@@ -1,11 +1,11 @@
-"""Benchmark of the authorization store (firmware/authstore.py).
+"""Benchmark of the authorization store (mpocpp/model/authstore.py).
 
 usage: .venv/bin/python bench/bench_auth.py [--quick]
 
 Runs MicroPython (unix port, -X heapsize=256k) on littlefs over a flash kept
 in a host file (not in the heap being measured) with a 1,024-entry local list
-and a full 256-entry cache, and prints a Markdown section: RAM held by the store, allocation per lookup,
-lookup time, flash work per cache put, list write time.
+and a full 256-entry cache, and prints a Markdown section: RAM held by the
+store, allocation per lookup, lookup time, flash work per cache put, list write time.
 """
 import os
 import shutil
@@ -23,8 +23,8 @@ HEAP = "256k"
 # Runs inside MicroPython; N (iterations) is prepended.
 MP_SCRIPT = r"""
 import gc, time, vfs
-import log
-from authstore import AuthStore
+from mpocpp.util import log
+from mpocpp.model.authstore import AuthStore
 log.level = 3
 
 

@@ -8,13 +8,11 @@ under CPython doing the same exchange.
     .venv/bin/python bench/bench_foundation.py [--quick]
 """
 import argparse
-import asyncio
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -63,9 +61,13 @@ def try_heap(csms, heap, tmp):
         for _ in range(100):
             csms.call(ch.cp_id, "TriggerMessage", {"requestedMessage": "Heartbeat"}, timeout=5)
         deadline = time.time() + 10
-        while len(csms.calls("Heartbeat", cp_id=ch.cp_id)) < before + 100 and time.time() < deadline:
+        while (
+            len(csms.calls("Heartbeat", cp_id=ch.cp_id)) < before + 100 and time.time() < deadline
+        ):
             time.sleep(0.05)
-        ok = len(csms.calls("Heartbeat", cp_id=ch.cp_id)) >= before + 100 and ch.proc.poll() is None
+        ok = (
+            len(csms.calls("Heartbeat", cp_id=ch.cp_id)) >= before + 100 and ch.proc.poll() is None
+        )
         return ok
     except Exception:
         return False
@@ -139,7 +141,8 @@ from ocpp.v16.enums import RegistrationStatus, TriggerMessageStatus
 class ChargePoint(Cp):
     @on("TriggerMessage")
     async def on_trigger(self, requested_message, **kw):
-        asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self.call(call.Heartbeat())))
+        loop = asyncio.get_running_loop()
+        loop.call_soon(lambda: asyncio.ensure_future(self.call(call.Heartbeat())))
         return call_result.TriggerMessage(status=TriggerMessageStatus.accepted)
 
 async def main(url, cp_id):
@@ -147,7 +150,8 @@ async def main(url, cp_id):
         cp = ChargePoint(cp_id, ws)
         t = asyncio.create_task(cp.start())
         await cp.call(call.BootNotification(charge_point_model="PY", charge_point_vendor="ocpp"))
-        await cp.call(call.StatusNotification(connector_id=1, error_code="NoError", status="Available"))
+        await cp.call(call.StatusNotification(connector_id=1, error_code="NoError",
+                                              status="Available"))
         await t
 
 asyncio.run(main(sys.argv[1], sys.argv[2]))
@@ -214,8 +218,12 @@ def module_heap(tmp, modules):
         f.write(ROM_SCRIPT)
     res = {}
     for kind, arg in (("mpy", out), ("rom", rom)):
-        p = subprocess.run([MICROPYTHON, "-X", "heapsize=4M", script, kind, ",".join(modules), arg],
-                           capture_output=True, text=True, env=dict(os.environ, MICROPYPATH=".frozen"))
+        p = subprocess.run(
+            [MICROPYTHON, "-X", "heapsize=4M", script, kind, ",".join(modules), arg],
+            capture_output=True,
+            text=True,
+            env=dict(os.environ, MICROPYPATH=".frozen"),
+        )
         res[kind] = int(p.stdout.split("HEAP")[1])
     return res, os.path.getsize(rom)
 
@@ -230,7 +238,9 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
-    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_mpy.py"), "--quiet"], check=True)
+    subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "build_mpy.py"), "--quiet"], check=True
+    )
     tmp = tempfile.mkdtemp(prefix="bench-foundation-")
     n = 200 if a.quick else 1000
     try:
@@ -245,23 +255,38 @@ def main():
     times.sort()
     heaps.sort()
     print("## Foundation (issue 2)\n")
-    print("Host: MicroPython unix port, 64-bit (objects take roughly 1.5-2x the RAM of a 32-bit board).\n")
+    print("Host: MicroPython unix port, 64-bit (objects take roughly 1.5-2x the RAM of a "
+          "32-bit board).\n")
     print("| figure | value |")
     print("|---|---|")
     print("| smallest `--heap` that boots, connects and exchanges 100 heartbeats | %s |"
           % ("%d KiB" % heap if heap else "more than 512 KiB"))
     print("| GC heap in use after boot (after a collection, median of %d) | %.1f KiB |"
           % (len(heaps), heaps[len(heaps) // 2] / 1024))
-    print("| process start to BootNotification received by the CSMS (median / worst of %d) | %.0f / %.0f ms |"
-          % (len(times), times[len(times) // 2] * 1000, times[-1] * 1000))
-    print("| charger CPU time per CALL round trip, MicroPython firmware (%d round trips) | %.0f us |"
-          % (2 * n, mp_cpu * 1e6))
-    print("| same exchange, charge point on the `ocpp` package under CPython | %.0f us |" % (py_cpu * 1e6))
-    print("| ratio CPython `ocpp` / MicroPython firmware | %.1fx |" % (py_cpu / mp_cpu if mp_cpu else 0))
+    print(
+        "| process start to BootNotification received by the CSMS (median / worst of %d) "
+        "| %.0f / %.0f ms |"
+        % (len(times), times[len(times) // 2] * 1000, times[-1] * 1000)
+    )
+    print(
+        "| charger CPU time per CALL round trip, MicroPython firmware (%d round trips) | %.0f us |"
+        % (2 * n, mp_cpu * 1e6)
+    )
+    print(
+        "| same exchange, charge point on the `ocpp` package under CPython | %.0f us |"
+        % (py_cpu * 1e6)
+    )
+    print(
+        "| ratio CPython `ocpp` / MicroPython firmware | %.1fx |"
+        % (py_cpu / mp_cpu if mp_cpu else 0)
+    )
     print("| GC heap taken by the firmware modules loaded at boot, as .mpy files | %.1f KiB |"
           % (mods["mpy"] / 1024))
-    print("| same modules executed in place from a ROMFS image (%.0f KiB image, in flash on a board) | %.1f KiB |"
-          % (rom_size / 1024, mods["rom"] / 1024))
+    print(
+        "| same modules executed in place from a ROMFS image (%.0f KiB image, in flash on a "
+        "board) | %.1f KiB |"
+        % (rom_size / 1024, mods["rom"] / 1024)
+    )
     print()
 
 

@@ -29,11 +29,12 @@ HEAP = "512k"
 
 MP_SCRIPT = r"""
 import asyncio, gc, json, sys, time, vfs
-import log
+from mpocpp.util import log
 log.level = 3
-from fileflash import FileNorFlash
-import httpc, ftpc, fwimage
-URL_HTTP, URL_FTP, URL_POST, FLASH, REPS = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+from mpocpp_board.fileflash import FileNorFlash
+from mpocpp.transfer import http as httpc, ftp as ftpc, fwimage
+URL_HTTP, URL_FTP, URL_POST, FLASH = sys.argv[1:5]
+REPS = int(sys.argv[5])
 dev = FileNorFlash(FLASH, 1024 * 1024)
 vfs.VfsLfs2.mkfs(dev)
 vfs.mount(vfs.VfsLfs2(dev), "/flash")
@@ -133,9 +134,23 @@ def main():
         with open(script, "w") as f:
             f.write(MP_SCRIPT)
         env = mp_env()
-        p = subprocess.run([MICROPYTHON, "-X", "heapsize=" + HEAP, script, http.url("/fw.img"),
-                            ftp.url("/fw.img"), http.url("/upload"), os.path.join(tmp, "flash.bin"),
-                            str(reps)], env=env, capture_output=True, text=True, timeout=300)
+        p = subprocess.run(
+            [
+                MICROPYTHON,
+                "-X",
+                "heapsize=" + HEAP,
+                script,
+                http.url("/fw.img"),
+                ftp.url("/fw.img"),
+                http.url("/upload"),
+                os.path.join(tmp, "flash.bin"),
+                str(reps),
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         line = [l for l in p.stdout.splitlines() if l.startswith("RESULT ")]
         if p.returncode or not line:
             sys.exit("micropython failed:\n" + p.stdout + p.stderr)

@@ -1,4 +1,4 @@
-"""Sampling-tick jitter and CPU share of the 1 Hz meter task (firmware/meter.py).
+"""Sampling-tick jitter and CPU share of the 1 Hz meter task (mpocpp/metering/meter.py).
 
 usage: .venv/bin/python bench/bench_meter.py [--quick] [--duration SECONDS]
 
@@ -27,9 +27,9 @@ import sys
 import time
 import json
 import asyncio
-import norflash
-import fsutil
-import meter
+from mpocpp_board import norflash
+from mpocpp.util import fsutil
+from mpocpp.metering import meter
 
 DUR_MS = int(sys.argv[1])
 MODE = sys.argv[2]
@@ -49,8 +49,8 @@ class BusyDrv:
 
 def make_driver():
     try:
-        import simhw
-        import adcmeter  # noqa: F401
+        from mpocpp_board import simhw
+        from mpocpp_board import adcmeter  # noqa: F401
     except ImportError:
         return BusyDrv(), "fake 20 ms busy-wait driver", None
     hw = simhw.SimConnectorHw(1, phases=3, max_amps=32)
@@ -64,9 +64,11 @@ def make_driver():
 
 async def burst(stop, out):
     # Large incoming messages and flash writes every 100 ms.
-    item = '{"idTag":"%08X","idTagInfo":{"status":"Accepted","expiryDate":"2027-01-01T00:00:00Z"}},'
+    item = ('{"idTag":"%08X","idTagInfo":{"status":"Accepted",'
+            '"expiryDate":"2027-01-01T00:00:00Z"}},')
     body = "".join(item % i for i in range(90))
-    msg = '[2,"1","SendLocalList",{"listVersion":1,"updateType":"Full","localAuthorizationList":[' + body[:-1] + ']}]'
+    msg = ('[2,"1","SendLocalList",{"listVersion":1,"updateType":"Full",'
+           '"localAuthorizationList":[' + body[:-1] + ']}]')
     msg = msg + " " * (8192 - len(msg))
     blob = bytes(4096)
     worst = 0
@@ -149,7 +151,7 @@ def run(mode, seconds):
     r0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     try:
         env = dict(os.environ)
-        env["MICROPYPATH"] = MPY_PATH + ":" + os.path.join(ROOT, "boards", "common")
+        env["MICROPYPATH"] = MPY_PATH
         p = subprocess.run([MICROPYTHON, "-X", "heapsize=4M", path,
                             str(int(seconds * 1000)), mode],
                            env=env, capture_output=True, text=True,
@@ -162,7 +164,9 @@ def run(mode, seconds):
             r = json.loads(line[7:])
             r["proc_cpu_s"] = (r1.ru_utime + r1.ru_stime) - (r0.ru_utime + r0.ru_stime)
             return r
-    raise SystemExit("bench_meter: %s run failed:\n%s%s" % (mode, p.stdout[-3000:], p.stderr[-3000:]))
+    raise SystemExit(
+        "bench_meter: %s run failed:\n%s%s" % (mode, p.stdout[-3000:], p.stderr[-3000:])
+    )
 
 
 def main():
@@ -187,11 +191,24 @@ def main():
           "| task share of wall time | process CPU (s) |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, r in res:
-        print("| %s | %d | %d | %d | %d | %d | %.1f / %.1f | %.1f / %.1f / %.1f | %.2f %% | %.2f |" % (
-            name, r["count"], r["skipped"], r["late_p50_ms"], r["late_p99_ms"],
-            r["late_max_ms"], r["busy_mean_us"] / 1000, r["busy_max_us"] / 1000,
-            r.get("read_p50_ms", 0), r.get("read_p99_ms", 0), r.get("read_max_ms", 0),
-            100 * r["cpu_share"], r["proc_cpu_s"]))
+        print(
+            "| %s | %d | %d | %d | %d | %d | %.1f / %.1f | %.1f / %.1f / %.1f | %.2f %% | %.2f |"
+            % (
+                name,
+                r["count"],
+                r["skipped"],
+                r["late_p50_ms"],
+                r["late_p99_ms"],
+                r["late_max_ms"],
+                r["busy_mean_us"] / 1000,
+                r["busy_max_us"] / 1000,
+                r.get("read_p50_ms", 0),
+                r.get("read_p99_ms", 0),
+                r.get("read_max_ms", 0),
+                100 * r["cpu_share"],
+                r["proc_cpu_s"],
+            )
+        )
     b = res[1][1]
     print("\nBurst task: %d iterations, worst %.1f ms blocking per iteration "
           "(json.loads of %d bytes + write_atomic of 4096 bytes).\n" % (
@@ -201,7 +218,10 @@ def main():
     err = 100 * (d0["power_w"] - d0["true_w"]) / d0["true_w"] if d0["true_w"] else 0
     print("| Power.Active.Import measured / simulated (W) | %.0f / %.0f (%+.2f %%) |" % (
         d0["power_w"], d0["true_w"], err))
-    print("| flash erases per register save (4 KiB sectors, littlefs) | %.2f |" % d0["erases_per_save"])
+    print(
+        "| flash erases per register save (4 KiB sectors, littlefs) | %.2f |"
+        % d0["erases_per_save"]
+    )
     print("| flash bytes programmed per register save | %.0f |" % d0["bytes_per_save"])
 
 

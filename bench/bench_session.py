@@ -64,9 +64,13 @@ def remote_stop(csms, ch, n):
         st = csms.wait_for("StartTransaction", cp_id="RS", after=mark, timeout=5)
         wait(lambda: relay(ch))
         time.sleep(0.05)  # let the answer settle: measure the stop alone
-        txid = [m for m in csms.messages[mark:] if m.id == st.id and m.type == 3][0].payload["transactionId"]
+        txid = [m for m in csms.messages[mark:] if m.id == st.id and m.type == 3][0].payload[
+            "transactionId"
+        ]
         fut = csms.call_async("RS", "RemoteStopTransaction", {"transactionId": txid})
-        m = csms.wait_for("RemoteStopTransaction", cp_id="RS", direction="out", after=mark, timeout=5)
+        m = csms.wait_for(
+            "RemoteStopTransaction", cp_id="RS", direction="out", after=mark, timeout=5
+        )
         wait(lambda: not relay(ch))
         t1 = time.time()
         fut.result(5)
@@ -87,7 +91,9 @@ def main():
     ap.add_argument("--quick", action="store_true")
     a = ap.parse_args()
     n = 20 if a.quick else 100
-    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_mpy.py"), "--quiet"], check=True)
+    subprocess.run(
+        [sys.executable, os.path.join(ROOT, "tools", "build_mpy.py"), "--quiet"], check=True
+    )
     tmp = tempfile.mkdtemp(prefix="bench-session-")
     try:
         with BenchCSMS() as csms:
@@ -115,8 +121,14 @@ def main():
           " over loopback, so the figures include one bench round trip).\n")
     print("| figure | median / worst | runs |")
     print("|---|---|---|")
-    print("| EV leaves state C (bench `ev_state` B, firmware notified) to relay open | %s | %d |" % (fmt(ev), n))
-    print("| same, found by the supervisor's 50 ms pilot polling (`notify: false`) | %s | %d |" % (fmt(ev_poll), n))
+    print(
+        "| EV leaves state C (bench `ev_state` B, firmware notified) to relay open | %s | %d |"
+        % (fmt(ev), n)
+    )
+    print(
+        "| same, found by the supervisor's 50 ms pilot polling (`notify: false`) | %s | %d |"
+        % (fmt(ev_poll), n)
+    )
     print("| RemoteStopTransaction sent by the CSMS to relay open | %s | %d |" % (fmt(rs), n))
     print()
 

@@ -2,7 +2,7 @@
 
 usage: .venv/bin/python bench/bench_store.py [--quick]
 
-Runs MicroPython (unix port) with the queue (firmware/msgqueue.py) over the
+Runs MicroPython (unix port) with the queue (mpocpp/queue/messages.py) over the
 raw flash ring (store_ring.py, 16 sectors = 64 KiB) and over the littlefs
 segment log (store_lfs.py, a 64 KiB littlefs holding the queue, store
 capacity 48 KiB) on the simulated NOR flash (boards/unix/norflash.py,
@@ -31,11 +31,11 @@ from harness import MICROPYTHON, mp_env  # noqa: E402
 # Runs inside MicroPython; N (messages per run) is prepended.
 MP_SCRIPT = r"""
 import gc, json, time
-import log
-from norflash import NorFlash, mount_lfs, umount
-from store_ring import RingStore
-from store_lfs import LfsStore
-from msgqueue import MessageQueue
+from mpocpp.util import log
+from mpocpp_board.norflash import NorFlash, mount_lfs, umount
+from mpocpp.queue.ring import RingStore
+from mpocpp.queue.lfs import LfsStore
+from mpocpp.queue.messages import MessageQueue
 log.level = 3
 
 TS = "2026-03-01T12:00:00Z"
@@ -92,7 +92,7 @@ def cycle(kind, n):
     for i in range(12):  # warm up (files, first sectors)
         a, p = message(q, i)
         q.push(a, p)
-        qid = q.peek(0)[0]
+        qid = q.peek(0).qid
         q.delivered(qid, {"transactionId": 7})
     p0, e0 = dev.programmed_bytes, dev.erases
     w0 = list(dev.wear)
@@ -102,7 +102,7 @@ def cycle(kind, n):
         payload += len(json.dumps(p, separators=(",", ":")))
         t0 = time.ticks_us()
         q.push(a, p)
-        qid = q.peek(0)[0]
+        qid = q.peek(0).qid
         q.delivered(qid, {"transactionId": 7})
         t += time.ticks_diff(time.ticks_us(), t0)
     wear = max(dev.wear[b] - w0[b] for b in range(len(w0)))
@@ -110,7 +110,8 @@ def cycle(kind, n):
         umount("/flash")
     return {"amp": (dev.programmed_bytes - p0) / payload,
             "erases_k": (dev.erases - e0) * 1000 / n,
-            "wear_max": wear / n, "wear": [dev.wear[b] - w0[b] for b in range(len(w0))], "msgs": n * 1e6 / t, "avg": payload / n}
+            "wear_max": wear / n, "wear": [dev.wear[b] - w0[b] for b in range(len(w0))],
+            "msgs": n * 1e6 / t, "avg": payload / n}
 
 
 def fill(kind):
@@ -139,7 +140,7 @@ def fill(kind):
     q.mount()
     kept = q.pending_txn()
     h = q.peek(0)
-    q.delivered(h[0], {"transactionId": 1})
+    q.delivered(h.qid, {"transactionId": 1})
     if kind == "lfs":
         umount("/flash")
     return {"txns": n, "kept": kept, "ok": ok}

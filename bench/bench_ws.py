@@ -1,4 +1,4 @@
-"""Benchmark of the WebSocket client (firmware/ws.py).
+"""Benchmark of the WebSocket client (mpocpp/protocol/ws.py).
 
 usage: .venv/bin/python bench/bench_ws.py [--quick]
 
@@ -30,8 +30,8 @@ HEAP = "1M"  # GC passes scale with the heap: keep it small, near the boards
 # Runs inside MicroPython; CFG (a dict) is prepended.
 MP_CODEC = r"""
 import asyncio, gc, time
-import log
-from ws import WebSocket
+from mpocpp.util import log
+from mpocpp.protocol.ws import WebSocket
 log.level = 3
 
 
@@ -130,8 +130,8 @@ asyncio.run(main())
 
 MP_LOOP = r"""
 import asyncio, time
-import log
-from ws import WebSocket
+from mpocpp.util import log
+from mpocpp.protocol.ws import WebSocket
 log.level = 3
 
 
@@ -244,9 +244,11 @@ def main():
                                ca=pki.ca_der_path))
     srv.close()
 
-    print("## WebSocket client (firmware/ws.py)\n")
-    print("MicroPython unix port, -X heapsize=%s (64-bit: objects take about 1.5-2x the RAM of the "
-          "32-bit boards), %s run.\n" % (HEAP, "quick" if quick else "full"))
+    print("## WebSocket client (mpocpp/protocol/ws.py)\n")
+    print(
+        "MicroPython unix port, -X heapsize=%s (64-bit: objects take about 1.5-2x the RAM of the "
+        "32-bit boards), %s run.\n" % (HEAP, "quick" if quick else "full")
+    )
     print("In-memory streams; time per message with the GC running, allocation per "
           "message with it off (includes the coroutine objects of each call).\n")
     print("| message | send (mask + frame) | send alloc | recv (parse + decode) | recv alloc |")
@@ -261,8 +263,11 @@ def main():
     print("| connect, ws:// (median, TCP + upgrade) | %.1f ms |" % (plain["connect_us"] / 1000))
     print("| connect, wss:// (median, + TLS handshake, ECDSA P-256 chain verified) | %.1f ms |" % (
         tls["connect_us"] / 1000))
-    print("| worst delay of a 20 ms periodic task during the wss:// connects (handshakes in the loop) | %d ms |"
-          % tls["loop_late_ms"])
+    print(
+        "| worst delay of a 20 ms periodic task during the wss:// connects (handshakes in "
+        "the loop) | %d ms |"
+        % tls["loop_late_ms"]
+    )
     print("| echo round trip 100 B, ws:// | %.0f us |" % plain["echo_us"])
     print("| echo round trip 100 B, wss:// | %.0f us |" % tls["echo_us"])
 

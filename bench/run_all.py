@@ -33,7 +33,11 @@ def main():
         text = p.stdout.strip()
         if p.returncode != 0:
             failed += 1
-            text += "\n\n**%s failed (exit %d)**\n```\n%s\n```" % (s, p.returncode, p.stderr[-2000:])
+            text += "\n\n**%s failed (exit %d)**\n```\n%s\n```" % (
+                s,
+                p.returncode,
+                p.stderr[-2000:],
+            )
         print(text + "\n", flush=True)
         print("   (%s: %.0f s)" % (s, time.time() - t0), file=sys.stderr)
         out.append(text + "\n")

@@ -6,7 +6,8 @@ Two kinds of tests live here:
   talk to it from the bench CSMS.
 - `mp/mpt_*.py`: unit tests that run *inside* MicroPython. Each `def test_*` in
   such a module becomes one pytest item, executed as
-  `micropython host_tests/mp/mprun.py MODULE TEST` with firmware/ on the path.
+  `micropython host_tests/mp/mprun.py MODULE TEST` with the firmware package
+  (as sources, build/src-unix) on the path.
 """
 import os
 import re
@@ -19,7 +20,12 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 
-from harness import MICROPYTHON, mp_env  # noqa: E402
+from harness import MICROPYTHON, mp_env, source_tree  # noqa: E402
+
+
+def pytest_configure(config):
+    # The MicroPython unit tests import the packages from build/src-unix.
+    source_tree()
 
 
 def _is_mp(file_path):
@@ -134,7 +140,9 @@ def charger_factory(csms, tmp_path, request):
 @pytest.fixture
 def charger(charger_factory, csms):
     ch = charger_factory()
-    csms.wait_for("StatusNotification", pred=lambda m: m.payload.get("connectorId") == 1, timeout=15)
+    csms.wait_for(
+        "StatusNotification", pred=lambda m: m.payload.get("connectorId") == 1, timeout=15
+    )
     return ch
 
 

@@ -69,8 +69,14 @@ class _HttpHandler(http.server.BaseHTTPRequestHandler):
         for part in msg.iter_parts():
             name = part.get_filename()
             if name:
-                own.uploads.append((self.path, part.get_param("name", header="content-disposition"),
-                                    name, part.get_payload(decode=True)))
+                own.uploads.append(
+                    (
+                        self.path,
+                        part.get_param("name", header="content-disposition"),
+                        name,
+                        part.get_payload(decode=True),
+                    )
+                )
         self._plain(200, b"ok")
 
     def _plain(self, code, body):

@@ -8,14 +8,20 @@ _BIN = os.path.dirname(sys.executable)
 MICROPYTHON = (os.path.join(_BIN, "micropython")
                if os.path.exists(os.path.join(_BIN, "micropython"))
                else shutil.which("micropython"))
+# The firmware package and the unix board package as sources
+# (tools/build_mpy.py --source-tree), then the MicroPython test modules.
+SRC_TREE = os.path.join(ROOT, "build", "src-unix")
 MPY_PATH = ":".join([
     ".frozen",  # asyncio and friends are frozen into the unix port
-    ROOT,  # the mpocpp package
-    os.path.join(ROOT, "firmware"),
-    os.path.join(ROOT, "boards", "unix"),
-    os.path.join(ROOT, "boards", "common"),
+    SRC_TREE,
     os.path.join(ROOT, "host_tests", "mp"),
 ])
+
+
+def source_tree():
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import build_mpy
+    return build_mpy.source_tree("unix")
 
 
 def mp_env(extra=None):

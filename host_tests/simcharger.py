@@ -129,7 +129,9 @@ class Charger:
             except (ConnectionError, OSError, AssertionError):
                 pass
             time.sleep(0.05)
-        raise AssertionError("timed out waiting for %s; last state %r\n%s" % (what, last, self.tail()))
+        raise AssertionError(
+            "timed out waiting for %s; last state %r\n%s" % (what, last, self.tail())
+        )
 
     def power_cut(self):
         """Kill the whole process group at once, as a power cut would."""

@@ -9,6 +9,9 @@ import pytest
 
 from harness import ROOT, MICROPYTHON
 
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import build_mpy  # noqa: E402
+
 PY = sys.executable
 
 
@@ -17,17 +20,19 @@ def test_build_for_board(board, tmp_path):
     out = tmp_path / board
     subprocess.run([PY, os.path.join(ROOT, "tools", "build_mpy.py"), "--board", board,
                     "--out", str(out), "--quiet"], check=True)
-    names = sorted(os.listdir(out))
-    assert "board.mpy" in names and "app.mpy" in names and "link.mpy" in names
-    assert "main.mpy" not in names and "manifest.mpy" not in names
-    assert "simhw.mpy" not in names and "bench.mpy" not in names  # unix-only modules stay out
+    names = build_mpy.bundle_files(str(out))
+    assert "mpocpp_board/board.mpy" in names and "mpocpp/app.mpy" in names
+    assert "mpocpp/protocol/link.mpy" in names and "mpocpp_board/__init__.mpy" in names
+    assert not any(n.endswith(("/main.mpy", "/manifest.mpy")) for n in names)
+    # unix-only modules stay out
+    assert "mpocpp_board/simhw.mpy" not in names and "mpocpp_board/bench.mpy" not in names
 
 
 @pytest.mark.parametrize("board", ["esp32", "rp2"])
 def test_board_constructs_drivers(board):
     script = r"""
 import sys
-from board import Board
+from mpocpp_board.board import Board
 b = Board({"wifiSsid": "x", "wifiPassword": "y"}, flash_dir=sys.argv[-1] + "/data")
 hw = b.connector_hw(1)
 assert b.connector_hw(2) is None
@@ -45,8 +50,7 @@ print("BOARD OK", b.name)
 """
     env = dict(os.environ, MICROPYPATH=":".join([
         ".frozen", os.path.join(ROOT, "host_tests", "mp", "fakehw"),
-        os.path.join(ROOT, "boards", board), os.path.join(ROOT, "boards", "common"),
-        os.path.join(ROOT, "firmware")]))
+        build_mpy.source_tree(board)]))
     import tempfile
     with tempfile.TemporaryDirectory() as d:
         p = subprocess.run([MICROPYTHON, "-c", script, d], env=env, capture_output=True, text=True,
@@ -61,7 +65,8 @@ def test_deploy_plan(tmp_path):
                        capture_output=True, text=True, check=True)
     lines = p.stdout.splitlines()
     assert all("connect /dev/ttyUSB9" in l for l in lines)
-    assert any(":/lib/" in l and "app.mpy" in l for l in lines)
+    assert any(l.endswith(":/lib/") and "cp -r" in l and "/mpocpp " in l and "/mpocpp_board" in l
+               for l in lines)
     assert any(l.endswith(":/main.py") for l in lines)
     assert any(l.endswith(":/provisioning.json") for l in lines)
     assert lines[-1].endswith("reset")
@@ -77,19 +82,22 @@ def test_deploy_plan_romfs():
 def test_board_main_starts_the_firmware(board, tmp_path):
     # main.py -> boardmain.run(): slot selection, provisioning, Board, app.run.
     stub = tmp_path / "stub"
-    stub.mkdir()
-    (stub / "app.py").write_text(
-        "def run(board, prov):\n"
-        "    print('APP RUN', board.name, board.fw_state, prov['settings']['wifiSsid'])\n")
+    pkg = stub / "mpocpp"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("")
+    for sub in ("util", "transfer"):  # the real ones beside the stub app
+        os.symlink(os.path.join(ROOT, "mpocpp", sub), str(pkg / sub))
+    (pkg / "app.py").write_text(
+        "def run(board, prov, firmware_version=None, firmware_state=None):\n"
+        "    print('APP RUN', board.name, firmware_state, prov['settings']['wifiSsid'])\n")
     prov = tmp_path / "provisioning.json"
     prov.write_text('{"settings": {"wifiSsid": "lab"}}')
-    script = ("import boardmain\nboardmain.run(flash=%r, provisioning=%r)\n"
+    script = ("from mpocpp_board import boardmain\nboardmain.run(flash=%r, provisioning=%r)\n"
               % (str(tmp_path / "data"), str(prov)))
     (tmp_path / "data").mkdir()
     env = dict(os.environ, MICROPYPATH=":".join([
         ".frozen", str(stub), os.path.join(ROOT, "host_tests", "mp", "fakehw"),
-        os.path.join(ROOT, "boards", board), os.path.join(ROOT, "boards", "common"),
-        os.path.join(ROOT, "firmware")]))
+        build_mpy.source_tree(board)]))
     p = subprocess.run([MICROPYTHON, "-c", script], env=env, capture_output=True, text=True,
                        cwd=str(tmp_path), timeout=60)
     assert "APP RUN %s" % board in p.stdout and "lab" in p.stdout, p.stdout + p.stderr

@@ -76,7 +76,11 @@ def test_boot_rejected_is_silent_for_interval(csms, charger_factory):
     csms.boot_status = "Accepted"
     b2 = csms.wait_for("BootNotification", after=csms.messages.index(b1) + 1, timeout=8)
     assert b2.t - b1.t >= 3.5
-    between = [m for m in csms.messages if b1.t < m.t < b2.t and m.direction == "in" and m.type in (2, 3, 4)]
+    between = [
+        m
+        for m in csms.messages
+        if b1.t < m.t < b2.t and m.direction == "in" and m.type in (2, 3, 4)
+    ]
     assert between == [], between
 
 
@@ -114,7 +118,7 @@ def test_reconnect_after_network_down_without_new_boot(csms, charger):
 
 def test_reconnect_after_csms_restart(csms, charger_factory):
     from csms_lib import BenchCSMS
-    ch = charger_factory()
+    charger_factory()
     csms.wait_for("StatusNotification", pred=lambda m: sn(m, 1), timeout=15)
     port = csms.port
     csms.stop()
@@ -174,13 +178,15 @@ def test_message_ids_unique_across_reconnect_and_reboot(csms, charger):
 def test_message_timeout_one_outstanding_call(csms, charger_factory):
     # The CSMS holds its answer: no second charger CALL before MessageTimeout,
     # while a CALL from the CSMS is still answered.
-    ch = charger_factory(config={"keys": {"MessageTimeout": 4}})
+    charger_factory(config={"keys": {"MessageTimeout": 4}})
     csms.wait_for("StatusNotification", pred=lambda m: sn(m, 1), timeout=15)
     csms.set_handler("Heartbeat", lambda cp, p: NoReply())
     mark = csms.mark()
     csms.call("CP1", "TriggerMessage", {"requestedMessage": "Heartbeat"})
     hb = csms.wait_for("Heartbeat", after=mark)
-    csms.call("CP1", "TriggerMessage", {"requestedMessage": "StatusNotification", "connectorId": 1})
+    csms.call(
+        "CP1", "TriggerMessage", {"requestedMessage": "StatusNotification", "connectorId": 1}
+    )
     r = csms.call("CP1", "GetConfiguration", {"key": ["MessageTimeout"]})
     assert r["configurationKey"][0]["value"] == "4"
     snm = csms.wait_for("StatusNotification", after=mark, timeout=8)

@@ -1,6 +1,5 @@
 """GetConfiguration / ChangeConfiguration end to end (checklist §3,
 scenarios 37-38): values survive a restart of the process."""
-import time
 
 REQUIRED = ["AuthorizeRemoteTxRequests", "ClockAlignedDataInterval", "ConnectionTimeOut",
             "GetConfigurationMaxKeys", "HeartbeatInterval", "LocalAuthorizeOffline",
@@ -54,7 +53,9 @@ def test_change_rules(csms, charger):
     assert change(csms, "Testing", "1") == "NotSupported"
     assert change(csms, "NumberOfConnectors", "2") == "Rejected"
     assert change(csms, "HeartbeatInterval", "abc") == "Rejected"
-    assert change(csms, "MeterValuesSampledData", "Energy.Active.Import.Register,RPM") == "Rejected"
+    assert (
+        change(csms, "MeterValuesSampledData", "Energy.Active.Import.Register,RPM") == "Rejected"
+    )
     assert change(csms, "WebSocketPingInterval", "-5") == "Rejected"
     assert change(csms, "StopTransactionOnEVSideDisconnect", "false") == "Rejected"
     keys, _ = get(csms, "HeartbeatInterval", "NumberOfConnectors", "MeterValuesSampledData")
@@ -71,7 +72,10 @@ def test_key_names_case_insensitive(csms, charger):
 
 def test_changes_survive_restart(csms, charger):
     assert change(csms, "HeartbeatInterval", "77") == "Accepted"
-    assert change(csms, "MeterValuesSampledData", "Energy.Active.Import.Register,Voltage") == "Accepted"
+    assert (
+        change(csms, "MeterValuesSampledData", "Energy.Active.Import.Register,Voltage")
+        == "Accepted"
+    )
     assert change(csms, "LocalPreAuthorize", "true") == "Accepted"
     mark = csms.mark()
     charger.restart()

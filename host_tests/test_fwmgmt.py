@@ -32,7 +32,9 @@ def _compile(src_text, name, tmp):
     src = tmp / (name + ".py")
     src.write_text(src_text)
     out = tmp / (name + ".mpy")
-    subprocess.run([build_mpy.mpy_cross(), "-o", str(out), "-s", name + ".py", str(src)], check=True)
+    subprocess.run(
+        [build_mpy.mpy_cross(), "-o", str(out), "-s", name + ".py", str(src)], check=True
+    )
     return out.read_bytes()
 
 
@@ -43,13 +45,15 @@ def images(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("img")
     src = build_mpy.build("unix", quiet=True)
     files = dict(make_image.collect(src))
-    with open(os.path.join(ROOT, "firmware", "app.py")) as f:
+    with open(os.path.join(ROOT, "mpocpp", "app.py")) as f:
         app = f.read()
-    good = dict(files, **{"app.mpy": _compile('print("%s")\n' % MARKER + app, "app", tmp)})
+    good = dict(files, **{"mpocpp/app.mpy": _compile('print("%s")\n' % MARKER + app, "app", tmp)})
     img = make_image.pack(sorted(good.items()), NEW, "unix")
     bad = bytearray(img)
     bad[len(bad) // 2] ^= 0xFF
-    broken = dict(files, **{"app.mpy": _compile('raise RuntimeError("broken build")\n', "app", tmp)})
+    broken = dict(
+        files, **{"mpocpp/app.mpy": _compile('raise RuntimeError("broken build")\n', "app", tmp)}
+    )
     return {"good": img, "corrupt": bytes(bad),
             "broken": make_image.pack(sorted(broken.items()), "3.0.0-broken", "unix")}
 
@@ -151,8 +155,12 @@ def test_update_waits_for_the_transaction(csms, charger_factory, http, images):
     update(csms, http.url("/fw.img"))
     fsn(csms, "Downloaded", mark)
     # The idle connector goes Unavailable; no install while charging.
-    csms.wait_for("StatusNotification", after=mark, timeout=5,
-                  pred=lambda m: m.payload["connectorId"] == 2 and m.payload["status"] == "Unavailable")
+    csms.wait_for(
+        "StatusNotification",
+        after=mark,
+        timeout=5,
+        pred=lambda m: m.payload["connectorId"] == 2 and m.payload["status"] == "Unavailable",
+    )
     time.sleep(2)
     assert "Installing" not in statuses(csms, "FirmwareStatusNotification", mark)
     m = csms.mark()  # still busy: a triggered status says where it stands
@@ -166,8 +174,12 @@ def test_update_waits_for_the_transaction(csms, charger_factory, http, images):
     assert boot.payload["firmwareVersion"] == NEW
     fsn(csms, "Installed", mark)
     # After the reboot both connectors are available again.
-    csms.wait_for("StatusNotification", after=mark, timeout=10,
-                  pred=lambda m: m.payload["connectorId"] == 2 and m.payload["status"] == "Available")
+    csms.wait_for(
+        "StatusNotification",
+        after=mark,
+        timeout=10,
+        pred=lambda m: m.payload["connectorId"] == 2 and m.payload["status"] == "Available",
+    )
 
 
 def test_update_https_with_provisioned_ca(csms, charger_factory, images):
@@ -178,7 +190,9 @@ def test_update_https_with_provisioned_ca(csms, charger_factory, images):
     try:
         s.add("/fw.img", images["good"])
         ch = charger_factory(config={"settings": {"caCert": _pem(pki.ca_der)}})
-        csms.wait_for("StatusNotification", pred=lambda m: m.payload.get("connectorId") == 1, timeout=15)
+        csms.wait_for(
+            "StatusNotification", pred=lambda m: m.payload.get("connectorId") == 1, timeout=15
+        )
         mark = csms.mark()
         update(csms, s.url("/fw.img", host="localhost"))
         expect_installed(csms, ch, mark)
@@ -194,7 +208,9 @@ def test_update_https_wrong_ca_fails_download(csms, charger_factory, images):
     try:
         s.add("/fw.img", images["good"])
         charger_factory(config={"settings": {"caCert": _pem(pki.other_ca_der)}})
-        csms.wait_for("StatusNotification", pred=lambda m: m.payload.get("connectorId") == 1, timeout=15)
+        csms.wait_for(
+            "StatusNotification", pred=lambda m: m.payload.get("connectorId") == 1, timeout=15
+        )
         mark = csms.mark()
         update(csms, s.url("/fw.img", host="localhost"), retries=0)
         fsn(csms, "DownloadFailed", mark)
@@ -229,8 +245,10 @@ def test_broken_firmware_rolls_back(csms, charger, http, images):
 
 
 def test_unsupported_scheme_is_refused(csms, charger):
-    for action, p in (("UpdateFirmware", {"location": "sftp://h/fw.img", "retrieveDate": now_iso()}),
-                      ("GetDiagnostics", {"location": "sftp://h/diag/"})):
+    for action, p in (
+        ("UpdateFirmware", {"location": "sftp://h/fw.img", "retrieveDate": now_iso()}),
+        ("GetDiagnostics", {"location": "sftp://h/diag/"}),
+    ):
         with pytest.raises(CallErrorResult) as e:
             csms.call("CP1", action, p)
         assert e.value.code == "PropertyConstraintViolation"
@@ -264,7 +282,9 @@ def test_diagnostics_ftp(csms, charger, tmp_path):
     ftp = FtpServer(tmp_path / "ftp", accounts={"diag": "pw"}).start()
     try:
         mark = csms.mark()
-        name = csms.call("CP1", "GetDiagnostics", {"location": ftp.url("/logs/", "diag", "pw")})["fileName"]
+        name = csms.call("CP1", "GetDiagnostics", {"location": ftp.url("/logs/", "diag", "pw")})[
+            "fileName"
+        ]
         dsn(csms, "Uploaded", mark)
         assert ftp.stored[-1][0] == "logs/" + name
         assert (tmp_path / "ftp" / "logs" / name).read_bytes().startswith(b"# diagnostics CP1")
@@ -275,7 +295,11 @@ def test_diagnostics_ftp(csms, charger, tmp_path):
 def test_diagnostics_http_500_fails_after_retries(csms, charger, http):
     http.post_status = 500
     mark = csms.mark()
-    csms.call("CP1", "GetDiagnostics", {"location": http.url("/upload"), "retries": 2, "retryInterval": 1})
+    csms.call(
+        "CP1",
+        "GetDiagnostics",
+        {"location": http.url("/upload"), "retries": 2, "retryInterval": 1},
+    )
     dsn(csms, "UploadFailed", mark)
     assert statuses(csms, "DiagnosticsStatusNotification", mark) == ["Uploading", "UploadFailed"]
     assert http.requests.count(("POST", "/upload")) == 3
@@ -298,6 +322,10 @@ def test_diagnostics_ftp_login_refused(csms, charger, tmp_path):
 
 def test_trigger_diagnostics_status_idle(csms, charger):
     mark = csms.mark()
-    assert csms.call("CP1", "TriggerMessage", {"requestedMessage": "DiagnosticsStatusNotification"})[
-        "status"] == "Accepted"
+    assert (
+        csms.call("CP1", "TriggerMessage", {"requestedMessage": "DiagnosticsStatusNotification"})[
+            "status"
+        ]
+        == "Accepted"
+    )
     assert dsn(csms, "Idle", mark).payload == {"status": "Idle"}

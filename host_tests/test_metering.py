@@ -10,7 +10,6 @@ import json
 import subprocess
 import time
 
-import pytest
 
 from harness import MICROPYTHON, mp_env
 
@@ -187,8 +186,14 @@ def test_sample_interval_zero_gives_no_periodic_values(csms, charger_factory):
 
 
 def test_periodic_values_carry_transaction_id_at_the_interval(csms, charger_factory):
-    ch = boot(charger_factory, csms, {"MeterValueSampleInterval": 2,
-                                      "MeterValuesSampledData": REG + ",Energy.Active.Import.Interval"})
+    ch = boot(
+        charger_factory,
+        csms,
+        {
+            "MeterValueSampleInterval": 2,
+            "MeterValuesSampledData": REG + ",Energy.Active.Import.Interval",
+        },
+    )
     m = csms.mark()
     st, txid = start(ch, csms, (16, 16, 16))
     time.sleep(7.5)
@@ -330,11 +335,12 @@ def test_metering_imported_on_first_need(csms, charger_factory):
     # ClockAlignedDataInterval > 0 brings it in and its values follow.
     ch = boot(charger_factory, csms, {"MeterValuesAlignedData": REG})
     mods = ch.ok("heap")["modules"]
-    assert "meter" in mods and "metering" not in mods and "metervalues" not in mods
+    assert "mpocpp.metering.meter" in mods and "mpocpp.metering.metervalues" not in mods
+    assert "mpocpp.metering.sampledvalues" not in mods
     m = csms.mark()
     assert csms.call("CP1", "ChangeConfiguration",
                      {"key": "ClockAlignedDataInterval", "value": "2"})["status"] == "Accepted"
-    assert "metering" in ch.ok("heap")["modules"]
+    assert "mpocpp.metering.metervalues" in ch.ok("heap")["modules"]
     assert wait_mv(csms, after=m, cid=1, context="Sample.Clock", timeout=5)
 
 
@@ -443,7 +449,7 @@ def test_power_cut_mid_session_keeps_register_monotonic(csms, charger_factory):
 # --- the driver and the meter in micropython --------------------------------
 
 def run_mp(script, timeout=60):
-    """Run a micropython script with firmware/ and boards/ on the path;
+    """Run a micropython script with the firmware and board packages on the path;
     returns the JSON it printed after RESULT."""
     p = subprocess.run([MICROPYTHON, "-X", "heapsize=2M", "-c", script], env=mp_env(),
                        capture_output=True, text=True, timeout=timeout)
@@ -455,10 +461,10 @@ def run_mp(script, timeout=60):
 
 MP_SETUP = r'''
 import sys, json, time, os
-sys.path.append("{root}/boards/common")
 DIR = "{dir}"
-import simhw, meter, metervalues
-from adcmeter import AdcMeter
+from mpocpp_board import simhw
+from mpocpp.metering import meter, sampledvalues
+from mpocpp_board.adcmeter import AdcMeter
 hw = simhw.SimConnectorHw(1, phases=3, max_amps=32)
 d = hw.drivers()
 hw.plug_in("C")
@@ -481,7 +487,7 @@ t = time.ticks_ms()
 m.step(t)
 for k in range(1, 6):  # five simulated seconds, readings of the real ADC
     m.step(time.ticks_add(t, 1000 * k))
-sv = metervalues.sampled_values(m, 1, "Power.Active.Import,Current.Import,Voltage", "Trigger")
+sv = sampledvalues.sampled_values(m, 1, "Power.Active.Import,Current.Import,Voltage", "Trigger")
 out["mv"] = [(s["measurand"], s.get("phase"), float(s["value"])) for s in sv]
 out["wh"] = m.register_wh(1)
 out["power_w"] = d.meter.power_w
@@ -498,7 +504,9 @@ print("RESULT " + json.dumps(out))
     assert near(r["power_w"], true_w, 1.5), r
     mv = {(a, b): v for a, b, v in r["mv"]}
     assert near(mv[("Power.Active.Import", None)], true_w, 1.5), mv
-    assert near(mv[("Current.Import", "L3")], 20, 1.5) and near(mv[("Voltage", "L2-N")], 235, 1), mv
+    assert near(mv[("Current.Import", "L3")], 20, 1.5) and near(mv[("Voltage", "L2-N")], 235, 1), (
+        mv
+    )
     assert near(r["wh"], true_w * 5 / 3600, 2), r  # 5 s integrated
     assert r["nominal_driver_power"] is None
     assert near(r["nominal_power_w"], 230 * (16 + 10 + 20), 1.5), r

@@ -142,7 +142,9 @@ def test_outage_during_transaction(csms, charger_factory, queue):
     ch.ok("load", connector=1, amps=[10, 10, 10])
     begin = csms.mark()
     txid = start_online(ch, csms)
-    csms.wait_for("MeterValues", after=begin, pred=lambda m: m.payload.get("transactionId") == txid)
+    csms.wait_for(
+        "MeterValues", after=begin, pred=lambda m: m.payload.get("transactionId") == txid
+    )
     go_offline(ch, csms)
     time.sleep(2.5)
     stop_by_unplug(ch)
@@ -435,7 +437,9 @@ def test_status_notification_offline_rules(csms, charger_factory):
     assert [p["status"] for p in s2] == ["Preparing"], s2
     assert unix(s2[0]["timestamp"]) >= up - 2
     # ...and the error raised and cleared offline is not replayed.
-    assert all(x.payload["errorCode"] == "NoError" for x in csms.calls("StatusNotification", after=m0))
+    assert all(
+        x.payload["errorCode"] == "NoError" for x in csms.calls("StatusNotification", after=m0)
+    )
 
 
 # --- a full queue ---------------------------------------------------------------

@@ -19,8 +19,8 @@ QUEUES = pytest.mark.parametrize("queue", ["lfs", "ring"])
 CUT_AFTER_STOP = r"""
 import sys, json
 data, queue, prov = sys.argv[1], sys.argv[2], sys.argv[3]
-from board import Board
-import app
+from mpocpp_board.board import Board
+from mpocpp import app
 board = Board(data, connectors=1, queue=queue)
 with open(prov) as f:
     p = json.load(f)
@@ -33,8 +33,9 @@ def cut():
     print("power cut")
     sys.exit(3)
 
-conn.drop_tx_file = cut
-cp.sessions._stop(conn, "Local", "TAG1")
+from mpocpp.model import transaction
+transaction.drop = lambda d, cid: cut()  # the cut comes as the file would go
+cp.sessions.stop(conn, "Local", "TAG1")
 print("not reached")
 """
 
@@ -81,14 +82,14 @@ def test_cut_between_stop_queued_and_transaction_forgotten(csms, charger_factory
 SMALL_OTHER_STORE = r"""
 import sys, os
 kind, d = sys.argv[1], sys.argv[2]
-from msgqueue import MessageQueue
+from mpocpp.queue.messages import MessageQueue
 if kind == "lfs":
-    from store_lfs import LfsStore
+    from mpocpp.queue.lfs import LfsStore
     def stores():
         return (LfsStore(d + "/t", 8192), LfsStore(d + "/o", 4096))
 else:
-    from norflash import NorFlash
-    from store_ring import RingStore
+    from mpocpp_board.norflash import NorFlash
+    from mpocpp.queue.ring import RingStore
     dev = NorFlash(4 * 4096)
     def stores():
         return (RingStore(dev, 0, 2), RingStore(dev, 2, 2))
@@ -105,8 +106,8 @@ while True:
     it = q.peek(0)
     if it is None:
         break
-    got.append(int(it[2]["meterValue"][0]["sampledValue"][0]["value"][:4]))
-    q.delivered(it[0], {})
+    got.append(int(it.payload["meterValue"][0]["sampledValue"][0]["value"][:4]))
+    q.delivered(it.qid, {})
 print("kept", got)
 assert got and got[-1] == 39 and got == list(range(got[0], 40)), got
 print("OK")

@@ -17,8 +17,12 @@ def reserve(csms, cid, tag, rid=1, secs=60, parent=None):
 
 
 def status_sn(csms, status, mark, cid=1, timeout=5):
-    return csms.wait_for("StatusNotification", after=mark, timeout=timeout,
-                         pred=lambda m: m.payload["connectorId"] == cid and m.payload["status"] == status)
+    return csms.wait_for(
+        "StatusNotification",
+        after=mark,
+        timeout=timeout,
+        pred=lambda m: m.payload["connectorId"] == cid and m.payload["status"] == status,
+    )
 
 
 def test_reserve_other_tag_refused_owner_starts(csms, charger):
@@ -62,7 +66,10 @@ def test_reserve_refusals(csms, charger):
     charger.wait_state(lambda s: s["connectors"][0]["status"] == "Faulted")
     assert reserve(csms, 1, "OWNER") == "Faulted"
     charger.ok("clear_error", connector=1)
-    assert csms.call("CP1", "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})["status"] == "Accepted"
+    assert (
+        csms.call("CP1", "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})["status"]
+        == "Accepted"
+    )
     assert reserve(csms, 1, "OWNER") == "Unavailable"
     csms.call("CP1", "ChangeAvailability", {"connectorId": 1, "type": "Operative"})
     charger.ok("plug_in", connector=1)
@@ -72,5 +79,8 @@ def test_reserve_refusals(csms, charger):
 
 
 def test_free_charging_rejects(csms, charger):
-    assert csms.call("CP1", "ChangeConfiguration", {"key": "FreeCharging", "value": "true"})["status"] == "Accepted"
+    assert (
+        csms.call("CP1", "ChangeConfiguration", {"key": "FreeCharging", "value": "true"})["status"]
+        == "Accepted"
+    )
     assert reserve(csms, 1, "OWNER") == "Rejected"

@@ -132,7 +132,9 @@ def test_duplicate_answer_ignored(csms, charger):
 
 
 def test_data_transfer_unknown_vendor(csms, charger):
-    r = csms.call("CP1", "DataTransfer", {"vendorId": "com.example", "messageId": "x", "data": "y"})
+    r = csms.call(
+        "CP1", "DataTransfer", {"vendorId": "com.example", "messageId": "x", "data": "y"}
+    )
     assert r == {"status": "UnknownVendorId"}
 
 

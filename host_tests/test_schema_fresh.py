@@ -1,4 +1,4 @@
-"""The generated schema table is fresh, and firmware/validate.py agrees with
+"""The generated schema table is fresh, and mpocpp/protocol/validate.py agrees with
 jsonschema (Draft 4, as the `ocpp` package uses) on the 28 core actions.
 
 Known, deliberate differences that are filtered out of the comparison:
@@ -33,7 +33,8 @@ CODE = {"type": "TypeConstraintViolation", "enum": "PropertyConstraintViolation"
         "maximum": "PropertyConstraintViolation"}
 
 _RUNNER = """
-import json, sys, validate
+import json, sys
+from mpocpp.protocol import validate
 with open(sys.argv[1]) as f:
     cases = json.load(f)
 out = []
@@ -71,12 +72,12 @@ def _run_mp(tmp_path, cases):
 def test_committed_table_is_fresh():
     p = subprocess.run([sys.executable, GEN, "--check"], capture_output=True,
                        text=True, timeout=60)
-    assert p.returncode == 0, "firmware/ocpp_schema.py is stale:\n" + p.stdout + p.stderr
+    assert p.returncode == 0, "mpocpp/protocol/schema.py is stale:\n" + p.stdout + p.stderr
 
 
 def test_check_mode_reports_stale(tmp_path):
     out = tmp_path / "ocpp_schema.py"
-    shutil.copy(os.path.join(ROOT, "firmware", "ocpp_schema.py"), out)
+    shutil.copy(os.path.join(ROOT, "mpocpp", "protocol", "schema.py"), out)
     with open(out, "a") as f:
         f.write("# hand edit\n")
     p = subprocess.run([sys.executable, GEN, "--check", "--out", str(out)],
@@ -100,7 +101,7 @@ def test_table_round_trips_the_schemas():
     # The emitted module, run on CPython and decoded, gives exactly
     # gen_schema.build().
     ns = {}
-    with open(os.path.join(ROOT, "firmware", "ocpp_schema.py")) as f:
+    with open(os.path.join(ROOT, "mpocpp", "protocol", "schema.py")) as f:
         exec(compile(f.read(), "ocpp_schema.py", "exec"), ns)
     assert gen_schema.decode(ns) == gen_schema.build()
     assert sorted(ns["ACTIONS"]) == sorted(gen_schema.ACTIONS)

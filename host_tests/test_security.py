@@ -108,9 +108,17 @@ def test_sp2_wss_with_ca(tls_csms, charger_factory):
     c, p = tls_csms
     c.passwords = {"CP1": KEY}
     url = c.url.replace("127.0.0.1", "localhost")
-    charger_factory(url=url, config={"security": {"SecurityProfile": 2, "AuthorizationKey": KEY_HEX,
-                                                  "caCert": _pem(p.ca_der)},
-                                     "settings": {"csmsUrl": url}})
+    charger_factory(
+        url=url,
+        config={
+            "security": {
+                "SecurityProfile": 2,
+                "AuthorizationKey": KEY_HEX,
+                "caCert": _pem(p.ca_der),
+            },
+            "settings": {"csmsUrl": url},
+        },
+    )
     booted(c, timeout=20)
     assert c.last_headers("CP1")["Authorization"] == basic("CP1", KEY)
 

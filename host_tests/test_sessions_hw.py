@@ -3,10 +3,8 @@ relay and pilot rules, raise_error / clear_error, simulated hardware defects
 (welded or stuck contactor, jammed lock, missing diode), MinimumStatusDuration,
 LightIntensity, and the vendor keys FreeCharging (scenario 62) and
 LockCablePermanently (scenario 63); one connector and two."""
-import os
 import time
 
-from harness import ROOT
 from test_sessions import (BOTH, transitions_checked,  # noqa: F401 (autouse)
                            boot, wait_sn, sns, start, wait_stop, assert_idle, no_call)
 
@@ -122,7 +120,10 @@ def test_welded_relay_is_power_switch_failure(csms, charger_factory, n):
     c = ch.connector(n)
     assert c["offered_amps"] == 0 and not c["relay"]
     # A new session is refused while the fault stands.
-    assert call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": n})["status"] == "Rejected"
+    assert (
+        call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": n})["status"]
+        == "Rejected"
+    )
     # Repaired, then the fault is acknowledged.
     ch.ok("inject", connector=n, fault="weld", on=False)
     ch.ok("clear_error", connector=n)
@@ -233,10 +234,9 @@ def test_62_free_charging(csms, charger_factory, n):
     assert change(csms, "FreeChargingIdTag", "X" * 21) == "Rejected"
     assert change(csms, "FreeChargingIdTag", "") == "Rejected"
     assert key(csms, "FreeChargingIdTag")["value"] == "FFFFFFFF"
-    if os.path.exists(os.path.join(ROOT, "firmware", "reservation.py")):
-        r = call(csms, "ReserveNow", {"connectorId": 1, "expiryDate": "2099-01-01T00:00:00Z",
-                                      "idTag": "R1", "reservationId": 5})
-        assert r["status"] == "Rejected"
+    r = call(csms, "ReserveNow", {"connectorId": 1, "expiryDate": "2099-01-01T00:00:00Z",
+                                  "idTag": "R1", "reservationId": 5})
+    assert r["status"] == "Rejected"
     ch.ok("plug_out", connector=n)
     assert wait_stop(csms, m).payload["reason"] == "EVDisconnected"
     if n == 2:

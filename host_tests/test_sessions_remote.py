@@ -20,11 +20,20 @@ def call(csms, action, payload):
 def test_30_remote_start_rejections(csms, charger_factory, n):
     ch = boot(charger_factory, csms, n)
     m = csms.mark()
-    assert call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": 0})["status"] == "Rejected"
-    assert call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": n + 1})["status"] == "Rejected"
+    assert (
+        call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": 0})["status"]
+        == "Rejected"
+    )
+    assert (
+        call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": n + 1})["status"]
+        == "Rejected"
+    )
     start(ch, csms, n, "TAG1")
     # Busy connector.
-    assert call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": n})["status"] == "Rejected"
+    assert (
+        call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": n})["status"]
+        == "Rejected"
+    )
     if n == 1:  # no free connector to pick
         assert call(csms, "RemoteStartTransaction", {"idTag": "R"})["status"] == "Rejected"
     no_call(csms, "Authorize", csms.mark(), wait=0.3)
@@ -33,7 +42,10 @@ def test_30_remote_start_rejections(csms, charger_factory, n):
 
 def test_30_remote_start_refused_when_unavailable_or_faulted(csms, charger_factory):
     ch = boot(charger_factory, csms, 2)
-    assert call(csms, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})["status"] == "Accepted"
+    assert (
+        call(csms, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})["status"]
+        == "Accepted"
+    )
     ch.ok("raise_error", connector=2, code="GroundFailure")
     ch.wait_state(lambda s: s["connectors"][1]["status"] == "Faulted")
     for cid in (1, 2):
@@ -67,7 +79,9 @@ def test_30_remote_start_picks_plugged_connector(csms, charger_factory):
 def test_31_remote_stop(csms, charger_factory, n):
     ch = boot(charger_factory, csms, n)
     txid = start(ch, csms, n)
-    assert call(csms, "RemoteStopTransaction", {"transactionId": txid + 100})["status"] == "Rejected"
+    assert (
+        call(csms, "RemoteStopTransaction", {"transactionId": txid + 100})["status"] == "Rejected"
+    )
     m = csms.mark()
     assert call(csms, "RemoteStopTransaction", {"transactionId": txid})["status"] == "Accepted"
     stop = wait_stop(csms, m, txid)
@@ -119,18 +133,30 @@ def test_32_lock_jam_unlock_failed(csms, charger_factory):
 def test_33_change_availability_survives_reboot(csms, charger_factory, n):
     ch = boot(charger_factory, csms, n)
     m = csms.mark()
-    assert call(csms, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})["status"] == "Accepted"
+    assert (
+        call(csms, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})["status"]
+        == "Accepted"
+    )
     for cid in range(n + 1):
         wait_sn(csms, cid, "Unavailable", m)
     # Nothing starts while Unavailable.
     ch.ok("plug_in", connector=n)
     ch.ok("swipe", idTag="TAG1")
-    assert call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": n})["status"] == "Rejected"
+    assert (
+        call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": n})["status"]
+        == "Rejected"
+    )
     no_call(csms, "StartTransaction", m, wait=0.5)
     assert ch.connector(n)["status"] == "Unavailable" and not ch.connector(n)["relay"]
     # Same state again: Accepted.
-    assert call(csms, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})["status"] == "Accepted"
-    assert call(csms, "ChangeAvailability", {"connectorId": n + 1, "type": "Inoperative"})["status"] == "Rejected"
+    assert (
+        call(csms, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})["status"]
+        == "Accepted"
+    )
+    assert (
+        call(csms, "ChangeAvailability", {"connectorId": n + 1, "type": "Inoperative"})["status"]
+        == "Rejected"
+    )
     m = csms.mark()
     ch.restart()
     csms.wait_for("BootNotification", after=m, timeout=15)
@@ -138,7 +164,10 @@ def test_33_change_availability_survives_reboot(csms, charger_factory, n):
         assert wait_sn(csms, cid, None, m).payload["status"] == "Unavailable", cid
     assert ch.state()["status0"] == "Unavailable"
     m = csms.mark()
-    assert call(csms, "ChangeAvailability", {"connectorId": 0, "type": "Operative"})["status"] == "Accepted"
+    assert (
+        call(csms, "ChangeAvailability", {"connectorId": 0, "type": "Operative"})["status"]
+        == "Accepted"
+    )
     for cid in range(n + 1):
         wait_sn(csms, cid, "Available", m)
 
@@ -146,7 +175,10 @@ def test_33_change_availability_survives_reboot(csms, charger_factory, n):
 def test_33_one_connector_inoperative(csms, charger_factory):
     ch = boot(charger_factory, csms, 2)
     m = csms.mark()
-    assert call(csms, "ChangeAvailability", {"connectorId": 2, "type": "Inoperative"})["status"] == "Accepted"
+    assert (
+        call(csms, "ChangeAvailability", {"connectorId": 2, "type": "Inoperative"})["status"]
+        == "Accepted"
+    )
     wait_sn(csms, 2, "Unavailable", m)
     time.sleep(0.3)
     assert sns(csms, 0, m) == [] and sns(csms, 1, m) == []
@@ -169,8 +201,14 @@ def test_34_change_availability_scheduled(csms, charger_factory, n):
     m = csms.mark()
     r = call(csms, "ChangeAvailability", {"connectorId": n, "type": "Inoperative"})
     assert r["status"] == "Scheduled"
-    assert call(csms, "ChangeAvailability", {"connectorId": n, "type": "Operative"})["status"] == "Accepted"
-    assert call(csms, "ChangeAvailability", {"connectorId": n, "type": "Inoperative"})["status"] == "Scheduled"
+    assert (
+        call(csms, "ChangeAvailability", {"connectorId": n, "type": "Operative"})["status"]
+        == "Accepted"
+    )
+    assert (
+        call(csms, "ChangeAvailability", {"connectorId": n, "type": "Inoperative"})["status"]
+        == "Scheduled"
+    )
     time.sleep(0.3)
     assert ch.connector(n)["status"] == "Charging" and ch.connector(n)["relay"]
     assert "Unavailable" not in sns(csms, n, m)
@@ -181,7 +219,10 @@ def test_34_change_availability_scheduled(csms, charger_factory, n):
     if n == 2:
         assert_idle(ch, 1)
     m = csms.mark()
-    assert call(csms, "ChangeAvailability", {"connectorId": n, "type": "Operative"})["status"] == "Accepted"
+    assert (
+        call(csms, "ChangeAvailability", {"connectorId": n, "type": "Operative"})["status"]
+        == "Accepted"
+    )
     wait_sn(csms, n, "Finishing", m)  # the cable is still in
 
 
@@ -189,7 +230,10 @@ def test_34_charge_point_inoperative_waits_for_all(csms, charger_factory):
     ch = boot(charger_factory, csms, 2)
     txid = start(ch, csms, 2)
     m = csms.mark()
-    assert call(csms, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})["status"] == "Scheduled"
+    assert (
+        call(csms, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})["status"]
+        == "Scheduled"
+    )
     wait_sn(csms, 1, "Unavailable", m)  # the idle connector at once
     time.sleep(0.3)
     assert "Unavailable" not in sns(csms, 0, m) + sns(csms, 2, m)
@@ -202,7 +246,10 @@ def test_34_charge_point_inoperative_waits_for_all(csms, charger_factory):
 def test_34_scheduled_change_survives_power_cut(csms, charger_factory):
     ch = boot(charger_factory, csms, 1)
     txid = start(ch, csms, 1)
-    assert call(csms, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})["status"] == "Scheduled"
+    assert (
+        call(csms, "ChangeAvailability", {"connectorId": 1, "type": "Inoperative"})["status"]
+        == "Scheduled"
+    )
     m = csms.mark()
     ch.power_cut()
     ch.start()
@@ -260,7 +307,7 @@ def test_36_hard_reset_with_link_cut_delivers_after_boot(csms, charger_factory):
     m = csms.mark()
     assert call(csms, "Reset", {"type": "Hard"})["status"] == "Accepted"
     ch.op("network", up=False)  # may already be restarting
-    b = csms.wait_for("BootNotification", after=m, timeout=15)
+    csms.wait_for("BootNotification", after=m, timeout=15)
     stop = wait_stop(csms, m, txid)
     assert stop.payload["reason"] == "HardReset"
     conf(csms, "StopTransaction", m)
@@ -281,7 +328,10 @@ def test_37_number_of_connectors_two(csms, charger_factory):
     boot(charger_factory, csms, 2)
     r = call(csms, "GetConfiguration", {"key": ["NumberOfConnectors"]})
     assert r["configurationKey"] == [{"key": "NumberOfConnectors", "readonly": True, "value": "2"}]
-    assert call(csms, "ChangeConfiguration", {"key": "NumberOfConnectors", "value": "1"})["status"] == "Rejected"
+    assert (
+        call(csms, "ChangeConfiguration", {"key": "NumberOfConnectors", "value": "1"})["status"]
+        == "Rejected"
+    )
 
 
 # --- scenario 39: ClearCache, DataTransfer ----------------------------------------
@@ -314,7 +364,9 @@ def test_39_clear_cache_rejected_without_cache(csms, charger_factory):
 
 
 def test_39_data_transfer_unknown_vendor(csms, charger):
-    r = call(csms, "DataTransfer", {"vendorId": "com.example.nobody", "messageId": "x", "data": "y"})
+    r = call(
+        csms, "DataTransfer", {"vendorId": "com.example.nobody", "messageId": "x", "data": "y"}
+    )
     assert r == {"status": "UnknownVendorId"}
 
 
@@ -350,7 +402,10 @@ def test_emergency_stop(csms, charger_factory, n):
         assert wait_stop(csms, m, t).payload["reason"] == "EmergencyStop"
     for cid in range(1, n + 1):
         wait_sn(csms, cid, "Faulted", m, error="OtherError")
-    assert call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": 1})["status"] == "Rejected"
+    assert (
+        call(csms, "RemoteStartTransaction", {"idTag": "R", "connectorId": 1})["status"]
+        == "Rejected"
+    )
     ch.ok("emergency_stop", on=False)
     for cid in range(1, n + 1):
         wait_sn(csms, cid, "Finishing", m, error="NoError")  # cables still in

@@ -55,7 +55,9 @@ def composite(csms, cid=1, duration=3600, unit="A"):
 
 
 def limits(res):
-    return [(q["startPeriod"], q["limit"]) for q in res["chargingSchedule"]["chargingSchedulePeriod"]]
+    return [
+        (q["startPeriod"], q["limit"]) for q in res["chargingSchedule"]["chargingSchedulePeriod"]
+    ]
 
 
 def boot(factory, csms, keys=None):
@@ -104,8 +106,10 @@ def test_tx_default_on_connector_0_limits_offer_and_composite(csms, charger_fact
 
     start_tx(ch, csms)
     wait_offered(ch, 10)
-    ch.wait_state(lambda s: s["connectors"][0]["relay"] and s["connectors"][0]["status"] == "Charging",
-                  what="charging")
+    ch.wait_state(
+        lambda s: s["connectors"][0]["relay"] and s["connectors"][0]["status"] == "Charging",
+        what="charging",
+    )
     m = csms.mark()
     offered_mv(csms, m)
     assert offered_mv(csms, csms.mark()) == 10.0
@@ -209,9 +213,19 @@ def test_rejections_and_connector_out_of_range(csms, charger):
     assert e.value.code == "PropertyConstraintViolation"
     # MaxChargingProfilesInstalled 10: the 11th is refused, a replacement is not
     for i in range(9):
-        assert set_profile(csms, 0, profile(pid=100 + i, stack=i % 8,
-                                            purpose=("TxDefaultProfile", "ChargePointMaxProfile")[i // 8],
-                                            periods=((0, 20),))) == "Accepted"
+        assert (
+            set_profile(
+                csms,
+                0,
+                profile(
+                    pid=100 + i,
+                    stack=i % 8,
+                    purpose=("TxDefaultProfile", "ChargePointMaxProfile")[i // 8],
+                    periods=((0, 20),),
+                ),
+            )
+            == "Accepted"
+        )
     assert set_profile(csms, 1, profile(pid=200, stack=3)) == "Rejected"
     assert set_profile(csms, 1, profile(pid=108, stack=3)) == "Accepted"
 
@@ -219,16 +233,34 @@ def test_rejections_and_connector_out_of_range(csms, charger):
 def test_remote_start_with_tx_profile(csms, charger_factory):
     ch = boot(charger_factory, csms)
     bad = profile(pid=30, purpose="TxDefaultProfile", kind="Relative", start=None)
-    assert csms.call("CP1", "RemoteStartTransaction",
-                     {"idTag": "REMOTE", "connectorId": 1, "chargingProfile": bad})["status"] == "Rejected"
+    assert (
+        csms.call(
+            "CP1",
+            "RemoteStartTransaction",
+            {"idTag": "REMOTE", "connectorId": 1, "chargingProfile": bad},
+        )["status"]
+        == "Rejected"
+    )
     bad = profile(pid=30, stack=9, purpose="TxProfile", kind="Relative", start=None)
-    assert csms.call("CP1", "RemoteStartTransaction",
-                     {"idTag": "REMOTE", "connectorId": 1, "chargingProfile": bad})["status"] == "Rejected"
+    assert (
+        csms.call(
+            "CP1",
+            "RemoteStartTransaction",
+            {"idTag": "REMOTE", "connectorId": 1, "chargingProfile": bad},
+        )["status"]
+        == "Rejected"
+    )
     txp = profile(pid=30, stack=2, purpose="TxProfile", kind="Relative", start=None,
                   periods=((0, 14),))
     m = csms.mark()
-    assert csms.call("CP1", "RemoteStartTransaction",
-                     {"idTag": "REMOTE", "connectorId": 1, "chargingProfile": txp})["status"] == "Accepted"
+    assert (
+        csms.call(
+            "CP1",
+            "RemoteStartTransaction",
+            {"idTag": "REMOTE", "connectorId": 1, "chargingProfile": txp},
+        )["status"]
+        == "Accepted"
+    )
     ch.ok("load", connector=1, amps=[6, 6, 6], volts=[230, 230, 230])
     ch.ok("plug_in", connector=1)
     st = csms.wait_for("StartTransaction", after=m, timeout=10)
@@ -288,7 +320,9 @@ def test_limit_below_6A_suspends_evse(csms, charger_factory):
     assert set_profile(csms, 0, profile(pid=2, stack=1, periods=((0, 5.9),))) == "Accepted"
     csms.wait_for("StatusNotification", after=m, timeout=5,
                   pred=lambda x: x.payload["status"] == "SuspendedEVSE")
-    c = ch.wait_state(lambda s: not s["connectors"][0]["relay"], what="relay open")["connectors"][0]
+    c = ch.wait_state(lambda s: not s["connectors"][0]["relay"], what="relay open")["connectors"][
+        0
+    ]
     assert c["duty"] == 100.0 and c["offered_amps"] == 0 and c["status"] == "SuspendedEVSE"
     m = csms.mark()
     assert clear(csms, stackLevel=1) == "Accepted"

@@ -1,4 +1,4 @@
-"""firmware/ws.py end to end: the MicroPython client (ws_client_script.py as
+"""mpocpp/protocol/ws.py end to end: the MicroPython client (ws_client_script.py as
 a subprocess) against a CPython `websockets` server on 127.0.0.1, plain and
 TLS (test CA from certs.py)."""
 import asyncio

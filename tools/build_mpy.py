@@ -2,12 +2,20 @@
 """Cross-compile the firmware to .mpy bytecode with mpy-cross.
 
     tools/build_mpy.py [--board unix|esp32|rp2] [--out build/mpy-BOARD] [--quiet]
+                       [--source-tree]
 
-Compiles firmware/*.py, boards/common/*.py and boards/BOARD/*.py (except
-main.py, which a board runs as source) into one flat directory; only files
+Compiles the firmware package (mpocpp/**.py) and the board package into one
+tree, as a board holds it under /lib:
+
+    build/mpy-BOARD/mpocpp/...          the firmware package
+    build/mpy-BOARD/mpocpp_board/...    boards/common/*.py + boards/BOARD/*.py
+
+(main.py, which a board runs as source, and manifest.py excepted); only files
 newer than their .mpy are recompiled. tools/sim runs the unix board from
 build/mpy-unix so that the host heap holds bytecode only (as a board does
 with .mpy files), and tools/deploy copies the esp32/rp2 output to a board.
+--source-tree makes build/src-BOARD instead: the same two packages as links to
+the .py sources (what `tools/sim --source` and the MicroPython unit tests run).
 
 Shared strings: mpy-cross interns a string constant longer than 10
 characters (makes it a qstr) only if the same name already exists in the
@@ -35,14 +43,67 @@ def mpy_cross():
     return here if os.path.exists(here) else "mpy-cross"
 
 
+BOARD_PKG = "mpocpp_board"
+
+
 def sources(board):
-    for d in ("firmware", os.path.join("boards", "common"), os.path.join("boards", board)):
+    """-> (source path, path inside the bundle) of every module of a board."""
+    pkg = os.path.join(ROOT, "mpocpp")
+    for d, dirs, files in os.walk(pkg):
+        dirs[:] = sorted(x for x in dirs if not x.startswith((".", "__")))
+        for name in sorted(files):
+            if name.endswith(".py"):
+                full = os.path.join(d, name)
+                yield full, os.path.relpath(full, ROOT)
+    for d in (os.path.join("boards", "common"), os.path.join("boards", board)):
         full = os.path.join(ROOT, d)
         if not os.path.isdir(full):
             continue
         for name in sorted(os.listdir(full)):
             if name.endswith(".py") and name not in ("main.py", "manifest.py"):
-                yield os.path.join(full, name)
+                yield os.path.join(full, name), os.path.join(BOARD_PKG, name)
+
+
+def _board_init():
+    # boards/ has no package file: the bundle's mpocpp_board/__init__.py.
+    path = os.path.join(ROOT, "build", "board_init.py")
+    if not os.path.exists(path):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("")
+    return path
+
+
+def source_tree(board="unix"):
+    """build/src-BOARD: the packages as links to the sources (no compiling)."""
+    out = os.path.join(ROOT, "build", "src-" + board)
+    pkg = os.path.join(out, BOARD_PKG)
+    os.makedirs(pkg, exist_ok=True)
+    link = os.path.join(out, "mpocpp")
+    if not os.path.islink(link):
+        try:
+            os.symlink(os.path.join(ROOT, "mpocpp"), link)
+        except FileExistsError:  # a parallel test worker made it
+            pass
+    want = {"__init__.py"}
+    init = os.path.join(pkg, "__init__.py")
+    if not os.path.exists(init):
+        open(init, "a").close()
+    for src, rel in sources(board):
+        if not rel.startswith(BOARD_PKG):
+            continue
+        name = os.path.basename(rel)
+        want.add(name)
+        dst = os.path.join(pkg, name)
+        if os.path.islink(dst) and os.readlink(dst) == src:
+            continue
+        tmp = "%s.%d.tmp" % (dst, os.getpid())
+        os.symlink(src, tmp)
+        os.replace(tmp, dst)
+    for name in os.listdir(pkg):  # a module that was removed from the tree
+        if name not in want:
+            os.remove(os.path.join(pkg, name))
+    return out
 
 
 def _intern_line(src):
@@ -93,12 +154,14 @@ def build(board="unix", out=None, quiet=False):
     n = 0
     wanted = set()
     tool = os.path.getmtime(os.path.abspath(__file__))  # a new build rule rebuilds all
-    for src in sources(board):
-        name = os.path.basename(src)[:-3] + ".mpy"
-        wanted.add(name)
-        dst = os.path.join(out, name)
+    mods = list(sources(board)) + [(_board_init(), os.path.join(BOARD_PKG, "__init__.py"))]
+    for src, rel in mods:
+        rel = rel[:-3] + ".mpy"
+        wanted.add(rel)
+        dst = os.path.join(out, rel)
         if os.path.exists(dst) and os.path.getmtime(dst) >= max(os.path.getmtime(src), tool):
             continue
+        os.makedirs(os.path.dirname(dst), exist_ok=True)
         tmp = "%s.%d.tmp" % (dst, os.getpid())  # parallel builders never see half a file
         with open(src, encoding="utf-8") as f:
             text = _intern_line(f.read())
@@ -106,25 +169,44 @@ def build(board="unix", out=None, quiet=False):
             copy = os.path.join(d, os.path.basename(src))
             with open(copy, "w", encoding="utf-8") as f:
                 f.write(text)
-            cmd = [mpy_cross(), "-o", tmp, "-s", os.path.basename(src)]
+            cmd = [mpy_cross(), "-o", tmp, "-s", rel[:-4] + ".py"]
             if arch:
                 cmd.insert(1, "-march=" + arch)
             cmd.append(copy)
             subprocess.run(cmd, check=True)
         os.replace(tmp, dst)
         n += 1
-    for name in os.listdir(out):  # a module that was removed from the tree
-        if name.endswith(".mpy") and name not in wanted:
-            os.remove(os.path.join(out, name))
+    for d, _, files in os.walk(out):  # a module that was removed from the tree
+        for name in files:
+            full = os.path.join(d, name)
+            if name.endswith(".mpy") and os.path.relpath(full, out) not in wanted:
+                os.remove(full)
     if not quiet:
         print("build_mpy: %d module(s) compiled into %s" % (n, out))
     return out
 
 
+def bundle_files(out):
+    """-> sorted paths (relative to out) of every .mpy of a build."""
+    files = []
+    for d, _, names in os.walk(out):
+        for name in names:
+            if name.endswith(".mpy"):
+                files.append(os.path.relpath(os.path.join(d, name), out))
+    return sorted(files)
+
+
 if __name__ == "__main__":
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--board", default="unix", choices=sorted(ARCH))
     ap.add_argument("--out")
     ap.add_argument("--quiet", action="store_true")
+    ap.add_argument("--source-tree", action="store_true",
+                    help="link the sources into build/src-BOARD instead of compiling")
     a = ap.parse_args()
-    build(a.board, a.out, a.quiet)
+    if a.source_tree:
+        print(source_tree(a.board))
+    else:
+        build(a.board, a.out, a.quiet)

@@ -603,7 +603,6 @@ class BenchCSMS:
         if response.status_code != 101:
             self._say("%s upgrade refused: HTTP %d" % (
                 cp_id or request.path, response.status_code))
-        return None
 
     def _select_subprotocol(self, ws, offered):
         if self.agree_subprotocol and SUBPROTOCOL in offered:

@@ -1,11 +1,11 @@
 #!/usr/bin/env python3
-"""Build a firmware image for UpdateFirmware (format: firmware/fwimage.py,
+"""Build a firmware image for UpdateFirmware (format: mpocpp/transfer/fwimage.py,
 docs/firmware-update.md).
 
     tools/make_image.py --version 1.2.0 [--board unix|esp32|rp2] [--src DIR]
                         [--out FILE] [--no-build]
 
-Packs every .mpy of build/mpy-BOARD (compiled first with tools/build_mpy.py
+Packs every .mpy of build/mpy-BOARD (the package trees) (compiled first with tools/build_mpy.py
 unless --no-build) into one file: header (magic, format, board, version),
 the entries (name, size, bytes) and a SHA-256 of everything before it.
 Serve the file over HTTP, HTTPS or FTP and send its URL in UpdateFirmware.
@@ -20,7 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MAGIC = b"OCFW"
 FORMAT = 1
 VERSION_MAX = 50
-NAME_MAX = 40
+NAME_MAX = 64
 
 
 def pack(files, version, board):
@@ -34,7 +34,8 @@ def pack(files, version, board):
     out = [MAGIC, struct.pack("<BBBBHH", FORMAT, len(bb), len(vb), 0, len(files), 0), bb, vb]
     for name, data in files:
         nb = name.encode()
-        if not nb or len(nb) > NAME_MAX or "/" in name or name.startswith("."):
+        parts = name.split("/")
+        if not nb or len(nb) > NAME_MAX or any(not p or p.startswith(".") for p in parts):
             raise ValueError("bad file name %r" % name)
         out += [struct.pack("<B", len(nb)), nb, struct.pack("<I", len(data)), data]
     body = b"".join(out)
@@ -42,16 +43,23 @@ def pack(files, version, board):
 
 
 def collect(src):
+    """-> [(path inside the bundle, bytes)] of every .mpy under src (the
+    mpocpp and mpocpp_board package trees of tools/build_mpy.py)."""
     files = []
-    for name in sorted(os.listdir(src)):
-        if name.endswith(".mpy"):
-            with open(os.path.join(src, name), "rb") as f:
-                files.append((name, f.read()))
-    return files
+    for d, dirs, names in os.walk(src):
+        dirs.sort()
+        for name in sorted(names):
+            if name.endswith(".mpy"):
+                full = os.path.join(d, name)
+                with open(full, "rb") as f:
+                    files.append((os.path.relpath(full, src).replace(os.sep, "/"), f.read()))
+    return sorted(files)
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("--version", required=True)
     ap.add_argument("--board", default="unix", choices=("unix", "esp32", "rp2"))
     ap.add_argument("--src", help="directory of .mpy files (default build/mpy-BOARD)")
@@ -70,7 +78,9 @@ def main(argv=None):
     out = a.out or os.path.join(ROOT, "build", "fw-%s-%s.img" % (a.board, a.version))
     with open(out, "wb") as f:
         f.write(img)
-    print("make_image: %s: %d files, %d bytes, version %s" % (out, len(files), len(img), a.version))
+    print(
+        "make_image: %s: %d files, %d bytes, version %s" % (out, len(files), len(img), a.version)
+    )
     return out
 
 

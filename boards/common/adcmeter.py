@@ -8,7 +8,7 @@ import time
 import math
 from array import array
 from micropython import const
-import log
+from mpocpp.util import log
 
 _SHIFT = const(4)  # work in 12-bit units: what ESP32/RP2040 ADCs resolve
 _MAX_SPANS = const(10)  # at most this many windows to fill missed slots
@@ -225,7 +225,7 @@ class AdcMeter:
         # None (then the caller takes U x I, exact only at power factor 1).
         if not self.sample():  # RMS over the slots that were covered
             self.late += 1
-            log.warn(_TAG, "sampling incomplete after %d us" % self.elapsed_us)
+            log.warn(_TAG, "sampling incomplete after %d us", self.elapsed_us)
         p = self.phases
         fl = self._floor
         a1 = self._amps(0, fl)

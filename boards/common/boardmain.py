@@ -17,9 +17,11 @@ def _provisioning(path):
 def _firmware(flash):
     # The installed firmware's slot goes first on sys.path, so the board and
     # the firmware are imported from it.
-    import fwimage
+    from mpocpp.transfer import fwimage
     d, v, st = fwimage.select(flash)
-    del sys.modules["fwimage"]  # the new firmware's own copy is imported later
+    for name in list(sys.modules):  # the slot's own package is imported later
+        if (name == "mpocpp" or name.startswith("mpocpp.")) and name != "mpocpp.util.log":
+            del sys.modules[name]  # (the log stays: the board's drivers share it)
     if d:
         sys.path.insert(0, d)
     return fwimage, v, st
@@ -29,12 +31,10 @@ def run(flash="/data", provisioning="/provisioning.json"):
     fwi, fw_version, fw_state = _firmware(flash)
     prov = _provisioning(provisioning)
     try:
-        from board import Board
-        import app
+        from mpocpp_board.board import Board
+        from mpocpp import app
         board = Board((prov or {}).get("settings", {}), flash_dir=flash)
-        board.fw_version = fw_version
-        board.fw_state = fw_state
-        app.run(board, prov)
+        app.run(board, prov, firmware_version=fw_version, firmware_state=fw_state)
     except Exception as e:
         if fw_state == "pending" and fwi.rollback(flash):
             sys.print_exception(e)

@@ -2,7 +2,7 @@
 # RGB through three PWM outputs (duty_u16), or a single pin / PWM (any
 # colour lights it). LightIntensity (0..100 %) scales the brightness.
 from micropython import const
-import log
+from mpocpp.util import log
 
 _STEADY = const(0)
 _BLINK = const(1)  # 1 s period, half on
@@ -44,7 +44,7 @@ class Led:
     def show(self, state):
         col = TABLE.get(state)
         if col is None:
-            log.warn(_TAG, "unknown state %r" % (state,))
+            log.warn(_TAG, "unknown state %r", state)
             return
         if state != self.state:
             self.state = state
@@ -55,7 +55,7 @@ class Led:
         # Show `state` for `ms` (a refused card, say), then .state again.
         col = TABLE.get(state)
         if col is None:
-            log.warn(_TAG, "unknown state %r" % (state,))
+            log.warn(_TAG, "unknown state %r", state)
             return
         self._flash_ms = ms
         self._start(col)
@@ -69,7 +69,7 @@ class Led:
         try:
             p = int(percent)
         except (TypeError, ValueError):
-            log.warn(_TAG, "bad intensity %r" % (percent,))
+            log.warn(_TAG, "bad intensity %r", percent)
             return
         self._pct = 0 if p < 0 else 100 if p > 100 else p
         self._apply()
@@ -87,6 +87,11 @@ class Led:
     @property
     def pattern(self):
         return PATTERNS[self._col[3]]
+
+    @property
+    def percent(self):
+        # The LightIntensity in effect (0-100).
+        return self._pct
 
     @property
     def rgb(self):

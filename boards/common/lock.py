@@ -6,7 +6,7 @@
 import time
 import asyncio
 from micropython import const
-import log
+from mpocpp.util import log
 
 _POLL_MS = const(10)
 _TAG = "lock"
@@ -56,8 +56,12 @@ class CableLock:
                 return True
             while self.locked != lock:
                 if time.ticks_diff(time.ticks_ms(), t0) >= self._timeout:
-                    log.warn(_TAG, "%s not confirmed in %d ms" %
-                             ("lock" if lock else "unlock", self._timeout))
+                    log.warn(
+                        _TAG,
+                        "%s not confirmed in %d ms",
+                        "lock" if lock else "unlock",
+                        self._timeout,
+                    )
                     return False
                 await asyncio.sleep_ms(_POLL_MS)
             return True

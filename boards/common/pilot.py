@@ -4,7 +4,7 @@
 # adc.read_u16(); never imports machine.
 import time
 from micropython import const
-import log
+from mpocpp.util import log
 
 _FREQ = const(1000)  # Hz
 _FULL = const(65535)
@@ -94,7 +94,7 @@ class ControlPilot:
         except (TypeError, ValueError):
             a = -1.0
         if a != a or a < 0:  # NaN or garbage
-            log.error(_TAG, "bad current %r: stopping" % (amps,))
+            log.error(_TAG, "bad current %r: stopping", amps)
             a = 0.0
         if a < _MIN_A:
             self.stop()

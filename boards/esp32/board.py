@@ -29,13 +29,13 @@ class Board:
     name = "esp32"
 
     def __init__(self, settings, max_amps=32, phases=3, flash_dir="/data"):
-        import vfs
-        from relay import Relay
-        from lock import CableLock
-        from pilot import ControlPilot
-        from adcmeter import AdcMeter
-        from led import Led
-        from wifi import RtcClock, WifiNet
+        from mpocpp_board.connectorhw import ConnectorHw
+        from mpocpp_board.relay import Relay
+        from mpocpp_board.lock import CableLock
+        from mpocpp_board.pilot import ControlPilot
+        from mpocpp_board.adcmeter import AdcMeter
+        from mpocpp_board.led import Led
+        from mpocpp_board.wifi import RtcClock, WifiNet
         P = machine.Pin
         self.clock = RtcClock()
         self.flash_dir = flash_dir
@@ -56,21 +56,18 @@ class Board:
         self.limits = {"NumberOfConnectors": 1, "maxCurrentA": max_amps, "phases": phases,
                        "nominalVolts": 230, "queueBytes": 65536}
 
-        class Hw:
-            pass
-        hw = Hw()
-        hw.relay = Relay(P(PINS["relay"], P.OUT, value=0), P(PINS["relay_fb"], P.IN, P.PULL_UP),
+        relay = Relay(P(PINS["relay"], P.OUT, value=0), P(PINS["relay_fb"], P.IN, P.PULL_UP),
                          feedback_active=0)
-        hw.lock = CableLock(P(PINS["lock_a"], P.OUT, value=0), P(PINS["lock_b"], P.OUT, value=0),
+        lock = CableLock(P(PINS["lock_a"], P.OUT, value=0), P(PINS["lock_b"], P.OUT, value=0),
                             P(PINS["lock_sense"], P.IN, P.PULL_UP), sense_active=0)
         pwm = machine.PWM(P(PINS["pilot_pwm"]), freq=1000, duty_u16=65535)
         pilot_adc = _UvAdc(PINS["pilot_adc"])
-        hw.pilot = ControlPilot(pwm, pilot_adc, max_amps,
+        pilot = ControlPilot(pwm, pilot_adc, max_amps,
                                 volts_per_count=3300000 / 65535 / _PILOT_UV_PER_V,
                                 zero_counts=_PILOT_ZERO * 65535 // 3300000)
-        hw.meter = AdcMeter([_UvAdc(p) for p in PINS["ct"][:phases]], [_UvAdc(PINS["volts"])],
+        meter = AdcMeter([_UvAdc(p) for p in PINS["ct"][:phases]], [_UvAdc(PINS["volts"])],
                             ct_ratio=1000, burden_ohms=22.0, divider=330.0, vref=3.3)
-        self._hw = hw
+        self._hw = ConnectorHw(pilot, relay, lock, meter)
         r, g, b = PINS["led"]
         self.led = Led(machine.PWM(P(r), freq=1000), machine.PWM(P(g), freq=1000),
                        machine.PWM(P(b), freq=1000))

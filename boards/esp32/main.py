@@ -1,5 +1,5 @@
 # ESP32 entry point: boards/common/boardmain.py picks the installed firmware
 # slot, applies /provisioning.json on first boot and runs the firmware.
-import boardmain
+from mpocpp_board import boardmain
 
 boardmain.run()

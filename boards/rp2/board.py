@@ -20,12 +20,13 @@ class Board:
     name = "rp2"
 
     def __init__(self, settings, max_amps=32, flash_dir="/data"):
-        from relay import Relay
-        from lock import CableLock
-        from pilot import ControlPilot
-        from adcmeter import AdcMeter
-        from led import Led
-        from wifi import RtcClock, WifiNet
+        from mpocpp_board.connectorhw import ConnectorHw
+        from mpocpp_board.relay import Relay
+        from mpocpp_board.lock import CableLock
+        from mpocpp_board.pilot import ControlPilot
+        from mpocpp_board.adcmeter import AdcMeter
+        from mpocpp_board.led import Led
+        from mpocpp_board.wifi import RtcClock, WifiNet
         P = machine.Pin
         self.clock = RtcClock()
         self.flash_dir = flash_dir
@@ -39,22 +40,26 @@ class Board:
         self.limits = {"NumberOfConnectors": 1, "maxCurrentA": max_amps, "phases": 1,
                        "nominalVolts": 230, "queueBytes": 65536}
 
-        class Hw:
-            pass
-        hw = Hw()
-        hw.relay = Relay(P(PINS["relay"], P.OUT, value=0), P(PINS["relay_fb"], P.IN, P.PULL_UP),
+        relay = Relay(P(PINS["relay"], P.OUT, value=0), P(PINS["relay_fb"], P.IN, P.PULL_UP),
                          feedback_active=0)
-        hw.lock = CableLock(P(PINS["lock_a"], P.OUT, value=0), P(PINS["lock_b"], P.OUT, value=0),
+        lock = CableLock(P(PINS["lock_a"], P.OUT, value=0), P(PINS["lock_b"], P.OUT, value=0),
                             P(PINS["lock_sense"], P.IN, P.PULL_UP), sense_active=0)
         pwm = machine.PWM(P(PINS["pilot_pwm"]))
         pwm.freq(1000)
         pwm.duty_u16(65535)
-        hw.pilot = ControlPilot(pwm, machine.ADC(PINS["pilot_adc"]), max_amps,
+        pilot = ControlPilot(pwm, machine.ADC(PINS["pilot_adc"]), max_amps,
                                 volts_per_count=_PILOT_VPC, zero_counts=_PILOT_ZERO)
-        hw.meter = AdcMeter([machine.ADC(PINS["ct"])], [machine.ADC(PINS["volts"])],
-                            ct_ratio=1000, burden_ohms=22.0, divider=330.0, vref=3.3,
-                            temp=machine.ADC(4), temp_cal=(-3.3 / 65535 / 0.001721, 27 + 0.706 / 0.001721))
-        self._hw = hw
+        meter = AdcMeter(
+            [machine.ADC(PINS["ct"])],
+            [machine.ADC(PINS["volts"])],
+            ct_ratio=1000,
+            burden_ohms=22.0,
+            divider=330.0,
+            vref=3.3,
+            temp=machine.ADC(4),
+            temp_cal=(-3.3 / 65535 / 0.001721, 27 + 0.706 / 0.001721),
+        )
+        self._hw = ConnectorHw(pilot, relay, lock, meter)
         leds = []
         for p in PINS["led"]:
             w = machine.PWM(P(p))

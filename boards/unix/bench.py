@@ -5,7 +5,7 @@
 import asyncio
 import json
 import gc
-import log
+from mpocpp.util import log
 
 _TAG = "bench"
 _FAULTS = ("weld", "stuck_open", "lock_jam", "diode")
@@ -15,23 +15,25 @@ class BenchError(Exception):
     pass
 
 
-def _connector(cp, req):
+def _connector(ch, req):
     cid = req.get("connector", 1)
-    if not isinstance(cid, int) or cid < 1 or cid >= len(cp.connectors):
+    if not isinstance(cid, int) or cid < 1 or cid >= len(ch.connectors):
         raise BenchError("no connector %r" % (cid,))
-    return cp.connectors[cid]
+    return ch.connectors[cid]
 
 
-def _hw(cp, req):
-    c = _connector(cp, req)
+def _hw(ch, req):
+    c = _connector(ch, req)
     if c.hw is None:
         raise BenchError("connector %d has no simulated hardware" % c.id)
     return c
 
 
 class Bench:
-    def __init__(self, cp, board):
-        self.cp = cp
+    # ch: the firmware's composition root (mpocpp.app.Charger), which the
+    # simulated board drives as the hardware and the people at a bench would.
+    def __init__(self, ch, board):
+        self.ch = ch
         self.board = board
 
     def handle(self, req):
@@ -44,28 +46,28 @@ class Bench:
 
     # --- the EV and the cable ---
     def op_plug_in(self, req):
-        c = _hw(self.cp, req)
+        c = _hw(self.ch, req)
         c.hw.sim.plug_in()
-        self.cp.hw_event(c)
+        self.ch.sessions.hw_event(c)
 
     def op_plug_out(self, req):
-        c = _hw(self.cp, req)
+        c = _hw(self.ch, req)
         c.hw.sim.plug_out()
-        self.cp.hw_event(c)
+        self.ch.sessions.hw_event(c)
 
     def op_ev_state(self, req):
-        c = _hw(self.cp, req)
+        c = _hw(self.ch, req)
         s = req.get("state")
         if s not in ("A", "B", "C", "D", "E", "F"):
             raise BenchError("state must be one of A-F")
         c.hw.sim.ev_state(s)
         if req.get("notify", True):
-            self.cp.hw_event(c)
+            self.ch.sessions.hw_event(c)
         # notify=false: only the supervisor's pilot polling sees it, as on a
         # board without a pilot interrupt (bench_session measures that path).
 
     def op_load(self, req):
-        c = _hw(self.cp, req)
+        c = _hw(self.ch, req)
         amps = req.get("amps", [0, 0, 0])
         volts = req.get("volts", [230, 230, 230])
         if not isinstance(amps, list) or not isinstance(volts, list):
@@ -87,7 +89,7 @@ class Bench:
         tag = req.get("idTag")
         if not isinstance(tag, str) or not 0 < len(tag) <= 20:
             raise BenchError("idTag must be a string of 1-20 characters")
-        self.cp.swipe(tag)
+        self.ch.sessions.swipe(tag)
 
     def op_network(self, req):
         up = req.get("up")
@@ -95,48 +97,70 @@ class Bench:
             raise BenchError("up must be true or false")
         log.info(_TAG, "network " + ("up" if up else "down"))
         self.board.net.set_up(up)
-        if not up and self.cp.link.ws is not None:
-            self.cp.link.ws.abort()
+        if not up:
+            self.ch.link.abort()
 
     def op_raise_error(self, req):
-        c = _connector(self.cp, req)
+        c = _connector(self.ch, req)
         code = req.get("code")
         if not isinstance(code, str):
             raise BenchError("code must be a ChargePointErrorCode")
-        self.cp.raise_error(c, code, req.get("info"))
+        c.raise_fault(code, req.get("info"))
 
     def op_clear_error(self, req):
-        c = _connector(self.cp, req)
-        self.cp.clear_error(c)
+        c = _connector(self.ch, req)
+        c.clear_fault()
 
     def op_inject(self, req):
         # A hardware defect in the simulation; the firmware has to find it
         # through its drivers (relay feedback, lock sense, pilot diode check).
-        c = _hw(self.cp, req)
+        c = _hw(self.ch, req)
         kind = req.get("fault")
         on = req.get("on", True)
         if kind not in _FAULTS:
             raise BenchError("fault must be one of " + ", ".join(_FAULTS))
         if not isinstance(on, bool):
             raise BenchError("on must be true or false")
-        log.info(_TAG, "connector %d: fault %s %s" % (c.id, kind, "on" if on else "off"))
+        log.info(_TAG, "connector %d: fault %s %s", c.id, kind, "on" if on else "off")
         c.hw.sim.inject(kind, on)
-        self.cp.hw_event(c)
+        self.ch.sessions.hw_event(c)
 
     def op_emergency_stop(self, req):
         on = req.get("on", True)
         if not isinstance(on, bool):
             raise BenchError("on must be true or false")
         log.warn(_TAG, "emergency stop " + ("pressed" if on else "released"))
-        self.cp.sessions.emergency_stop(on)
+        self.ch.sessions.emergency_stop(on)
 
     def op_state(self, req):
-        st = self.cp.bench_state()
+        ch = self.ch
         led = self.board.led
+        st = {"connectors": [self._connector_state(c) for c in ch.connectors[1:]],
+              "status0": ch.connectors[0].status,
+              "led": led.state if led else None,
+              "connection": ch.link.state, "registration": ch.registration.status,
+              "queue": len(ch.queue),
+              "heap": {"free": gc.mem_free(), "alloc": gc.mem_alloc()},
+              "boot": ch.ids.boot_count}
         if led is not None:
             st["led_rgb"] = list(led.rgb)
-            st["led_intensity"] = getattr(led, "_pct", None)
+            st["led_intensity"] = led.percent
         return st
+
+    def _connector_state(self, c):
+        snap = c.hw.sim.snapshot() if c.hw is not None else {}
+        m = self.ch.meter
+        tx = c.tx
+        r = c.reservation
+        return {"id": c.id, "status": c.status, "errorCode": c.error_code,
+                "relay": snap.get("relay", False), "locked": snap.get("locked", False),
+                "duty": snap.get("duty", 100.0), "offered_amps": snap.get("offered_amps", 0),
+                "pilot": snap.get("pilot", c.pilot), "amps": snap.get("amps"),
+                "energy_wh": round(m.register_wh(c.id), 1) if m is not None else 0,
+                "transaction": None if tx is None else {
+                    "id": self.ch.sessions.transaction_id(c),
+                    "idTag": tx.id_tag, "meterStart": tx.meter_start},
+                "operative": c.operative, "reservation": r.id if r is not None else None}
 
     def op_ping(self, req):
         return {"pong": True}
@@ -177,11 +201,11 @@ async def _client(bench, reader, writer):
     writer.close()
 
 
-async def serve(cp, board, host, port):
-    bench = Bench(cp, board)
+async def serve(ch, board, host, port):
+    bench = Bench(ch, board)
 
     def cb(r, w):
         return _client(bench, r, w)
 
     await asyncio.start_server(cb, host, port)
-    log.info(_TAG, "bench listening on %s:%d" % (host, port))
+    log.info(_TAG, "bench listening on %s:%d", host, port)

@@ -30,8 +30,8 @@ class Board:
 
     def __init__(self, data_dir, connectors=1, queue="lfs", phases=3, max_amps=32):
         import vfs
-        from fileflash import FileNorFlash
-        from simnet import SimNet
+        from mpocpp_board.fileflash import FileNorFlash
+        from mpocpp_board.simnet import SimNet
         self.data_dir = data_dir
         self.clock = SimClock()
         self.flash = FileNorFlash(data_dir + "/flash.bin", FLASH_BYTES)
@@ -59,7 +59,7 @@ class Board:
 
     def _make_hw(self):
         try:
-            import simhw
+            from mpocpp_board import simhw
         except ImportError:
             return
         self.sim = simhw
@@ -69,6 +69,9 @@ class Board:
 
     def connector_hw(self, i):
         return self._hw.get(i)
+
+    def feed(self):
+        pass  # no watchdog on the host
 
     def reset(self, hard):
         # Soft and hard reset both restart the process on this board; the

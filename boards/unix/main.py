@@ -23,7 +23,7 @@ def parse_args(argv):
 
 def main():
     opts = parse_args(sys.argv)
-    import log
+    from mpocpp.util import log
     log.level = {"debug": 0, "info": 1, "warn": 2, "error": 3}.get(opts["log"], 1)
     prov = None
     if opts["config"]:
@@ -40,19 +40,19 @@ def main():
         os.mkdir(opts["data"])
     except OSError:
         pass
-    from board import Board
+    from mpocpp_board.board import Board
     board = Board(opts["data"], connectors=n, queue=opts["queue"])
-    fwi, fw_state = select_firmware(board)
+    fwi, fw_version, fw_state = select_firmware(board)
     try:
-        import app
+        from mpocpp import app
         overrides = {"csmsUrl": opts["csms"], "chargeBoxId": opts["id"]}
-        cp = app.build(board, prov, overrides)
+        ch = app.build(board, prov, overrides, fw_version, fw_state)
         tasks = []
         if opts["bench"]:
-            import bench
+            from mpocpp_board import bench
             host, port = opts["bench"].rsplit(":", 1)
-            tasks.append(bench.serve(cp, board, host, int(port)))
-        asyncio.run(app.main(cp, tasks))
+            tasks.append(bench.serve(ch, board, host, int(port)))
+        asyncio.run(ch.run(tasks))
     except Exception as e:
         # A freshly installed firmware that cannot start: back to the old one.
         if fw_state == "pending" and fwi.rollback(board.flash_dir):
@@ -66,15 +66,15 @@ def select_firmware(board):
     # goes before the build directory, so every module imported from here on
     # (app and the firmware) comes from it. The board layer, imported above
     # to mount the flash, stays the build's on this simulated board.
-    import fwimage
+    from mpocpp.transfer import fwimage
     d, v, st = fwimage.select(board.flash_dir)
-    del sys.modules["fwimage"]  # the new firmware's own copy is imported later
+    for name in list(sys.modules):  # the slot's own package is imported later
+        if (name == "mpocpp" or name.startswith("mpocpp.")) and name != "mpocpp.util.log":
+            del sys.modules[name]  # (the log stays: the board's drivers share it)
     if d:
         sys.path.insert(0, d)
         print("board: running firmware %s from %s%s" % (v, d, " (%s)" % st if st else ""))
-    board.fw_version = v
-    board.fw_state = st
-    return fwimage, st
+    return fwimage, v, st
 
 
 main()

@@ -9,6 +9,8 @@ import time
 import math
 from array import array
 from micropython import const
+from mpocpp_board.connectorhw import ConnectorHw
+from mpocpp_board.led import Led
 
 _TABLE = const(1000)  # sine points per mains period
 _FULL = const(65535)
@@ -274,7 +276,7 @@ class SimConnectorHw:
 
     @property
     def offered_amps(self):
-        from pilot import duty_to_amps
+        from mpocpp_board.pilot import duty_to_amps
         return duty_to_amps(self.duty)
 
     def _update(self):
@@ -319,7 +321,7 @@ class SimConnectorHw:
         self._temp_counts = int((self.temp_c - TEMP_CAL[1]) / TEMP_CAL[0] + 0.5)
 
     def pilot_state(self):
-        from pilot import classify
+        from mpocpp_board.pilot import classify
         return classify(self.pilot_volts)
 
     def snapshot(self):
@@ -344,27 +346,27 @@ class SimConnectorHw:
     def drivers(self):
         # The common drivers wired to this connector's pins, with the unix
         # board's calibration (boards/common must be on sys.path).
-        from relay import Relay
-        from lock import CableLock
-        from pilot import ControlPilot
-        from adcmeter import AdcMeter
-        d = Drivers()
-        d.sim = self
-        d.relay = Relay(self.relay_pin, self.relay_feedback)
-        d.lock = CableLock(self.lock_pin, self.unlock_pin, self.lock_sense,
-                           pulse_ms=100, timeout_ms=1000)
-        d.pilot = ControlPilot(self.pilot_pwm, self.pilot_adc, self.max_amps,
-                               PILOT_VPC, PILOT_ZERO)
-        d.meter = AdcMeter(self.adc_currents, self.adc_volts,
-                           mains_hz=self.mains_hz, temp=self.temp_adc,
-                           temp_cal=TEMP_CAL, **METER_CAL)
-        return d
+        from mpocpp_board.relay import Relay
+        from mpocpp_board.lock import CableLock
+        from mpocpp_board.pilot import ControlPilot
+        from mpocpp_board.adcmeter import AdcMeter
+        relay = Relay(self.relay_pin, self.relay_feedback)
+        lock = CableLock(self.lock_pin, self.unlock_pin, self.lock_sense,
+                         pulse_ms=100, timeout_ms=1000)
+        pilot = ControlPilot(self.pilot_pwm, self.pilot_adc, self.max_amps,
+                             PILOT_VPC, PILOT_ZERO)
+        meter = AdcMeter(self.adc_currents, self.adc_volts,
+                         mains_hz=self.mains_hz, temp=self.temp_adc,
+                         temp_cal=TEMP_CAL, **METER_CAL)
+        return Drivers(self, pilot, relay, lock, meter)
 
 
-class Drivers:
-    # One connector's driver bundle: .pilot .relay .lock .meter, and .sim
-    # (the SimConnectorHw behind them, for the bench).
-    pass
+class Drivers(ConnectorHw):
+    # One connector's driver bundle (.pilot .relay .lock .meter) and .sim,
+    # the SimConnectorHw behind them, for the bench.
+    def __init__(self, sim, pilot, relay, lock, meter):
+        super().__init__(pilot, relay, lock, meter)
+        self.sim = sim
 
 
 def make_connector(connector_id, phases=3, max_amps=32):
@@ -373,11 +375,14 @@ def make_connector(connector_id, phases=3, max_amps=32):
 
 def make_led():
     # The board's status LED on simulated RGB PWM pins; .sim reads them back.
-    from led import Led
-    s = SimLed()
-    led = Led(s.r, s.g, s.b)
-    led.sim = s
-    return led
+    return SimStatusLed(SimLed())
+
+
+class SimStatusLed(Led):
+    # The common LED driver; .sim reads the PWM channels back.
+    def __init__(self, sim):
+        super().__init__(sim.r, sim.g, sim.b)
+        self.sim = sim
 
 
 class SimLed:

@@ -1,4 +1,4 @@
-# Local authorization list and cache (firmware/authstore.py), run inside
+# Local authorization list and cache (mpocpp/model/authstore.py), run inside
 # MicroPython on the host filesystem (VfsPosix) and on littlefs over a RAM
 # block device.
 # heap: 4M
@@ -6,9 +6,9 @@ import gc
 import os
 import vfs
 
-import authstore
-import log
-from authstore import AuthStore, valid
+from mpocpp.model import authstore
+from mpocpp.util import log
+from mpocpp.model.authstore import AuthStore, valid
 
 T0 = 1795289360  # 2026-11-21T19:29:20Z
 LFS = "/lfs_auth"
@@ -489,7 +489,7 @@ def _power_cut_sweep(setup, update, check, **kw):
     # Runs update() once per program/erase operation it makes, cutting the
     # power at that operation (boards/unix/norflash.py), then remounts and
     # check(store, cut) on what survived. Returns the number of cut points.
-    from norflash import NorFlash, mount_lfs
+    from mpocpp_board.norflash import NorFlash, mount_lfs
     dev = NorFlash(64 * 4096)
     mount_lfs(dev, LFS)
     setup(store(LFS, **kw))

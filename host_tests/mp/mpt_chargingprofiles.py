@@ -2,8 +2,8 @@
 # MicroPython: parsing and the Rejected rules, Absolute / Relative /
 # Recurring starts, stack levels and their fall-back, purposes combined,
 # ClearChargingProfile matching, W <-> A, composite schedules.
-import chargingprofiles as chp
-import clock
+from mpocpp.model import chargingprofiles as chp
+from mpocpp.util import clock
 
 T0 = 1795046400  # 2026-11-19T00:00:00Z, a Thursday
 MAXS = 8

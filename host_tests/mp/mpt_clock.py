@@ -1,4 +1,4 @@
-import clock
+from mpocpp.util import clock
 
 
 class FakeRtc:
@@ -49,11 +49,41 @@ def test_restore_and_remember():
     rtc = FakeRtc(946684800)  # a board RTC after power-up: 2000-01-01
     clock.init(rtc)
     assert not clock.restore(path)  # nothing remembered yet
-    rtc.t = 1795289360
+    clock.set_time(1795289360)
     clock.remember(path)
-    rtc.t = 1795289360 + 60
+    clock.set_time(1795289360 + 60)
     clock.remember(path)  # within the hour: not written again
     rtc.t = 946684800
+    clock.init(rtc)  # a restart
     assert clock.restore(path) and clock.now() == 1795289360
     assert not clock.restore(path)  # a valid clock is left alone
     os.remove(path)
+
+
+def test_sub_seconds_kept():
+    # currentTime "...:20.600Z": the charger's second rolls over with the
+    # central system's, 400 ms later, not a second later.
+    import time
+    rtc = FakeRtc(0)
+    clock.init(rtc)
+    t, ms = clock.parse_ms("2026-11-21T19:29:20.600Z")
+    assert (t, ms) == (1795289360, 600)
+    assert clock.parse_ms("2026-11-21T19:29:20.05Z")[1] == 50
+    assert clock.parse_ms("2026-11-21T19:29:20Z")[1] == 0
+    clock.set_time(t, ms)
+    assert rtc.t == t  # the RTC keeps whole seconds
+    assert clock.now() == t
+    time.sleep_ms(500)
+    assert clock.now() == t + 1
+    time.sleep_ms(1000)
+    assert clock.now() == t + 2
+
+
+def test_ticks_range_folded():
+    # now() stays right past the ticks_diff range: whole days are folded in.
+    rtc = FakeRtc(1795289360)
+    clock.init(rtc)
+    import time
+    clock._anchor = time.ticks_add(time.ticks_ms(), -(86400000 + 5000))
+    assert clock.now() == 1795289360 + 86400 + 5
+    assert clock.now() == 1795289360 + 86400 + 5

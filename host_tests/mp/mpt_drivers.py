@@ -8,12 +8,12 @@ import gc
 import time
 import asyncio
 import micropython
-import simhw
-from relay import Relay
-from lock import CableLock
-from led import Led, TABLE
-from pilot import ControlPilot, amps_to_duty, duty_to_amps, classify
-from adcmeter import AdcMeter
+from mpocpp_board import simhw
+from mpocpp_board.relay import Relay
+from mpocpp_board.lock import CableLock
+from mpocpp_board.led import Led, TABLE
+from mpocpp_board.pilot import ControlPilot, amps_to_duty, duty_to_amps, classify
+from mpocpp_board.adcmeter import AdcMeter
 
 STATES = ("available", "preparing", "charging", "suspended", "reserved",
           "unavailable", "faulted", "offline", "booting")

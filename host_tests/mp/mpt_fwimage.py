@@ -6,9 +6,9 @@ import gc
 import os
 import hashlib
 import struct
-from norflash import NorFlash, mount_lfs, umount
-import fwimage
-from fwimage import ImageError
+from mpocpp_board.norflash import NorFlash, mount_lfs, umount
+from mpocpp.transfer import fwimage
+from mpocpp.transfer.fwimage import ImageError
 
 D = "/flash"
 IMG = D + "/fw.img"
@@ -66,7 +66,9 @@ def test_verify_and_unpack():
         for name, data in FILES:
             assert read(D + "/fw/a/" + name) == data
         p = fwimage.read_pointer(D)
-        assert p["slot"] == "a" and p["state"] == "pending" and p["prev"] == {"slot": None, "v": None}
+        assert (
+            p["slot"] == "a" and p["state"] == "pending" and p["prev"] == {"slot": None, "v": None}
+        )
     finally:
         r.done()
 
@@ -95,7 +97,10 @@ def test_bad_images_refused():
         body = good[:-32] + b"extra"
         _refused(body + hashlib.sha256(body).digest(), why="trailing")
         _refused(pack([("../evil.mpy", b"x")]), why="bad file name")
-        _refused(pack([("a/b.mpy", b"x")]), why="bad file name")
+        _refused(pack([("/abs.mpy", b"x")]), why="bad file name")
+        _refused(pack([("a//b.mpy", b"x")]), why="bad file name")
+        _refused(pack([("mpocpp/../../b.mpy", b"x")]), why="bad file name")
+        _refused(pack([("a/.b.mpy", b"x")]), why="bad file name")
         _refused(pack(FILES, "v" * 51), why="bad header")
         _refused(good, board="esp32", why="image for board")
         _refused(b"", why="too short")
@@ -199,11 +204,15 @@ def test_power_cut_during_install():
         r.done()
 
 
+def _now():
+    return 1795289360
+
+
 def test_flash_ring_bounded():
-    import log
+    from mpocpp.util import log
     r = Rig()
     try:
-        ring = log.FlashRing(D + "/syslog", size=2048, ram=256)
+        ring = log.FlashRing(D + "/syslog", _now, size=2048, ram=256)
         for i in range(400):
             ring("%d I t: line number %d" % (i, i))
         old, cur = ring.files()
@@ -213,5 +222,29 @@ def test_flash_ring_bounded():
         assert b.rstrip().endswith(b"line number 399")
         first = int((a + b).split(b"\n")[0].split(b" ")[1])
         assert 0 < first < 399  # old lines rotated out, the newest kept in order
+    finally:
+        r.done()
+
+
+def test_package_tree_unpacked_and_emptied():
+    # Images carry the package trees (mpocpp/..., mpocpp_board/...): the
+    # directories are made on install and emptied with the slot.
+    r = Rig()
+    try:
+        tree = [("mpocpp/__init__.mpy", b""), ("mpocpp/protocol/ws.mpy", b"W" * 3000),
+                ("mpocpp/protocol/rpc.mpy", b"R" * 100), ("mpocpp_board/board.mpy", b"B")]
+        put(pack(tree, "4.0"))
+        fwimage.install(IMG, D, "unix", BUF)
+        a = D + "/fw/a"
+        assert sorted(os.listdir(a)) == ["mpocpp", "mpocpp_board"]
+        assert sorted(os.listdir(a + "/mpocpp/protocol")) == ["rpc.mpy", "ws.mpy"]
+        with open(a + "/mpocpp/protocol/ws.mpy", "rb") as f:
+            assert f.read() == b"W" * 3000
+        assert fwimage.confirm(D) == "Installed"
+        put(pack(FILES, "5.0"))
+        fwimage.install(IMG, D, "unix", BUF)  # into b
+        fwimage.confirm(D)
+        fwimage.free_slot(D)  # a (4.0) goes, trees included
+        assert os.listdir(a) == []
     finally:
         r.done()

@@ -5,10 +5,10 @@
 import asyncio
 import os
 import random
-import httpc
-import ftpc
-from httpc import HttpError
-from ftpc import FtpError
+from mpocpp.transfer import http as httpc
+from mpocpp.transfer import ftp as ftpc
+from mpocpp.transfer.http import HttpError
+from mpocpp.transfer.ftp import FtpError
 
 TMP = "/tmp/mpt_httpc_%d" % random.getrandbits(24)
 
@@ -93,7 +93,14 @@ def test_split_url():
     s = httpc.split_url
     assert s("http://h/x") == ("http", "h", 80, "/x", None, None)
     assert s("HTTPS://h:8443") == ("https", "h", 8443, "/", None, None)
-    assert s("ftp://u:p%40ss@10.0.0.1:2121/a/b.img") == ("ftp", "10.0.0.1", 2121, "/a/b.img", "u", "p@ss")
+    assert s("ftp://u:p%40ss@10.0.0.1:2121/a/b.img") == (
+        "ftp",
+        "10.0.0.1",
+        2121,
+        "/a/b.img",
+        "u",
+        "p@ss",
+    )
     assert s("ftp://anon@h/") == ("ftp", "h", 21, "/", "anon", None)
     assert s("http://[::1]:81/p#frag") == ("http", "::1", 81, "/p", None, None)
     for bad in ("sftp://h/x", "h/x", "http://", "http://h:0/", "http://h:x/", "http://h /", 5, "ftps://h/"):
@@ -121,7 +128,9 @@ async def test_get_bodies_and_redirect():
             sink = Sink()
             n = await httpc.get(srv.url("/fw"), sink, net, buf, timeout_ms=3000)
             assert n == len(data) and bytes(sink.data) == data
-        assert srv.requests[0][0].startswith(b"GET /fw HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % srv.port)
+        assert srv.requests[0][0].startswith(
+            b"GET /fw HTTP/1.1\r\nHost: 127.0.0.1:%d\r\n" % srv.port
+        )
         assert srv.requests[1][0].startswith(b"GET /real ")
     finally:
         srv.close()
@@ -163,7 +172,10 @@ async def test_post_multipart():
     try:
         net = Net()
         buf = bytearray(512)
-        assert await httpc.post_file(srv.url("/up"), path, "diag.txt", net, buf, timeout_ms=3000) == 200
+        assert (
+            await httpc.post_file(srv.url("/up"), path, "diag.txt", net, buf, timeout_ms=3000)
+            == 200
+        )
         head, body = srv.requests[0]
         assert head.startswith(b"POST /up HTTP/1.1\r\n")
         i = head.find(b"boundary=")
@@ -275,7 +287,9 @@ async def test_ftp_retr_stor_and_refused_login():
         assert srv.files["up/d x.txt"] == b"diagnostics " * 500
         os.remove(path)
         try:
-            await ftpc.retr("ftp://me:bad@127.0.0.1:%d/dir/fw.img" % srv.port, Sink(), net, buf, 3000)
+            await ftpc.retr(
+                "ftp://me:bad@127.0.0.1:%d/dir/fw.img" % srv.port, Sink(), net, buf, 3000
+            )
             raise AssertionError("login accepted")
         except FtpError as e:
             assert e.code == 530 and "login refused" in str(e)
@@ -292,7 +306,10 @@ async def test_stalled_body_times_out():
     # The server stops sending mid-body without closing: the transfer's
     # guard closes the socket after timeout_ms of no progress.
     import time
-    srv = await Server([(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000, 3000)]).start()
+
+    srv = await Server(
+        [(b"HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000, 3000)]
+    ).start()
     try:
         t0 = time.ticks_ms()
         try:

@@ -2,15 +2,15 @@
 import time
 import asyncio
 
-import meter
-import fsutil
+from mpocpp.metering import meter
+from mpocpp.util import fsutil
 
 _MP = "/fl"
 
 
 def _flash():
     # A fresh littlefs on a simulated NOR flash (RAM only) for this process.
-    import norflash
+    from mpocpp_board import norflash
     dev = norflash.NorFlash(256 * 1024)
     norflash.mount_lfs(dev, _MP)
     return dev
@@ -282,11 +282,10 @@ def test_stats_percentiles():
 
 
 class _Ticks:
-    def __init__(self, m):
+    def __init__(self):
         self.t = []
-        m.on_tick = self.on
 
-    def on(self, now):
+    def __call__(self, now):
         self.t.append(now)
 
 
@@ -295,8 +294,8 @@ async def test_tick_does_not_drift():
     # at start + 2000 ms (the work does not add up), none early.
     _flash()
     d = Drv((10.0, 10.0, 10.0), busy_ms=20)
-    m = meter.Meter({1: d}, _MP, tick_ms=100)
-    tk = _Ticks(m)
+    tk = _Ticks()
+    m = meter.Meter({1: d}, _MP, tick_ms=100, on_tick=tk)
     t0 = time.ticks_ms()
     task = asyncio.create_task(m.run())
     while len(tk.t) < 20:
@@ -315,8 +314,8 @@ async def test_tick_does_not_drift():
 
 async def test_missed_ticks_are_skipped_not_bunched():
     _flash()
-    m = meter.Meter({1: Drv((1.0, 0.0, 0.0))}, _MP, tick_ms=100)
-    tk = _Ticks(m)
+    tk = _Ticks()
+    m = meter.Meter({1: Drv((1.0, 0.0, 0.0))}, _MP, tick_ms=100, on_tick=tk)
     task = asyncio.create_task(m.run())
     await asyncio.sleep_ms(150)
     t = time.ticks_ms()
@@ -332,13 +331,12 @@ async def test_missed_ticks_are_skipped_not_bunched():
 
 async def test_on_tick_error_does_not_stop_the_task():
     _flash()
-    m = meter.Meter({1: Drv((1.0, 0.0, 0.0))}, _MP, tick_ms=50)
     n = [0]
 
     def bad(now):
         n[0] += 1
         raise RuntimeError("charge point bug")
-    m.on_tick = bad
+    m = meter.Meter({1: Drv((1.0, 0.0, 0.0))}, _MP, tick_ms=50, on_tick=bad)
     task = asyncio.create_task(m.run())
     await asyncio.sleep_ms(300)
     task.cancel()
@@ -350,8 +348,8 @@ def test_with_the_unix_board_adc():
     import sys
     sys.path.append(meter.__file__.rsplit("/", 2)[0] + "/boards/common")
     try:
-        import simhw
-        import adcmeter  # noqa: F401
+        from mpocpp_board import simhw
+        from mpocpp_board import adcmeter  # noqa: F401
     except ImportError:
         print("SKIP: boards/common/adcmeter.py or simhw.py missing")
         return

@@ -1,11 +1,11 @@
 # The message queue over both store backends: order, priorities, retry
 # back-off, drop after attempts, placeholder transaction ids, space rules,
 # recovery after a reboot.
-from norflash import NorFlash
+from mpocpp_board.norflash import NorFlash
 from mpt_store import Rig, both
-from store_ring import RingStore
-from store_lfs import LfsStore
-from msgqueue import MessageQueue
+from mpocpp.queue.ring import RingStore
+from mpocpp.queue.lfs import LfsStore
+from mpocpp.queue.messages import MessageQueue
 
 
 class QRig(Rig):
@@ -18,7 +18,12 @@ class QRig(Rig):
         self.attempts = attempts
         self.interval = interval
         self.reserve = reserve
+        self.on_txid = None  # what the charger does with a transactionId learnt
         Rig.__init__(self, kind, txn_blocks + other_blocks)
+
+    def _txid(self, placeholder, txid):
+        if self.on_txid is not None:
+            self.on_txid(placeholder, txid)
 
     @property
     def q(self):
@@ -29,7 +34,8 @@ class QRig(Rig):
             stores = (RingStore(self.dev, 0, self.tb), RingStore(self.dev, self.tb, self.ob))
         else:
             stores = (LfsStore("/flash/qt", self.tb * 4096), LfsStore("/flash/qo", self.ob * 4096))
-        q = MessageQueue(stores, lambda: self.attempts, lambda: self.interval, self.reserve)
+        q = MessageQueue(stores, lambda: self.attempts, lambda: self.interval, self.reserve,
+                         on_transaction_id=self._txid)
         q.mount()
         return q
 
@@ -55,7 +61,7 @@ def stop(txid, n):
 def deliver(q, now=0, answer=None):
     h = q.peek(now)
     assert h is not None
-    qid, action, payload = h
+    qid, action, payload = h.qid, h.action, h.payload
     q.delivered(qid, answer if answer is not None else {})
     return action, payload
 
@@ -90,9 +96,9 @@ def test_placeholder_resolved_after_start_answer():
         q.push("MeterValues", mv(ph, 2))
         q.push("StopTransaction", stop(ph, 3))
         # the head is the Start; nothing else may go before its answer
-        assert q.peek(0)[1] == "StartTransaction"
+        assert q.peek(0).action == "StartTransaction"
         seen = []
-        q.on_transaction_id = lambda p, t: seen.append((p, t))
+        r.on_txid = lambda p, t: seen.append((p, t))
         deliver(q, answer={"transactionId": 4242, "idTagInfo": {"status": "Accepted"}})
         assert seen == [(ph, 4242)] and q.resolve(ph) == 4242 and q.resolve(5) == 5
         # the mapping is persisted: a reboot keeps it
@@ -118,21 +124,22 @@ def test_retry_back_off_and_drop():
         q.push("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
                                       "status": "Available"}, txn=False)
         assert q.due_in_ms(1000) == 0
-        qid = q.peek(1000)[0]
+        qid = q.peek(1000).qid
         assert q.failed(qid, 1000) is False
         # waiting 10 s: the other queued message may go meanwhile, not the next Stop
-        assert q.peek(1000)[1] == "StatusNotification"
+        assert q.peek(1000).action == "StatusNotification"
         deliver(q, 1000)
         assert q.due_in_ms(4000) == 7000
         assert q.peek(10999) is None
-        assert q.peek(11000)[0] == qid
+        assert q.peek(11000).qid == qid
         assert q.failed(qid, 11000) is False  # second failure: 2 x 10 s
         assert q.peek(30999) is None
-        assert q.peek(31000)[0] == qid
+        assert q.peek(31000).qid == qid
         assert q.failed(qid, 31000) is True  # third: dropped
-        a, p = q.peek(31000)[1:]
+        m = q.peek(31000)
+        a, p = m.action, m.payload
         assert a == "StopTransaction" and p["transactionId"] == 6
-        assert q.failed(q.peek(31000)[0], 31000) is False
+        assert q.failed(q.peek(31000).qid, 31000) is False
         assert q.peek(31001) is None
         assert q.due_in_ms(31001) == 9999
         # a stale or unknown qid is ignored
@@ -150,7 +157,7 @@ def test_start_dropped_gives_minus_one():
         q.push("StartTransaction", start(1), placeholder=ph)
         q.push("MeterValues", mv(ph, 2))
         q.push("StopTransaction", stop(ph, 3))
-        assert q.failed(q.peek(0)[0], 0) is True
+        assert q.failed(q.peek(0).qid, 0) is True
         assert q.resolve(ph) == -1
         q = r.power()
         a, p = deliver(q)
@@ -187,7 +194,7 @@ def test_placeholders_unique_across_reboots():
             if boot == 1:  # everything delivered: the store is empty
                 while q.peek(0):
                     deliver(q, answer={"transactionId": 1})
-                    while q.peek(0) and q.peek(0)[1] != "StartTransaction":
+                    while q.peek(0) and q.peek(0).action != "StartTransaction":
                         deliver(q)
             r.power()
         # a Start pushed without a placeholder gets a fresh one
@@ -213,7 +220,8 @@ def test_survives_power_cycle_with_queue():
         order = []
         txid = 1000
         while q.peek(0):
-            qid, a, p = q.peek(0)
+            m = q.peek(0)
+            qid, a, p = m.qid, m.action, m.payload
             if a == "StartTransaction":
                 txid += 1
                 q.delivered(qid, {"transactionId": txid, "idTagInfo": {"status": "Accepted"}})
@@ -239,7 +247,7 @@ def test_other_messages_dropped_oldest_first_when_full():
             assert q.push("MeterValues", mv(None, i), txn=False) is not None
         n = len(q)
         assert 25 < n <= 62, n  # between one and two sectors or segments
-        first = q.peek(0)[2]["meterValue"][0]["sampledValue"][0]["value"]
+        first = q.peek(0).payload["meterValue"][0]["sampledValue"][0]["value"]
         assert int(first) == 200 - n  # the newest ones are kept
     both(t)
 

@@ -1,6 +1,6 @@
 # The simulated NOR flash: NOR semantics, counters, power cuts, backing file.
 import os
-from norflash import NorFlash, PowerCut, mount_lfs, umount
+from mpocpp_board.norflash import NorFlash, PowerCut, mount_lfs, umount
 
 
 def test_erase_and_program_semantics():
@@ -90,7 +90,11 @@ def test_on_op_callback():
 
 
 def test_backing_file_keeps_writes():
-    path = "/tmp/norflash_test_%d.bin" % os.getpid() if hasattr(os, "getpid") else "/tmp/norflash_test.bin"
+    path = (
+        "/tmp/norflash_test_%d.bin" % os.getpid()
+        if hasattr(os, "getpid")
+        else "/tmp/norflash_test.bin"
+    )
     try:
         os.remove(path)
     except OSError:

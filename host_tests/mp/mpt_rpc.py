@@ -1,9 +1,9 @@
-# Unit tests of the OCPP-J RPC layer (firmware/rpc.py) inside MicroPython:
+# Unit tests of the OCPP-J RPC layer (mpocpp/protocol/rpc.py) inside MicroPython:
 # framing, correlation of the one outstanding CALL, MessageTimeout, CALLERROR
 # codes for bad input, the Rejected-registration silence and follow-ups.
 import asyncio
 import json
-import rpc
+from mpocpp.protocol import rpc
 
 
 class Wire:

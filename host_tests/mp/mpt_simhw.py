@@ -7,7 +7,7 @@ sys.path.append(__file__.rsplit("/", 1)[0] + "/../../boards/common"
 
 import time
 import micropython
-import simhw
+from mpocpp_board import simhw
 
 
 def close(a, b, tol):

@@ -1,10 +1,10 @@
 # Both record stores (store_ring.RingStore, store_lfs.LfsStore) on the
 # simulated NOR flash: append / records / ack, rotation, full, recovery.
 import gc
-from norflash import NorFlash, mount_lfs, umount
-from store import StoreFull
-from store_ring import RingStore
-from store_lfs import LfsStore
+from mpocpp_board.norflash import NorFlash, mount_lfs, umount
+from mpocpp.queue.record import StoreFull
+from mpocpp.queue.ring import RingStore
+from mpocpp.queue.lfs import LfsStore
 
 
 class Rig:

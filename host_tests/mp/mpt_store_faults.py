@@ -149,8 +149,8 @@ def _queue_faults(kind, seed, cuts_wanted):
         if ph == p:
             ph = t
 
+    rig.on_txid = learned
     q = rig.q
-    q.on_transaction_id = learned
     n = 0
     txid = 100
     cuts = 0
@@ -160,7 +160,8 @@ def _queue_faults(kind, seed, cuts_wanted):
         op = None
         try:
             if model and rnd.randrange(3) == 0:
-                qid, a, p = q.peek(0)
+                m = q.peek(0)
+                qid, a = m.qid, m.action
                 op = ("send", model[0])
                 if a == "StartTransaction":
                     if q._s[0].free() < 64:  # cuts ate the reserve: the id may
@@ -206,7 +207,6 @@ def _queue_faults(kind, seed, cuts_wanted):
         except OSError:
             cuts += 1
         q = _recover(rig, cutter)
-        q.on_transaction_id = learned
         rig.dev.on_op = None  # inspect without cuts
         got = _pending(q)
         rig.dev.on_op = cutter

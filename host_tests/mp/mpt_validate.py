@@ -5,7 +5,7 @@ import gc
 import sys
 
 import micropython
-import validate
+from mpocpp.protocol import validate
 
 PROTO = "ProtocolError"
 TYPE = "TypeConstraintViolation"
@@ -177,9 +177,9 @@ def _sample(action, resp=False):
 
 
 def test_lazy_table():
-    assert "ocpp_schema" not in sys.modules
+    assert "mpocpp.protocol.schema" not in sys.modules
     assert validate.check("Heartbeat", False, {}) is None
-    assert "ocpp_schema" in sys.modules
+    assert "mpocpp.protocol.schema" in sys.modules
 
 
 def test_known():

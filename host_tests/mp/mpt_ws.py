@@ -1,10 +1,10 @@
-# Unit tests of firmware/ws.py inside MicroPython: the frame codec and the
+# Unit tests of mpocpp/protocol/ws.py inside MicroPython: the frame codec and the
 # handshake, driven through in-memory streams (ws_fake.Pipe).
 # heap: 4M
 import asyncio
 
-import log
-from ws import WebSocket, WsError, parse_url
+from mpocpp.util import log
+from mpocpp.protocol.ws import WebSocket, WsError, parse_url
 from ws_fake import Pipe, accept, close_frame, frame, parse, request_headers, server
 
 log.level = 3  # keep the test output to errors
@@ -108,7 +108,9 @@ async def test_binary_skipped():
 
 
 async def test_invalid_utf8_skipped():
-    data = frame(1, b"\xff\xfe") + frame(1, b"ok \xc3", fin=False) + frame(0, b"(") + frame(1, "good")
+    data = (
+        frame(1, b"\xff\xfe") + frame(1, b"ok \xc3", fin=False) + frame(0, b"(") + frame(1, "good")
+    )
     ws, p = attached(data)
     assert await ws.recv() == "good"
     assert ws.open

@@ -1,4 +1,4 @@
-# Drives firmware/ws.py against a real server for host_tests/test_ws.py.
+# Drives mpocpp/protocol/ws.py against a real server for host_tests/test_ws.py.
 # usage: echo '<json config>' | micropython ws_client_script.py
 # (stdin: this unix port dies on an argv element of 256 characters or more)
 # config: {"url", "max", "protocol", "auth": [user, password], "ca": der path,
@@ -11,8 +11,8 @@ import hashlib
 import json
 import sys
 
-import log
-from ws import WebSocket, WsError
+from mpocpp.util import log
+from mpocpp.protocol.ws import WebSocket, WsError
 
 log.level = int(sys.argv[1]) if len(sys.argv) > 1 else 2
 

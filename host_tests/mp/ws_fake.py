@@ -148,7 +148,9 @@ def server(status=101, accept_fn=accept, protocol="ocpp1.6", extra=b"", after=b"
         resp = b"HTTP/1.1 %d X\r\n" % status
         if status == 101:
             resp += b"Upgrade: websocket\r\nConnection: Upgrade\r\n"
-            resp += b"Sec-WebSocket-Accept: " + accept_fn(h["sec-websocket-key"].encode()) + b"\r\n"
+            resp += (
+                b"Sec-WebSocket-Accept: " + accept_fn(h["sec-websocket-key"].encode()) + b"\r\n"
+            )
             if protocol:
                 resp += b"Sec-WebSocket-Protocol: " + protocol.encode() + b"\r\n"
         p.feed(resp + extra + b"\r\n" + after)

@@ -1,0 +1,121 @@
+# MeterValues (OCPP 1.6 §4.7, checklist §3): which values are due
+# (Sample.Periodic every MeterValueSampleInterval during a transaction,
+# Sample.Clock every ClockAlignedDataInterval), the transactionData of each
+# running transaction (txdata.py), and the values TriggerMessage asks for.
+# Made when first needed; the 1 Hz meter (meter.py) calls tick().
+from mpocpp.util import clock
+from mpocpp.util import log
+from mpocpp.metering import sampledvalues as sv
+from mpocpp.metering.txdata import TxData
+
+_TAG = "metering"
+
+
+class _MaxValues:
+    def __init__(self, cfg):
+        self.cfg = cfg
+
+    def __call__(self):
+        return self.cfg.get("StopTransactionMaxMeterValues")
+
+
+class MeterValues:
+    def __init__(self, cfg, meter, connectors, queue):
+        self._cfg = cfg
+        self._meter = meter
+        self._cons = connectors  # index 0 = the charge point
+        self._queue = queue
+        self.schedules = sv.Schedules(cfg)
+        self._max = _MaxValues(cfg)
+        self._txdata = {}
+        self._interval_wh = {}  # (cid, context) -> register at the last value of that kind
+
+    def _txdata_for(self, cid):
+        t = self._txdata.get(cid)
+        if t is None:
+            t = TxData("%s/txdata%d" % (self._cfg.dir, cid), self._max)
+            self._txdata[cid] = t
+        return t
+
+    def _stop_csl(self):
+        # transactionData measurands: StopTxnSampledData, else StopTxnAlignedData.
+        return self._cfg.get("StopTxnSampledData") or self._cfg.get("StopTxnAlignedData")
+
+    # --- the tick ---
+    def tick(self, now_ms):
+        if not clock.valid():
+            return
+        now = clock.now()
+        for cid, ctx in self.schedules.due(now):
+            try:
+                self._due(cid, ctx, now)
+            except Exception as e:
+                log.exc(_TAG, "meter values for %d" % cid, e)
+
+    def _due(self, cid, ctx, now):
+        cfg = self._cfg
+        periodic = ctx == sv.PERIODIC
+        csl = cfg.get("MeterValuesSampledData" if periodic else "MeterValuesAlignedData")
+        conn = self._cons[cid] if cid < len(self._cons) else None
+        tx = conn.tx if conn is not None and cid else None
+        key = (cid, ctx)
+        start = self._interval_wh.get(key)
+        value = sv.meter_value(self._meter, cid, csl, ctx, now, start)
+        # the whole Wh the value carried: Interval = register - this, exactly
+        self._interval_wh[key] = self._meter.whole_wh(cid)
+        if value is not None:
+            p = {"connectorId": cid, "meterValue": [value]}
+            if tx is not None:
+                p["transactionId"] = tx.id
+            self._queue.push("MeterValues", p, tx is not None)
+        if tx is not None:
+            extra = cfg.get("StopTxnSampledData" if periodic else "StopTxnAlignedData")
+            if extra:
+                v = sv.meter_value(self._meter, cid, extra, ctx, now)
+                if v is not None:
+                    self._txdata_for(cid).add(v)
+
+    # --- transactions ---
+    def tx_started(self, conn):
+        now = clock.now()
+        self.schedules.tx_started(conn.id, now)
+        tx = conn.tx  # Interval of the first value: since meterStart
+        self._interval_wh[(conn.id, sv.PERIODIC)] = \
+            tx.meter_start if tx is not None else self._meter.whole_wh(conn.id)
+        t = self._txdata_for(conn.id)
+        t.discard()
+        csl = self._stop_csl()
+        if csl:
+            v = sv.meter_value(self._meter, conn.id, csl, sv.BEGIN, now)
+            if v is not None:
+                t.begin(v)
+
+    def tx_stopped(self, conn):
+        self.schedules.tx_stopped(conn.id)
+        self._meter.save(conn.id)
+
+    def tx_data(self, conn):
+        # transactionData for StopTransaction: Begin ... End (never thinned away).
+        csl = self._stop_csl()
+        t = self._txdata_for(conn.id)
+        if not csl:
+            t.discard()
+            return None
+        v = sv.meter_value(self._meter, conn.id, csl, sv.END, clock.now())
+        if v is not None:
+            t.end(v)
+        values = t.values()
+        t.discard()
+        return values or None
+
+    def trigger(self, cid):
+        # TriggerMessage(MeterValues): the latest MeterValuesSampledData values.
+        conn = self._cons[cid]
+        v = sv.meter_value(self._meter, cid, self._cfg.get("MeterValuesSampledData"),
+                           sv.TRIGGER, clock.now())
+        if v is None:
+            return None
+        p = {"connectorId": cid, "meterValue": [v]}
+        if conn.tx is not None:
+            p["transactionId"] = conn.tx.id
+        return p

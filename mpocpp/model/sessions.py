@@ -1,0 +1,408 @@
+# Charging sessions (Core profile): card swipes, plug events, the start and
+# stop of transactions (StartTransaction / StopTransaction through the
+# persistent queue), remote start and stop, ConnectionTimeOut and the
+# authorization timeouts, PowerLoss recovery and the cable lock.
+import asyncio
+import time
+from mpocpp.util import clock
+from mpocpp.util import log
+from mpocpp.model import transaction
+from mpocpp.model.transaction import Transaction
+from mpocpp.model.connector import FINISHING, NO_ERROR, Fault, Pending, Holder, RemoteProfile
+from mpocpp.model.reservations import same_tag
+
+_TAG = "session"
+_ACCEPTED = "Accepted"
+# Stop reasons after which the cable stays locked: DeAuthorized (until the
+# card is shown), EVDisconnected (UnlockConnectorOnEVSideDisconnect decides),
+# UnlockCommand (the handler unlocks and reports the result).
+_KEEP_LOCK = ("DeAuthorized", "EVDisconnected", "UnlockCommand")
+_ESTOP = "emergency stop"
+
+
+class Sessions:
+    # hooks: .tx_started(conn), .tx_stopped(conn), .tx_data(conn) -> list|None
+    # (metering and smart charging, made when first needed);
+    # refused(): the card was refused (the LED says so).
+    def __init__(self, cfg, connectors, queue, authorization, reservations, availability,
+                 meter, hooks, refused):
+        self._cfg = cfg
+        self._dir = cfg.dir
+        self.connectors = connectors  # index 0 = the charge point
+        self._queue = queue
+        self._auth = authorization
+        self._res = reservations
+        self._avail = availability
+        self._meter = meter
+        self._hooks = hooks
+        self._refused = refused
+        self._busy = False  # a swipe is being authorized
+
+    # --- helpers ---
+    def _cons(self):
+        return self.connectors[1:]
+
+    def energy(self, conn):
+        m = self._meter
+        return m.reported_wh(conn.id) if m is not None else 0
+
+    def _startable(self, c):
+        # Free for a new session (a pending authorization aside).
+        return c.tx is None and c.fault is None and c.operative and c.locked_for is None \
+            and not c.ev_error
+
+    def find_tx(self, txid):
+        # The connector running transaction txid (its id or its placeholder).
+        q = self._queue
+        for c in self._cons():
+            if c.tx is not None and (c.tx.id == txid or q.resolve(c.tx.id) == txid):
+                return c
+        return None
+
+    def transaction_id(self, conn):
+        # The transactionId the central system knows (or the placeholder).
+        return self._queue.resolve(conn.tx.id)
+
+    def on_transaction_id(self, placeholder, txid):
+        # StartTransaction answered: the running transaction learns its id.
+        for c in self._cons():
+            if c.tx is not None and c.tx.id == placeholder:
+                c.tx.id = txid
+                transaction.save(self._dir, c.tx)
+
+    # --- configuration keys that act on the hardware ---
+    def on_config(self, name):
+        if name == "LockCablePermanently":
+            lock = self._cfg.get(name)
+            for c in self._cons():
+                if lock and c.plugged:
+                    self._lock_cable(c, True)
+                elif not lock and c.tx is None and c.locked_for is None:
+                    self._unlock(c)
+        elif name == "FreeCharging":
+            for c in self._cons():
+                self.on_event(c)  # a plugged EV may start now
+
+    # --- boot ---
+    def recover(self):
+        # After a restart: a StopTransaction that was queued before the power
+        # went ends its transaction for good; a transaction still on flash
+        # was running when the power went: StopTransaction(PowerLoss) with
+        # the last known energy register.
+        self._avail.load()
+        q = self._queue
+        for c in self._cons():
+            tx = transaction.load(self._dir, c.id)
+            if tx is None:
+                continue
+            if q.has_stop(tx.id, tx.start):
+                log.warn(_TAG, "connector %d: transaction %s was stopped before the power cut",
+                         c.id, tx.id)
+                transaction.drop(self._dir, c.id)
+                continue
+            log.warn(_TAG, "connector %d: transaction %s interrupted by power loss", c.id, tx.id)
+            c.tx = tx
+            self._stop(c, "PowerLoss", None, True)
+        for c in self.connectors:
+            c.status = c.derive()
+
+    # --- events ---
+    def hw_event(self, conn):
+        # The hardware changed (bench, interrupt): look now rather than at
+        # the next supervisor poll.
+        conn.poll()
+        self.on_event(conn)
+
+    def on_event(self, conn):
+        # The pilot changed (plug, unplug, EV pause/resume) or a fault came or went.
+        p = conn.pilot
+        cfg = self._cfg
+        if conn.tx is not None and p == "A":
+            # EV side disconnected: StopTransactionOnEVSideDisconnect is always true.
+            tx = conn.tx
+            conn.ev_disconnected = True
+            self._stop(conn, "EVDisconnected", None)
+            conn.ev_disconnected = False
+            # (UnlockConnectorOnEVSideDisconnect reads false under LockCablePermanently)
+            if cfg.get("UnlockConnectorOnEVSideDisconnect"):
+                self._unlock(conn)
+            elif not cfg.get("LockCablePermanently"):
+                conn.locked_for = Holder(tx.id_tag, tx.parent)  # until the card is shown again
+        elif conn.tx is None and conn.plugged and not conn.finishing:
+            if cfg.get("LockCablePermanently"):
+                self._lock_cable(conn, True)
+            pend = conn.pending
+            if pend is not None and not conn.ev_error:
+                self._start(conn, pend.id_tag, pend.parent)
+            elif cfg.get("FreeCharging") and self._startable(conn):
+                self._start(conn, cfg.get("FreeChargingIdTag"), None)
+        elif p == "A" and conn.locked_for is None and conn.tx is None:
+            if conn.has_lock and conn.hw.lock.locked and not cfg.get("LockCablePermanently"):
+                self._unlock(conn)
+        conn.update()
+
+    def swipe(self, id_tag):
+        log.info(_TAG, "card presented: %s", id_tag)
+        if self._busy:
+            log.info(_TAG, "card ignored: still authorizing the previous one")
+            return
+        self._busy = True
+        asyncio.create_task(self._swipe(id_tag))
+
+    async def _swipe(self, id_tag):
+        try:
+            await self._swipe_inner(id_tag)
+        except Exception as e:
+            log.exc(_TAG, "swipe", e)
+        finally:
+            self._busy = False
+
+    async def _swipe_inner(self, id_tag):
+        cons = self._cons()
+        # 1. The same card stops its own transaction (no Authorize, OCPP §3.4)
+        # or frees the cable it left locked.
+        for c in cons:
+            if c.tx is not None and same_tag(c.tx.id_tag, id_tag):
+                self._stop(c, "Local", id_tag)
+                return
+            k = c.locked_for
+            if k is not None and same_tag(k.id_tag, id_tag):
+                self._release(c)
+                return
+        running = [c for c in cons if c.tx is not None]
+        locked = [c for c in cons if c.locked_for is not None]
+        free = [c for c in cons if self._startable(c) and c.pending is None]
+        info = None
+        # 2. Another card of the same group (parentIdTag) may stop it, or free the cable.
+        if running or locked:
+            info = await self._auth.authorize(id_tag)
+            parent = info.get("parentIdTag")
+            if parent is not None and info.get("status") == _ACCEPTED:
+                for c in running:
+                    if c.tx is not None and same_tag(parent, c.tx.parent):
+                        self._stop(c, "Local", id_tag)
+                        return
+                for c in locked:
+                    if same_tag(parent, c.locked_for.parent):
+                        self._release(c)
+                        return
+            if not free:
+                log.info(_TAG, "card %s cannot stop the running transaction", id_tag)
+                return
+        # 3. Start a session on a free connector.
+        plugged = [c for c in free if c.plugged]
+        cands = plugged or free  # reservations are checked once the parent is known
+        if not cands:
+            log.info(_TAG, "no connector free for %s", id_tag)
+            return
+        if info is None:
+            info = await self._auth.authorize(id_tag)
+        if info.get("status") != _ACCEPTED:
+            log.info(_TAG, "card %s refused: %s", id_tag, info.get("status"))
+            self._refused()
+            return
+        parent = info.get("parentIdTag")
+        res = self._res
+        cands = [c for c in cands if res.matches(c, id_tag, parent)] or \
+            [c for c in cands if c.reservation is None]
+        if not cands:
+            log.info(_TAG, "connector reserved for another card")
+            return
+        c = cands[0]
+        if c.plugged:
+            self._start(c, id_tag, parent)
+        else:
+            deadline = time.ticks_add(time.ticks_ms(), self._cfg.get("ConnectionTimeOut") * 1000)
+            pend = Pending(id_tag, parent, deadline, False)
+            for c in cands:  # the first connector plugged wins
+                c.pending = pend
+                c.update()
+
+    def _release(self, c):
+        # The card of a DeAuthorized (or EV-side ended) session takes its cable.
+        c.locked_for = None
+        if not self._cfg.get("LockCablePermanently"):
+            self._unlock(c)
+        c.update()
+
+    # --- start / stop ---
+    def _start(self, conn, id_tag, parent):
+        q = self._queue
+        for c in self._cons():
+            if c.pending is not None and c.pending.id_tag == id_tag:
+                c.pending = None
+        if not q.can_start_transaction():
+            log.error(_TAG, "message queue full: new transaction refused")
+            self._refused()
+            conn.update()
+            return False
+        rid = self._res.take(conn)
+        meter_start = self.energy(conn)
+        now = clock.now()
+        txid = q.new_placeholder()
+        conn.tx = Transaction(conn.id, txid, id_tag, parent, meter_start, now, rid)
+        conn.finishing = False
+        conn.tx_since = time.ticks_ms()
+        transaction.save(self._dir, conn.tx)
+        p = {"connectorId": conn.id, "idTag": id_tag, "meterStart": meter_start,
+             "timestamp": clock.iso(now)}
+        if rid is not None:
+            p["reservationId"] = rid
+        q.push("StartTransaction", p, True, txid)
+        self._hooks.tx_started(conn)
+        log.info(_TAG, "connector %d: transaction started for %s", conn.id, id_tag)
+        self._lock_cable(conn)
+        conn.update()
+        return True
+
+    def _stop(self, conn, reason, id_tag, boot=False):
+        tx = conn.tx
+        if tx is None:
+            return False
+        p = {"transactionId": tx.id, "meterStop": max(self.energy(conn), tx.meter_start),
+             "timestamp": clock.iso(), "reason": reason}
+        # The idTag that stopped it, else the starting one (always sent).
+        p["idTag"] = id_tag if id_tag is not None else tx.id_tag
+        data = self._hooks.tx_data(conn)
+        if data:
+            p["transactionData"] = data
+        self._queue.push("StopTransaction", p)
+        transaction.drop(self._dir, conn.id)
+        conn.tx = None
+        conn.finishing = conn.plugged
+        self._hooks.tx_stopped(conn)
+        log.info(_TAG, "connector %d: transaction stopped (%s)", conn.id, reason)
+        self._avail.transaction_ended(conn)
+        if reason == "DeAuthorized":
+            conn.locked_for = Holder(tx.id_tag, tx.parent)  # until that card or its group
+        elif reason not in _KEEP_LOCK and not boot and not self._cfg.get("LockCablePermanently"):
+            self._unlock(conn)  # a normal end unlocks the cable (OCPP §4.10)
+        if conn.ev_disconnected:
+            conn.set_status(FINISHING, NO_ERROR, "EV side disconnected")
+        conn.update()
+        return True
+
+    def stop(self, conn, reason, id_tag=None):
+        return self._stop(conn, reason, id_tag)
+
+    def stop_all(self, reason):
+        # Every running transaction ends with `reason` (Reboot before a
+        # firmware install, HardReset, EmergencyStop...); returns how many.
+        n = 0
+        for c in self._cons():
+            if self._stop(c, reason, None):
+                n += 1
+        return n
+
+    def emergency_stop(self, on):
+        # The emergency stop button: energy off and transactions ended at
+        # once; the connectors stay Faulted until it is released.
+        if on:
+            self.stop_all("EmergencyStop")
+        for c in self._cons():
+            if on and c.fault is None:
+                c.fault = Fault("OtherError", _ESTOP)
+            elif not on and c.fault is not None and c.fault.info == _ESTOP:
+                c.fault = None
+            c.update()
+
+    def _lock_cable(self, conn, if_unlocked=False):
+        if conn.has_lock and not (if_unlocked and conn.hw.lock.locked):
+            asyncio.create_task(self._lock(conn))
+
+    async def _lock(self, conn):
+        if not await conn.hw.lock.lock():
+            log.error(_TAG, "connector %d: cable lock failed", conn.id)
+            conn.fault = Fault("ConnectorLockFailure", "cable lock")
+            conn.update()
+
+    def _unlock(self, conn):
+        if conn.has_lock:
+            asyncio.create_task(conn.hw.lock.unlock())
+
+    async def unlock(self, conn):
+        # UnlockConnector: a running transaction ends (UnlockCommand), then the
+        # cable is released. -> True when the lock reports it open.
+        if conn.tx is not None:
+            self._stop(conn, "UnlockCommand", None)
+        conn.locked_for = None
+        ok = await conn.hw.lock.unlock()
+        conn.update()
+        return ok
+
+    def on_start_answer(self, conn, info):
+        # StartTransaction.conf idTagInfo (checklist §2 Core).
+        tx = conn.tx
+        if tx is None:
+            return
+        if info.get("status") == _ACCEPTED:
+            p = info.get("parentIdTag")
+            if p:
+                tx.parent = p  # the group that may stop it (§3.10, §4.8)
+                transaction.save(self._dir, tx)
+            return
+        log.warn(_TAG, "connector %d: StartTransaction answered %s", conn.id, info.get("status"))
+        if self._cfg.get("StopTransactionOnInvalidId"):
+            self._stop(conn, "DeAuthorized", None)
+        else:
+            tx.invalid = True
+            transaction.save(self._dir, tx)
+            conn.update()
+
+    # --- remote control ---
+    def remote_start(self, id_tag, cid, profile=None):
+        # RemoteStartTransaction after its checks -> Accepted / Rejected.
+        # profile: a validated TxProfile to apply when the transaction starts.
+        cons = self._cons() if cid is None else [self.connectors[cid]]
+        ok = [c for c in cons if self._startable(c) and c.pending is None
+              and c.status != FINISHING and self._res.matches(c, id_tag, None)]
+        if cid is None:
+            ok = [c for c in ok if c.plugged] or ok
+        if not ok:
+            return "Rejected"
+        c = ok[0]
+        c.remote_profile = None if profile is None else RemoteProfile(id_tag, profile)
+        asyncio.create_task(self._remote_start(c, id_tag))
+        return _ACCEPTED
+
+    async def _remote_start(self, conn, id_tag):
+        parent = None
+        if self._cfg.get("AuthorizeRemoteTxRequests"):
+            info = await self._auth.authorize(id_tag)
+            if info.get("status") != _ACCEPTED:
+                log.info(_TAG, "remote start for %s refused: %s", id_tag, info.get("status"))
+                return
+            parent = info.get("parentIdTag")
+        if conn.tx is not None:
+            return
+        if conn.plugged:
+            self._start(conn, id_tag, parent)
+        else:
+            timeout = self._cfg.get("AuthorisationTimeout")
+            conn.pending = Pending(id_tag, parent, time.ticks_add(time.ticks_ms(), timeout * 1000),
+                                   True)
+            conn.update()
+
+    # --- timers (supervisor) ---
+    def tick(self, now_ms):
+        cfg = self._cfg
+        for c in self._cons():
+            changed = c.poll()
+            p = c.pending
+            if p is not None and time.ticks_diff(now_ms, p.deadline_ms) >= 0:
+                log.info(_TAG, "connector %d: no plug in time, authorization dropped", c.id)
+                c.pending = None
+                c.remote_profile = None
+                changed = True
+            if c.tx is None and c.pending is None and c.plugged and not c.finishing \
+                    and c.plug_since is not None and not cfg.get("FreeCharging"):
+                if time.ticks_diff(now_ms, c.plug_since) >= cfg.get("ConnectionTimeOut") * 1000:
+                    log.info(_TAG, "connector %d: ConnectionTimeOut without authorization", c.id)
+                    c.finishing = True
+                    changed = True
+            if changed:
+                self.on_event(c)
+            else:
+                c.update()
+        for c in self.connectors:
+            c.report_due(now_ms)

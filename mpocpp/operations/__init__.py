@@ -1,0 +1,83 @@
+# The central system's CALLs, one module per OCPP feature profile, each with
+# the calls it answers and the messages it sends:
+#   core.py           Core (ChangeAvailability ... UnlockConnector)
+#   firmware.py       FirmwareManagement: UpdateFirmware, FirmwareStatusNotification
+#   diagnostics.py    FirmwareManagement: GetDiagnostics, DiagnosticsStatusNotification
+#   localauth.py      LocalAuthListManagement
+#   reservation.py    Reservation
+#   smartcharging.py  SmartCharging
+#   remotetrigger.py  RemoteTrigger
+# A module is imported when its first CALL arrives and released after the
+# answer (as MicroPython's asyncio package loads its parts), so the bytecode
+# of an operation is in the heap only while it runs.
+import sys
+
+ACTIONS = {
+    "CancelReservation": "reservation",
+    "ChangeAvailability": "core",
+    "ChangeConfiguration": "core",
+    "ClearCache": "core",
+    "ClearChargingProfile": "smartcharging",
+    "DataTransfer": "core",
+    "GetCompositeSchedule": "smartcharging",
+    "GetConfiguration": "core",
+    "GetDiagnostics": "diagnostics",
+    "GetLocalListVersion": "localauth",
+    "RemoteStartTransaction": "core",
+    "RemoteStopTransaction": "core",
+    "ReserveNow": "reservation",
+    "Reset": "core",
+    "SendLocalList": "localauth",
+    "SetChargingProfile": "smartcharging",
+    "TriggerMessage": "remotetrigger",
+    "UnlockConnector": "core",
+    "UpdateFirmware": "firmware",
+}
+
+# The feature profile (SupportedFeatureProfiles) of each module.
+PROFILES = {
+    "core": "Core", "firmware": "FirmwareManagement", "diagnostics": "FirmwareManagement",
+    "localauth": "LocalAuthListManagement", "reservation": "Reservation",
+    "smartcharging": "SmartCharging", "remotetrigger": "RemoteTrigger",
+}
+
+_PKG = "mpocpp.operations"
+
+
+def load(name):
+    # mpocpp.operations.<name> (a fromlist makes __import__ return it).
+    return __import__(_PKG + "." + name, None, None, ("_",))
+
+
+def release(name):
+    # Forget a module: its bytecode goes with the last object using it.
+    full = _PKG + "." + name
+    if full in sys.modules:
+        del sys.modules[full]
+        pkg = sys.modules.get(_PKG)
+        if pkg is not None:
+            try:
+                delattr(pkg, name)
+            except AttributeError:
+                pass
+
+
+class Dispatcher:
+    # rpc.Rpc's dispatch: action -> the handler object the composition root
+    # makes for its module (make(name, module) -> object with a method per
+    # action), then the module is released.
+    def __init__(self, make):
+        self._make = make
+
+    def __call__(self, action, payload):
+        from mpocpp.protocol.rpc import Reply, NOT_SUPPORTED
+        name = ACTIONS.get(action)
+        if name is None:
+            raise Reply(NOT_SUPPORTED, action + " not supported")
+        try:
+            h = self._make(name, load(name))
+            if h is None:
+                raise Reply(NOT_SUPPORTED, action + " not supported")
+            return getattr(h, action)(payload)
+        finally:
+            release(name)

@@ -1,0 +1,237 @@
+# Connection manager: opens the WebSocket (with back-off and jitter, TLS and
+# Basic auth as the SecurityProfile says), reads frames into the RPC layer,
+# keeps the connection alive with PINGs, and runs the session coroutine it
+# was built with (the sender) while connected. A new SecurityProfile that
+# cannot connect falls back to the previous one.
+import asyncio
+import random
+import time
+from mpocpp.util import log
+from mpocpp.protocol.ws import WebSocket
+
+_TAG = "link"
+
+_SAFE = "-_.~"
+
+
+def quote(s):
+    # Percent-encode the charge box id for the URL path (RFC 3986 unreserved kept).
+    out = []
+    for ch in s.encode():
+        c = chr(ch)
+        if ("A" <= c <= "Z") or ("a" <= c <= "z") or ("0" <= c <= "9") or c in _SAFE:
+            out.append(c)
+        else:
+            out.append("%%%02X" % ch)
+    return "".join(out)
+
+
+def _pem_to_der(pem):
+    import binascii
+    if isinstance(pem, bytes):
+        if not pem.startswith(b"-----"):
+            return pem
+        pem = pem.decode()
+    body = []
+    inside = False
+    for line in pem.split("\n"):
+        line = line.strip()
+        if line.startswith("-----BEGIN"):
+            inside = True
+        elif line.startswith("-----END"):
+            break
+        elif inside and line:
+            body.append(line)
+    return binascii.a2b_base64("".join(body))
+
+
+class Link:
+    def __init__(self, cfg, net, rpc, registration, session, on_offline):
+        self._cfg = cfg
+        self._net = net  # board.net: open_connection()
+        self._rpc = rpc
+        self._reg = registration
+        self._session = session  # coroutine function run while connected
+        self._on_offline = on_offline  # callable() after a disconnection
+        self._ws = None  # the open WebSocket
+        self._ws_obj = None  # reused across reconnects (its receive buffer)
+        self.state = "offline"  # offline | connecting | online
+        self.connects = 0
+        self.failures = 0
+        self._reconnect = False
+        self._sp_trial = False  # connecting with a new SecurityProfile
+
+    @property
+    def online(self):
+        return self.state == "online"
+
+    def reconnect(self):
+        # Configuration that affects the connection changed (AuthorizationKey,
+        # SecurityProfile): close and connect again with the new settings.
+        self._reconnect = True
+        self.abort()
+
+    def try_security_profile(self):
+        # After an accepted SecurityProfile change: reconnect with it.
+        self._sp_trial = True
+        self.reconnect()
+
+    def abort(self):
+        # Drop the connection now (network cut, half-open link).
+        if self._ws is not None:
+            self._ws.abort()
+
+    async def close(self, timeout_ms=500):
+        # A clean WebSocket close (before a reset).
+        ws = self._ws
+        if ws is not None:
+            try:
+                await ws.close(1000, timeout_ms)
+            except Exception:
+                pass
+
+    # --- connection loop ---
+    async def run(self):
+        attempt = 0
+        while True:
+            self.state = "connecting"
+            try:
+                ws = await self._connect()
+            except Exception as e:  # WsError, OSError, MemoryError: back off, never crash
+                self.state = "offline"
+                self.failures += 1
+                attempt += 1
+                st = getattr(e, "status", None)
+                log.warn(_TAG, "connect failed (%s%s)", e, "" if st is None else ", HTTP %d" % st)
+                self._security_failed(attempt)
+                await self._backoff(attempt)
+                continue
+            attempt = 0
+            self._sp_trial = False  # the new SecurityProfile works
+            self.connects += 1
+            self._ws = ws
+            self.state = "online"
+            self._reg.online = True
+            log.info(_TAG, "connected (%d)", self.connects)
+            await self._run_session(ws)
+            self._ws = None
+            self.state = "offline"
+            self._reg.online = False
+            self._on_offline()
+            log.info(_TAG, "disconnected (code %s)", ws.close_code)
+            if self._reconnect:
+                self._reconnect = False
+                continue
+            attempt = 1
+            await self._backoff(attempt)
+
+    async def _backoff(self, attempt):
+        s = self._cfg.settings
+        lo = s.get("reconnectMinMs", 2000)
+        hi = s.get("reconnectMaxMs", 30000)
+        d = lo << min(attempt - 1, 16)
+        if d > hi:
+            d = hi
+        d = d // 2 + random.getrandbits(16) % (d // 2 + 1)  # jitter: [d/2, d]
+        log.info(_TAG, "retry in %d ms", d)
+        await asyncio.sleep_ms(d)
+
+    def _url(self):
+        s = self._cfg.settings
+        base = s.get("csmsUrl") or ""
+        return base.rstrip("/") + "/" + quote(s.get("chargeBoxId") or "")
+
+    async def _connect(self):
+        cfg = self._cfg
+        url = self._url()
+        ssl = None
+        if url.startswith("wss:"):
+            import tls
+            ssl = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
+            ca = cfg.settings.get("caCert")
+            if ca:
+                ssl.load_verify_locations(_pem_to_der(ca))
+            else:
+                # No CA provisioned (SecurityProfile < 2): encrypted, unverified.
+                log.warn(_TAG, "wss without a CA: server not verified")
+                ssl.verify_mode = tls.CERT_NONE
+        auth = None
+        pwd = cfg.auth_password()
+        if pwd is not None and cfg.get("SecurityProfile") >= 1:
+            auth = (cfg.settings.get("chargeBoxId") or "", pwd)
+        # One WebSocket (and its receive buffer) for the life of the firmware:
+        # reconnects reuse it rather than fragmenting the heap.
+        size = cfg.settings.get("maxMessage", 16384)
+        ws = self._ws_obj
+        if ws is None or ws.max_message != max(size, 125):
+            ws = self._ws_obj = None
+            ws = self._ws_obj = WebSocket(size)
+        log.info(_TAG, "connecting to %s", url)
+        await ws.connect(url, protocol="ocpp1.6", auth=auth, ssl=ssl,
+                         opener=self._net.open_connection,
+                         timeout_ms=cfg.settings.get("connectTimeoutMs", 10000))
+        return ws
+
+    def _security_failed(self, attempt):
+        # A new SecurityProfile that cannot connect falls back to the old one.
+        if self._sp_trial and attempt >= 3:
+            log.warn(_TAG, "SecurityProfile change failed: falling back")
+            self._cfg.fallback_security()  # the profile before the change
+            self._sp_trial = False
+
+    async def _run_session(self, ws):
+        rpc = self._rpc
+        rpc.attach(ws.send)
+        session = asyncio.create_task(self._guard(ws))
+        keep = asyncio.create_task(self._keepalive(ws))
+        try:
+            while True:
+                text = await ws.recv()
+                if text is None:
+                    break
+                await rpc.on_message(text)
+        except Exception as e:
+            log.exc(_TAG, "session", e)
+        finally:
+            rpc.detach()
+            session.cancel()
+            keep.cancel()
+            ws.abort()
+            await asyncio.sleep_ms(0)
+
+    async def _guard(self, ws):
+        # The session coroutine; a bug in it drops the connection (and the
+        # next one starts it afresh) rather than leaving a silent link.
+        try:
+            await self._session()
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:
+            log.exc(_TAG, "sender", e)
+            ws.abort()
+
+    async def _keepalive(self, ws):
+        # A PING every WebSocketPingInterval seconds; no frame back within the
+        # pong deadline means a half-open connection: drop it and reconnect.
+        cfg = self._cfg
+        while ws.open:
+            n = cfg.get("WebSocketPingInterval")
+            if n <= 0:
+                await asyncio.sleep(1)
+                continue
+            period = n * 1000
+            t = time.ticks_ms()
+            try:
+                await ws.ping()
+            except Exception:
+                ws.abort()
+                return
+            deadline = min(period, cfg.settings.get("pongTimeoutMs", 10000))
+            await asyncio.sleep_ms(deadline)
+            if not ws.open:
+                return
+            if time.ticks_diff(ws.last_rx_ms, t) < 0:
+                log.warn(_TAG, "no pong in time: connection presumed dead")
+                ws.abort()
+                return
+            await asyncio.sleep_ms(max(0, period - time.ticks_diff(time.ticks_ms(), t)))

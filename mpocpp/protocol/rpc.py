@@ -1,0 +1,254 @@
+# OCPP-J 1.6 RPC: CALL / CALLRESULT / CALLERROR framing, message ids,
+# correlation of our single outstanding CALL, and dispatch of the central
+# system's CALLs (served while ours waits). Payloads are checked against the
+# generated message definitions (validate.py) in both directions.
+import json
+import asyncio
+from micropython import const
+from mpocpp.util import log
+from mpocpp.protocol import validate
+
+_CALL = const(2)
+_RESULT = const(3)
+_ERROR = const(4)
+_MAX_ID = const(36)
+_TAG = "rpc"
+
+# The CALLERROR codes of OCPP-J 1.6 (spellings as published, errata "won't fix").
+NOT_IMPLEMENTED = "NotImplemented"
+NOT_SUPPORTED = "NotSupported"
+INTERNAL_ERROR = "InternalError"
+PROTOCOL_ERROR = "ProtocolError"
+FORMATION_VIOLATION = "FormationViolation"
+GENERIC_ERROR = "GenericError"
+
+
+class CallError(Exception):
+    # The central system answered our CALL with a CALLERROR.
+    def __init__(self, code, description="", details=None):
+        super().__init__(code)
+        self.code = code
+        self.description = description
+        self.details = details
+
+
+class CallTimeout(Exception):
+    # No answer within MessageTimeout.
+    pass
+
+
+class Offline(Exception):
+    # No connection, or it was lost while the CALL waited.
+    pass
+
+
+class Reply(Exception):
+    # Raised by a handler to answer with a CALLERROR of its choosing.
+    def __init__(self, code, description=""):
+        super().__init__(code)
+        self.code = code
+        self.description = description
+
+
+def _escape_id(s):
+    return json.dumps(s)
+
+
+class MessageIds:
+    # Message ids unique across reconnects and reboots: the boot count (kept
+    # in flash, written once per boot), a random part, a counter.
+    def __init__(self, path):
+        from mpocpp.util import fsutil
+        import os
+        try:
+            n = int(fsutil.read(path, b"0")) + 1
+        except ValueError:
+            n = 1
+        fsutil.write_atomic(path, str(n).encode())
+        self.boot_count = n
+        self._prefix = "%x%04x-" % (n, int.from_bytes(os.urandom(2), "big"))
+        self._n = 0
+
+    def __call__(self):
+        self._n += 1
+        return self._prefix + "%x" % self._n
+
+
+class Rpc:
+    """One per charge point; survives reconnects.
+
+    send:       async callable(text) writing one text message, raising on failure
+    dispatch:   callable(action, payload) -> response dict | (dict, after) |
+                coroutine giving one of those; after is a callable run once the
+                CALLRESULT has been sent. Raises Reply for a CALLERROR.
+    ids:        callable() -> a fresh message id (str, unique across reboots)
+    """
+
+    def __init__(self, dispatch, ids):
+        self._dispatch = dispatch
+        self._ids = ids
+        self._send = None
+        self._lock = asyncio.Lock()
+        self._event = asyncio.Event()
+        self._wait_id = None
+        self._wait_action = None
+        self._wait_cb = None
+        self._result = None
+        self._error = None
+        self.silent = False  # registration Rejected: CALLs from the CSMS go unanswered
+
+    # --- connection ---
+    def attach(self, send):
+        self._send = send
+
+    def detach(self):
+        self._send = None
+        if self._wait_id is not None:
+            self._error = Offline()
+            self._event.set()
+
+    @property
+    def online(self):
+        return self._send is not None
+
+    # --- our CALLs ---
+    async def call(self, action, payload, timeout_s, on_result=None):
+        # At most one outstanding CALL: later callers wait their turn here.
+        # on_result(payload) runs as the CALLRESULT is read, before any frame
+        # after it (a BootNotification answer decides how the next CALL from
+        # the central system is treated).
+        async with self._lock:
+            if self._send is None:
+                raise Offline
+            mid = self._ids()
+            text = "[2,%s,%s,%s]" % (_escape_id(mid), _escape_id(action), json.dumps(payload))
+            self._event.clear()
+            self._result = self._error = None
+            self._wait_id = mid
+            self._wait_action = action
+            self._wait_cb = on_result
+            try:
+                try:
+                    await self._send(text)
+                except Exception as e:
+                    log.warn(_TAG, "send %s failed: %r", action, e)
+                    raise Offline
+                try:
+                    await asyncio.wait_for_ms(self._event.wait(), int(timeout_s * 1000))
+                except asyncio.TimeoutError:
+                    log.warn(_TAG, "%s %s: no answer in %ds", action, mid, timeout_s)
+                    raise CallTimeout
+                if self._error is not None:
+                    raise self._error
+                return self._result
+            finally:
+                self._wait_id = None
+                self._wait_action = None
+                self._wait_cb = None
+
+    # --- incoming ---
+    async def on_message(self, text):
+        try:
+            msg = json.loads(text)
+        except (ValueError, TypeError):
+            log.warn(_TAG, "not JSON, ignored: %s", text[:60])
+            return
+        if not isinstance(msg, list) or not msg or not isinstance(msg[0], int) \
+                or isinstance(msg[0], bool):
+            log.warn(_TAG, "not an OCPP-J frame, ignored: %s", text[:60])
+            return
+        kind = msg[0]
+        if kind == _CALL:
+            await self._on_call(msg)
+        elif kind == _RESULT or kind == _ERROR:
+            self._on_answer(kind, msg)
+        else:
+            log.warn(_TAG, "unknown message type %d, ignored", kind)
+
+    def _on_answer(self, kind, msg):
+        mid = msg[1] if len(msg) > 1 else None
+        if mid is None or mid != self._wait_id:
+            log.warn(_TAG, "answer to unknown id %r ignored", mid)
+            return
+        if kind == _RESULT:
+            if len(msg) != 3 or not isinstance(msg[2], dict):
+                self._error = CallError(FORMATION_VIOLATION, "bad CALLRESULT")
+            else:
+                err = validate.check(self._wait_action, True, msg[2])
+                if err:
+                    log.warn(_TAG, "%s.conf invalid: %s %s", self._wait_action, err[0], err[1])
+                    self._error = CallError(err[0], err[1])
+                else:
+                    self._result = msg[2]
+                    if self._wait_cb is not None:
+                        self._wait_cb(msg[2])
+        else:
+            code = msg[2] if len(msg) > 2 and isinstance(msg[2], str) else GENERIC_ERROR
+            desc = msg[3] if len(msg) > 3 and isinstance(msg[3], str) else ""
+            det = msg[4] if len(msg) > 4 else None
+            log.warn(_TAG, "%s: CALLERROR %s %s", self._wait_action, code, desc)
+            self._error = CallError(code, desc, det)
+        self._wait_id = None  # a duplicate answer to the same id is now ignored
+        self._event.set()
+
+    async def _on_call(self, msg):
+        mid = msg[1] if len(msg) > 1 else None
+        if not isinstance(mid, str):
+            log.warn(_TAG, "CALL without a string id ignored")
+            return
+        if self.silent:
+            log.info(_TAG, "registration rejected: CALL %s not answered", mid)
+            return
+        if len(mid) > _MAX_ID or len(msg) != 4 or not isinstance(msg[2], str):
+            await self._answer_error(mid, FORMATION_VIOLATION, "malformed CALL")
+            return
+        action = msg[2]
+        payload = msg[3]
+        if not validate.known(action):
+            await self._answer_error(mid, NOT_IMPLEMENTED, "unknown action " + action[:40])
+            return
+        err = validate.check(action, False, payload)
+        if err:
+            await self._answer_error(mid, err[0], err[1])
+            return
+        after = None
+        try:
+            res = self._dispatch(action, payload)
+            if hasattr(res, "send"):  # a coroutine from an async handler
+                res = await res
+            if isinstance(res, tuple):
+                res, after = res
+        except Reply as e:
+            await self._answer_error(mid, e.code, e.description)
+            return
+        except Exception as e:
+            log.exc(_TAG, action + " handler failed", e)
+            await self._answer_error(mid, INTERNAL_ERROR, "handler failed")
+            return
+        err = validate.check(action, True, res)
+        if err:  # our own bug: never send an invalid answer
+            log.error(_TAG, "%s.conf invalid: %s %s", action, err[0], err[1])
+            await self._answer_error(mid, INTERNAL_ERROR, "invalid response")
+            return
+        await self._write("[3,%s,%s]" % (_escape_id(mid), json.dumps(res)))
+        if after is not None:
+            try:
+                r = after()
+                if hasattr(r, "send"):
+                    asyncio.create_task(r)
+            except Exception as e:
+                log.exc(_TAG, action + " follow-up failed", e)
+
+    async def _answer_error(self, mid, code, desc):
+        log.warn(_TAG, "CALL %s -> CALLERROR %s %s", mid, code, desc)
+        await self._write(
+            "[4,%s,%s,%s,{}]" % (_escape_id(mid), _escape_id(code), _escape_id(desc))
+        )
+
+    async def _write(self, text):
+        if self._send is None:
+            return
+        try:
+            await self._send(text)
+        except Exception as e:
+            log.warn(_TAG, "answer not sent: %r", e)

@@ -1,0 +1,533 @@
+"""WebSocket client (RFC 6455) over asyncio streams, for OCPP-J.
+
+- connect(): HTTP/1.1 upgrade with Sec-WebSocket-Protocol (ocpp1.6), optional
+  Basic auth, ws:// or wss:// (TLS through the caller's tls.SSLContext, with
+  server_hostname = the URL's host). The server must answer 101, the right
+  Sec-WebSocket-Accept and the same subprotocol, else WsError (with the HTTP
+  status for non-101 answers).
+- send(): one masked text frame, fresh 4-byte key per frame; masking XORs big
+  ints chunk by chunk (no per-byte loop). Frames of concurrent senders never
+  interleave (lock).
+- recv(): frames are read into one buffer allocated in the constructor
+  (max_message bytes); fragments are reassembled, PING/PONG/CLOSE are handled
+  between fragments. Returns the next text message, or None once closed.
+  Binary messages and invalid UTF-8 are logged and skipped; a message longer
+  than max_message closes with 1009; a protocol violation (masked server
+  frame, reserved bits or opcodes, bad fragmentation, bad control frame)
+  closes with 1002.
+- Limits: no extensions (permessage-deflate is not offered), no redirects,
+  no proxies. One reader at a time (recv). The handshake reads header lines
+  with readline: a hostile server can only make them as long as timeout_ms
+  and the heap allow (MemoryError becomes WsError). UTF-8 is checked by
+  MicroPython's decoder, which accepts surrogates and overlong forms.
+  Cancelling recv() in the middle of a frame drops the connection (the
+  framing would be lost).
+"""
+import asyncio
+import binascii
+import hashlib
+import os
+import time
+
+from micropython import const
+
+from mpocpp.util import log
+
+_TAG = "ws"
+_OP_CONT = const(0)
+_OP_TEXT = const(1)
+_OP_BIN = const(2)
+_OP_CLOSE = const(8)
+_OP_PING = const(9)
+_OP_PONG = const(10)
+_FIN = const(0x80)
+_CHUNK = const(1024)  # masking and skipping unit: bounds the temporaries
+_CLOSE_WAIT_MS = const(2000)  # how long a failing connection waits for the peer's close
+_MAX_HEADERS = const(64)
+_MAX_LINE = const(2048)
+_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+
+
+class WsError(Exception):
+    def __init__(self, msg, status=None):
+        super().__init__(msg)
+        self.status = status
+
+
+class _Fail(Exception):
+    # Internal: fail the connection with a close code; skip = payload bytes
+    # still unread in the current frame.
+    def __init__(self, code, msg, skip=0):
+        super().__init__(msg)
+        self.code = code
+        self.skip = skip
+
+
+def parse_url(url):
+    # "ws[s]://host[:port][/path]" -> (tls, host, port, hostport, path)
+    if not isinstance(url, str) or "\r" in url or "\n" in url or " " in url:
+        raise WsError("bad url")
+    i = url.find("://")
+    scheme = url[:i].lower() if i > 0 else ""
+    if scheme == "ws":
+        tls, port = False, 80
+    elif scheme == "wss":
+        tls, port = True, 443
+    else:
+        raise WsError("bad url scheme")
+    rest = url[i + 3:]
+    j = rest.find("/")
+    hostport, path = (rest, "/") if j < 0 else (rest[:j], rest[j:])
+    if hostport.startswith("["):  # IPv6 literal
+        k = hostport.find("]")
+        host, p = hostport[1:k], hostport[k + 1:]
+        if k < 0 or (p and p[0] != ":"):
+            raise WsError("bad url host")
+        p = p[1:]
+    else:
+        k = hostport.find(":")
+        host, p = (hostport, "") if k < 0 else (hostport[:k], hostport[k + 1:])
+    if not host or "@" in hostport:
+        raise WsError("bad url host")
+    if p:
+        try:
+            port = int(p)
+        except ValueError:
+            raise WsError("bad url port")
+        if not 0 < port < 65536:
+            raise WsError("bad url port")
+    return tls, host, port, hostport, path
+
+
+def accept_key(key):
+    # Sec-WebSocket-Accept for a Sec-WebSocket-Key (both base64 bytes).
+    return binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
+
+
+class WebSocket:
+    def __init__(self, max_message=8192):
+        n = max_message if max_message > 125 else 125
+        self.max_message = n
+        self._buf = bytearray(n)
+        self._mv = memoryview(self._buf)
+        self._hdr = bytearray(10)  # incoming frame header (without mask)
+        h = memoryview(self._hdr)
+        self._h2 = h[:2]
+        self._h16 = h[2:4]
+        self._h64 = h[2:10]
+        self._ctl = memoryview(bytearray(125))  # control payloads, also mid-message
+        self._out = bytearray(14 + _CHUNK)  # header + first masked chunk
+        self._outmv = memoryview(self._out)
+        self._lock = asyncio.Lock()
+        self._ev = asyncio.Event()  # set when the socket is dropped
+        self._r = self._w = None
+        self.open = False
+        self.close_code = None
+        self._closing = False  # our CLOSE has been sent (or the peer's answered)
+        self._rx = False  # a task is reading frames
+        self._mid = False  # inside a frame or fragmented message
+        self.last_rx_ms = self.last_pong_ms = time.ticks_ms()
+
+    # --- connection ---------------------------------------------------------
+
+    async def connect(self, url, protocol="ocpp1.6", auth=None, ssl=None,
+                      opener=None, timeout_ms=10000):
+        if self.open:
+            self.abort()
+        try:
+            await asyncio.wait_for_ms(
+                self._connect(url, protocol, auth, ssl, opener), timeout_ms)
+        except WsError:
+            raise
+        except asyncio.TimeoutError:
+            raise WsError("timeout")
+        except Exception as e:  # OSError, TLS ValueError, MemoryError, ...
+            raise WsError("connect: %s %s" % (type(e).__name__, " ".join(str(e).split())))
+
+    async def _connect(self, url, protocol, auth, ssl, opener):
+        tls, host, port, hostport, path = parse_url(url)
+        if protocol and ("\r" in protocol or "\n" in protocol):
+            raise WsError("bad protocol")
+        if tls and ssl is None:
+            raise WsError("wss:// needs an ssl context")
+        op = opener or asyncio.open_connection
+        if tls:
+            r, w = await op(host, port, ssl=ssl, server_hostname=host)
+        else:
+            r, w = await op(host, port)
+        try:
+            await self._handshake(r, w, path, hostport, protocol, auth)
+        except BaseException:
+            self._drop(w)
+            raise
+        self.attach(r, w)
+
+    async def _handshake(self, r, w, path, hostport, protocol, auth):
+        key = binascii.b2a_base64(os.urandom(16))[:-1]
+        req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
+               "Sec-WebSocket-Version: 13\r\n") % (path, hostport, key.decode())
+        if protocol:
+            req += "Sec-WebSocket-Protocol: %s\r\n" % protocol
+        if auth:
+            user, pwd = auth
+            if isinstance(pwd, str):
+                pwd = pwd.encode()
+            cred = binascii.b2a_base64(user.encode() + b":" + pwd)[:-1]
+            req += "Authorization: Basic %s\r\n" % cred.decode()
+        w.write((req + "\r\n").encode())
+        await w.drain()
+
+        line = await r.readline()
+        if not line:
+            raise WsError("closed during handshake")
+        parts = line.split(None, 2)
+        try:
+            if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
+                raise ValueError
+            status = int(parts[1])
+        except ValueError:
+            raise WsError("bad HTTP status line")
+        if status != 101:
+            raise WsError("HTTP %d" % status, status)
+        accept = agreed = upgrade = conn = None
+        for _ in range(_MAX_HEADERS):
+            line = await r.readline()
+            if not line or len(line) > _MAX_LINE:
+                raise WsError("bad HTTP headers")
+            if line == b"\r\n" or line == b"\n":
+                break
+            i = line.find(b":")
+            if i <= 0:
+                raise WsError("bad HTTP header line")
+            name = line[:i].strip().lower()
+            value = line[i + 1:].strip()
+            if name == b"sec-websocket-accept":
+                accept = value
+            elif name == b"sec-websocket-protocol":
+                agreed = value
+            elif name == b"upgrade":
+                upgrade = value.lower()
+            elif name == b"connection":
+                conn = value.lower()
+        else:
+            raise WsError("too many HTTP headers")
+        if upgrade != b"websocket" or conn is None or b"upgrade" not in conn:
+            raise WsError("not a websocket upgrade")
+        if accept != accept_key(key):
+            raise WsError("bad Sec-WebSocket-Accept")
+        want = protocol.encode() if protocol else None
+        if agreed != want:
+            raise WsError("subprotocol not agreed: %r" % agreed)
+
+    def attach(self, reader, writer):
+        # Start framing on an upgraded stream pair (connect() ends here; the
+        # unit tests drive the codec with in-memory streams through it).
+        self._r, self._w = reader, writer
+        self._closing = self._rx = self._mid = False
+        self.close_code = None
+        self._ev.clear()
+        self.last_rx_ms = self.last_pong_ms = time.ticks_ms()
+        self.open = True
+
+    def abort(self):
+        # Drop the socket now; a task blocked reading it wakes with an error.
+        was = self.open
+        self.open = False
+        self._ev.set()
+        if was:
+            self._drop(self._w)
+
+    @staticmethod
+    def _drop(w):
+        try:
+            w.close()
+            s = getattr(w, "s", None)  # asyncio's Stream.close() leaves the socket open
+            if s is not None:
+                s.close()
+        except Exception:
+            pass
+
+    async def close(self, code=1000, timeout_ms=2000):
+        if not self.open:
+            return
+        if not self._closing:
+            self._closing = True
+            self.close_code = code
+            try:
+                await self._send(_OP_CLOSE, code.to_bytes(2, "big"))
+            except Exception:
+                self.abort()
+                return
+        try:
+            if self._rx:  # recv() in another task sees the answer and drops
+                await asyncio.wait_for_ms(self._ev.wait(), timeout_ms)
+            else:
+                self._rx = True
+                try:
+                    await asyncio.wait_for_ms(self._drain(0), timeout_ms)
+                finally:
+                    self._rx = False
+        except Exception:
+            pass
+        self.abort()
+
+    # --- sending ------------------------------------------------------------
+
+    async def send(self, text):
+        if not self.open or self._closing:
+            raise WsError("not open")
+        await self._send(_OP_TEXT, text)
+
+    async def ping(self, payload=b""):
+        if len(payload) > 125:
+            raise WsError("ping payload > 125 bytes")
+        if not self.open:
+            raise WsError("not open")
+        await self._send(_OP_PING, payload)
+
+    async def _send(self, op, data):
+        # One masked FIN frame. data: str or bytes-like (a str has the buffer
+        # protocol in MicroPython: its UTF-8 bytes, no copy).
+        try:
+            mv = memoryview(data)
+        except TypeError:
+            raise WsError("send: not str or bytes")
+        lock = self._lock
+        await lock.acquire()  # (not "async with": one coroutine less per frame)
+        try:
+            if not self.open:
+                raise WsError("not open")
+            try:
+                await self._frame(op, mv)
+            except Exception as e:
+                self.abort()
+                raise WsError("send: %s %s" % (type(e).__name__, e))
+            except BaseException:  # cancelled mid-frame: the stream is unusable
+                self.abort()
+                raise
+        finally:
+            lock.release()
+
+    async def _frame(self, op, mv):
+        w = self._w
+        o = self._out
+        n = len(mv)
+        o[0] = _FIN | op
+        if n < 126:
+            o[1] = 0x80 | n
+            p = 2
+        elif n < 0x10000:
+            o[1] = 0xFE
+            o[2] = n >> 8
+            o[3] = n & 0xFF
+            p = 4
+        else:
+            o[1] = 0xFF
+            o[2:10] = n.to_bytes(8, "big")
+            p = 10
+        key = os.urandom(4)
+        o[p:p + 4] = key
+        p += 4
+        if n == 0:
+            w.write(self._outmv[:p])
+            await w.drain()
+            return
+        # Chunks start at multiples of 4, so each starts at key phase 0: one
+        # key pattern as a big int serves all (shifted for the last chunk).
+        m = ((n if n < _CHUNK else _CHUNK) + 3) & ~3
+        pat = int.from_bytes(key * (m >> 2), "big")
+        off = 0
+        while off < n:
+            c = n - off
+            if c > _CHUNK:
+                c = _CHUNK
+            k = pat if c == m else pat >> ((m - c) << 3)
+            x = (int.from_bytes(mv[off:off + c], "big") ^ k).to_bytes(c, "big")
+            if off == 0:  # header and first chunk in one write
+                o[p:p + c] = x
+                w.write(self._outmv[:p + c])
+            else:
+                w.write(x)
+            await w.drain()
+            off += c
+
+    # --- receiving ----------------------------------------------------------
+
+    async def recv(self):
+        if not self.open:
+            return None
+        if self._rx:
+            if self._closing:
+                await self._ev.wait()
+                return None
+            raise WsError("recv() already running")
+        self._rx = True
+        try:
+            return await self._recv()
+        except _Fail as e:
+            await self._fail(e)
+        except Exception as e:  # EOF, OSError, a failed PONG, ...
+            if self.open and not self._closing:
+                log.info(_TAG, "connection lost: %s %s", type(e).__name__, e)
+            self.abort()
+        except BaseException:
+            if self._mid:
+                self.abort()
+            raise
+        finally:
+            self._rx = False
+        return None
+
+    async def _recv(self):
+        buf = self._mv
+        fill = 0
+        msg = -1  # opcode of the message being assembled
+        while True:
+            self._mid = msg >= 0
+            b0, n = await self._header()
+            op = b0 & 0x0F
+            if op & 8:
+                if not b0 & _FIN or n > 125:
+                    raise _Fail(1002, "bad control frame")
+                c = self._ctl[:n]
+                if n:
+                    await self._fill(c)
+                self.last_rx_ms = time.ticks_ms()
+                if op == _OP_PING:
+                    await self._send(_OP_PONG, c)
+                elif op == _OP_PONG:
+                    self.last_pong_ms = self.last_rx_ms
+                elif op == _OP_CLOSE:
+                    await self._on_close(c)
+                    return None
+                else:
+                    raise _Fail(1002, "reserved opcode %d" % op)
+                continue
+            if op == _OP_CONT:
+                if msg < 0:
+                    raise _Fail(1002, "continuation without a message")
+            elif op == _OP_TEXT or op == _OP_BIN:
+                if msg >= 0:
+                    raise _Fail(1002, "message inside a fragmented message")
+                msg = op
+                fill = 0
+            else:
+                raise _Fail(1002, "reserved opcode %d" % op)
+            if msg == _OP_BIN:
+                await self._skip(n)
+            elif fill + n > self.max_message:
+                raise _Fail(1009, "message over %d bytes" % self.max_message, n)
+            elif n:
+                m = buf[fill:fill + n]
+                k = await self._r.readinto(m)
+                if k != n:
+                    await self._rest(m, k)
+                fill += n
+            self.last_rx_ms = time.ticks_ms()
+            if b0 & _FIN:
+                if msg == _OP_BIN:
+                    log.warn(_TAG, "binary message skipped")
+                    msg = -1
+                    continue
+                msg = -1
+                try:
+                    s = str(buf[:fill], "utf-8")
+                except UnicodeError:
+                    log.warn(_TAG, "invalid UTF-8 text skipped")
+                    continue
+                self._mid = False
+                return s
+
+    async def _header(self):
+        # -> (first byte, payload length); the mask bit must be clear.
+        h = self._hdr
+        k = await self._r.readinto(self._h2)
+        if k != 2:
+            self._mid = self._mid or bool(k)  # one byte in: cancelling now loses the framing
+            await self._rest(self._h2, k)
+        self._mid = True
+        self.last_rx_ms = time.ticks_ms()
+        b0 = h[0]
+        n = h[1] & 0x7F
+        if n == 126:
+            await self._fill(self._h16)
+            n = h[2] << 8 | h[3]
+        elif n == 127:
+            await self._fill(self._h64)
+            n = int.from_bytes(self._h64, "big")
+        if h[1] & 0x80:
+            raise _Fail(1002, "masked frame from server")
+        if b0 & 0x70:
+            raise _Fail(1002, "reserved bits set")
+        return b0, n
+
+    async def _fill(self, mv):
+        # Read exactly len(mv) > 0 bytes into mv.
+        k = await self._r.readinto(mv)
+        if k != len(mv):
+            await self._rest(mv, k)
+
+    async def _rest(self, mv, k):
+        # Finish a short read; k is what the first readinto returned (None: a
+        # TLS record not complete yet, 0: EOF).
+        if k == 0:
+            raise EOFError
+        got = k or 0
+        n = len(mv)
+        while got < n:
+            if not self.open:
+                raise EOFError
+            k = await self._r.readinto(mv[got:])
+            if k is None:
+                continue
+            if not k:
+                raise EOFError
+            got += k
+
+    async def _skip(self, n):
+        mv = self._mv
+        cap = len(mv)
+        while n > 0:
+            c = n if n < cap else cap
+            await self._fill(mv[:c] if c < cap else mv)
+            n -= c
+
+    async def _on_close(self, c):
+        n = len(c)
+        code = (c[0] << 8 | c[1]) if n >= 2 else 1005
+        if not self._closing:  # the peer started: answer with its code
+            self._closing = True
+            self.close_code = code
+            try:
+                await self._send(_OP_CLOSE, c[:2] if n >= 2 else b"")
+            except Exception:
+                pass
+        self.abort()
+
+    async def _drain(self, skip):
+        # After our CLOSE: discard until the peer's CLOSE.
+        await self._skip(skip)
+        while True:
+            b0, n = await self._header()
+            if b0 & 0x0F == _OP_CLOSE:
+                if 0 < n <= 125:  # read it all: unread data makes close() send a RST
+                    await self._fill(self._ctl[:n])
+                return
+            await self._skip(n)
+
+    async def _fail(self, e):
+        log.warn(_TAG, "closing %d: %s", e.code, e)
+        if not self._closing:
+            self._closing = True
+            self.close_code = e.code
+            try:
+                await self._send(_OP_CLOSE, e.code.to_bytes(2, "big"))
+            except Exception:
+                return
+        if e.code == 1009:  # framing intact: let the peer answer
+            try:
+                await asyncio.wait_for_ms(self._drain(e.skip), _CLOSE_WAIT_MS)
+            except Exception:
+                pass
+        self.abort()

@@ -1,0 +1,32 @@
+# The file-transfer jobs of FirmwareManagement (UpdateFirmware,
+# GetDiagnostics), kept while their operation modules come and go: the
+# status TriggerMessage reports, the running tasks, and how a job tells the
+# central system about its progress.
+from mpocpp.util import log
+
+IDLE = "Idle"
+_TAG = "jobs"
+
+
+class Jobs:
+    def __init__(self, sender, outbox):
+        self._sender = sender
+        self._outbox = outbox
+        self.firmware = IDLE  # FirmwareStatusNotification status for a trigger
+        self.diagnostics = IDLE  # DiagnosticsStatusNotification status for a trigger
+        self.update = None  # the UpdateFirmware task
+        self.upload = None  # the GetDiagnostics task
+
+    async def notify(self, action, status):
+        # At once when registered, else queued for the sender (sent after
+        # the reconnect). The CSMS's refusal does not stop the job.
+        from mpocpp.protocol.rpc import Offline, CallError, CallTimeout
+        p = {"status": status}
+        try:
+            await self._sender.call_now(action, p)
+        except Offline:
+            self._outbox.trigger(action, p)
+        except (CallError, CallTimeout):
+            pass
+        except Exception as e:  # never let a notification end the job
+            log.exc(_TAG, action, e)

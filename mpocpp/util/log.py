@@ -1,0 +1,100 @@
+# Minimal logger: one line per event on stdout (the board's console), and to
+# an optional sink (the flash ring for GetDiagnostics). A line is formatted
+# only when its level is on:  log.info(TAG, "connector %d: %s", cid, status)
+import time
+
+DEBUG = 0
+INFO = 1
+WARN = 2
+ERROR = 3
+_LETTER = "DIWE"
+
+level = INFO
+sink = None  # callable(line) that also receives each line (set by the app)
+
+
+def _out(lvl, tag, msg, args):
+    if lvl < level:
+        return
+    if args:
+        try:
+            msg = msg % args
+        except (TypeError, ValueError):
+            msg = "%s %r" % (msg, args)
+    line = "%d %s %s: %s" % (time.ticks_ms(), _LETTER[lvl], tag, msg)
+    print(line)
+    if sink is not None:
+        sink(line)
+
+
+def debug(tag, msg, *args):
+    if level <= DEBUG:
+        _out(DEBUG, tag, msg, args)
+
+
+def info(tag, msg, *args):
+    if level <= INFO:
+        _out(INFO, tag, msg, args)
+
+
+def warn(tag, msg, *args):
+    if level <= WARN:
+        _out(WARN, tag, msg, args)
+
+
+def error(tag, msg, *args):
+    _out(ERROR, tag, msg, args)
+
+
+def exc(tag, msg, e):
+    # An exception as one log line (no traceback allocation on the hot path).
+    _out(ERROR, tag, "%s: %s %r", (msg, type(e).__name__, e))
+
+
+class FlashRing:
+    # The recent lines for GetDiagnostics, bounded: gathered in a fixed RAM
+    # buffer, appended to `path` when it fills (one flash write per ~1 KiB,
+    # not per line); past `size` bytes the file becomes path.old, replacing
+    # the older one. Each line is stamped with the wall clock (unix seconds,
+    # `now` a callable) so that startTime / stopTime can select lines.
+    def __init__(self, path, now, size=8192, ram=1024):
+        self.path = path
+        self.size = size
+        self._now = now
+        self._buf = bytearray(ram)
+        self._n = 0
+        self._busy = False
+
+    def __call__(self, line):
+        if self._busy:
+            return
+        b = ("%d %s\n" % (self._now(), line)).encode()
+        n = len(b)
+        if n > len(self._buf):
+            b = b[:len(self._buf) - 1] + b"\n"
+            n = len(b)
+        if self._n + n > len(self._buf):
+            self.flush()
+        self._buf[self._n:self._n + n] = b
+        self._n += n
+
+    def flush(self):
+        if not self._n:
+            return
+        self._busy = True  # no recursion through a failing write's log line
+        try:
+            import os
+            with open(self.path, "ab") as f:
+                f.write(memoryview(self._buf)[:self._n])
+            if os.stat(self.path)[6] >= self.size:
+                os.rename(self.path, self.path + ".old")
+        except OSError:
+            pass  # flash full or gone: the lines are dropped, charging goes on
+        finally:
+            self._n = 0
+            self._busy = False
+
+    def files(self):
+        # Oldest first, after a flush.
+        self.flush()
+        return (self.path + ".old", self.path)
