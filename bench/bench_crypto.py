@@ -52,12 +52,12 @@ OPS = {
               "b = rd('leaf')", "c = x509.Certificate(b)"),
     "chain_ec": ("PEM chain of 3 P-256 certificates: decode, parse, check up to the root",
                  "pem, x509, chain", "t = rd('chain_ec').decode(); root = rd('root_ec')",
-                 "c = [x509.Certificate(x) for x in pem.decode(t)]; "
-                 "chain.verify_chain(c, [x509.Certificate(root)], NOW)"),
+                 ("c = [x509.Certificate(x) for x in pem.decode(t)]; "
+                  "chain.verify_chain(c, [x509.Certificate(root)], NOW)")),
     "chain_rsa": ("same, 3 RSA-2048 certificates", "pem, x509, chain",
                   "t = rd('chain_rsa').decode(); root = rd('root_rsa')",
-                  "c = [x509.Certificate(x) for x in pem.decode(t)]; "
-                  "chain.verify_chain(c, [x509.Certificate(root)], NOW)"),
+                  ("c = [x509.Certificate(x) for x in pem.decode(t)]; "
+                   "chain.verify_chain(c, [x509.Certificate(root)], NOW)")),
 }
 
 PRELUDE = """import gc, time
@@ -100,9 +100,11 @@ def make_data(d):
         return leaf, pem, root.public_bytes(serialization.Encoding.DER), lk
 
     files = {}
-    leaf, files["chain_ec"], files["root_ec"], lk = chain(lambda: ec.generate_private_key(ec.SECP256R1()))
+    leaf, files["chain_ec"], files["root_ec"], lk = chain(
+        lambda: ec.generate_private_key(ec.SECP256R1()))
     files["leaf"] = leaf.public_bytes(serialization.Encoding.DER)
-    _, files["chain_rsa"], files["root_rsa"], rk = chain(lambda: rsa.generate_private_key(65537, 2048))
+    _, files["chain_rsa"], files["root_rsa"], rk = chain(
+        lambda: rsa.generate_private_key(65537, 2048))
     digest = hashlib.sha256(b"benchmark").digest()
     files["digest"] = digest
     files["ecsig"] = lk.sign(digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
@@ -218,13 +220,14 @@ def pico(d, now, reps):
         with open(os.path.join(work, "install.py"), "w") as f:
             f.write("\n".join(lines) + "\n")
         s = ["import os\nos.chdir('/data')\n" + PRELUDE % now,
-             "gc.collect(); m0 = gc.mem_alloc()\n"
-             "from mpocpp.security import der, pem, x509, chain, rsa, p256, eckey, csr\n"
-             "gc.collect(); print('M', gc.mem_alloc() - m0)\n"]
+             ("gc.collect(); m0 = gc.mem_alloc()\n"
+              "from mpocpp.security import der, pem, x509, chain, rsa, p256, eckey, csr\n"
+              "gc.collect(); print('M', gc.mem_alloc() - m0)\n")]
         for op, (_, mods, setup, code) in OPS.items():
             s.append(setup + "\n")
             s.append("for _ in range(%d):\n    _t0 = time.ticks_us()\n    %s\n"
-                     "    print('T', %r, time.ticks_diff(time.ticks_us(), _t0))\n" % (reps, code, op))
+                     "    print('T', %r, time.ticks_diff(time.ticks_us(), _t0))\n"
+                     % (reps, code, op))
         with open(os.path.join(work, "bench.py"), "w") as f:
             f.write("".join(s))
         p = subprocess.run(["node", "run-pico.mjs", "--image",
@@ -267,9 +270,9 @@ def main():
     print("## Security crypto (mpocpp/security)\n")
     print("The modules as .mpy files. Time: median of %d runs. Heap: smallest `-X heapsize` "
           "in which a fresh interpreter imports what the operation needs and runs it, minus the "
-          "smallest for the same script with only the inputs read (%s and up): module code and the operation's "
-          "peak together, what a message handler adds while it runs. Data made with "
-          "`cryptography`.%s\n"
+          "smallest for the same script with only the inputs read (%s and up): module code "
+          "and the operation's peak together, what a message handler adds while it runs. "
+          "Data made with `cryptography`.%s\n"
           % (reps, ", ".join("%s %.1f KiB" % (r[0], r[2] / 1024) for r in res),
              "" if RP2040JS else " Emulated Pico not run (set RP2040JS_DIR)."))
     head = "| operation |" + "".join(" %s ms | %s heap KiB |" % (r[0], r[0]) for r in res)

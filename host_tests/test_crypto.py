@@ -39,6 +39,7 @@ P256_B = 0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B
 SHA256_PRE = ec.ECDSA(utils.Prehashed(hashes.SHA256()))
 DER = serialization.Encoding.DER
 X962 = serialization.Encoding.X962
+UNCOMPRESSED = serialization.PublicFormat.UncompressedPoint
 T0 = datetime.datetime(2026, 1, 1, tzinfo=datetime.timezone.utc)
 
 
@@ -76,9 +77,9 @@ import json
 from mpocpp.security import p256
 out = open("out.txt", "w")
 for line in open("in.jsonl"):
-    k, h, s = json.loads(line)
+    k, h, s = [bytes.fromhex(x) for x in json.loads(line)]
     try:
-        out.write("1\n" if p256.verify(bytes.fromhex(k), bytes.fromhex(h), bytes.fromhex(s)) else "0\n")
+        out.write("1\n" if p256.verify(k, h, s) else "0\n")
     except ValueError:
         out.write("E\n")
 out.close()
@@ -222,7 +223,8 @@ def test_ecdsa_edge_cases(tmp_path):
     # small and large private keys
     for dd in (1, 2, n - 1, n - 2, 1 << 255):
         kk = ec.derive_private_key(dd, ec.SECP256R1())
-        cases.append(("d=%x" % dd, _point_bytes(_ref_mul(dd, G)), digest, kk.sign(digest, SHA256_PRE)))
+        cases.append(("d=%x" % dd, _point_bytes(_ref_mul(dd, G)), digest,
+                      kk.sign(digest, SHA256_PRE)))
     # r, s out of range
     sig_ok = k.sign(digest, SHA256_PRE)
     rr, ss = utils.decode_dss_signature(sig_ok)
@@ -230,8 +232,12 @@ def test_ecdsa_edge_cases(tmp_path):
                        ("r+n", rr + n, ss), ("s+n", rr, ss + n), ("r=p", p, ss)):
         cases.append((name, kp, digest, utils.encode_dss_signature(a, b)))
     # non-canonical DER of a valid signature
-    body = lambda a, b: bytes([0x30, len(a + b)]) + a + b
-    ri = lambda v, pad=b"": bytes([2, len(pad + v)]) + pad + v
+    def body(a, b):
+        return bytes([0x30, len(a + b)]) + a + b
+
+    def ri(v, pad=b""):
+        return bytes([2, len(pad + v)]) + pad + v
+
     rb = rr.to_bytes(33, "big").lstrip(b"\x00")
     sb = ss.to_bytes(33, "big").lstrip(b"\x00")
     rb = b"\x00" + rb if rb[0] & 0x80 else rb
@@ -239,15 +245,18 @@ def test_ecdsa_edge_cases(tmp_path):
     cases += [
         ("canonical", kp, digest, body(ri(rb), ri(sb))),
         ("r leading 00", kp, digest, body(ri(rb, b"\x00"), ri(sb))),
-        ("long-form length", kp, digest, bytes([0x30, 0x81, len(ri(rb) + ri(sb))]) + ri(rb) + ri(sb)),
+        ("long-form length", kp, digest,
+         bytes([0x30, 0x81, len(ri(rb) + ri(sb))]) + ri(rb) + ri(sb)),
         ("BER indefinite", kp, digest, b"\x30\x80" + ri(rb) + ri(sb) + b"\x00\x00"),
         ("trailing garbage", kp, digest, body(ri(rb), ri(sb)) + b"\x01"),
         ("inner trailing", kp, digest, body(ri(rb), ri(sb) + b"\x05\x00")),
-        ("negative r", kp, digest, body(ri(rb[1:] if rb[0] == 0 else bytes([rb[0] | 0x80]) + rb[1:]), ri(sb))),
+        ("negative r", kp, digest,
+         body(ri(rb[1:] if rb[0] == 0 else bytes([rb[0] | 0x80]) + rb[1:]), ri(sb))),
     ]
     # public keys that are not on the curve
     bad_keys = [("infinity", b"\x00"), ("(0,0)", b"\x04" + bytes(64)),
-                ("x >= p", b"\x04" + (G[0] + p).to_bytes(33, "big")[1:] + G[1].to_bytes(32, "big")),
+                ("x >= p",
+                 b"\x04" + (G[0] + p).to_bytes(33, "big")[1:] + G[1].to_bytes(32, "big")),
                 ("y + 1", b"\x04" + G[0].to_bytes(32, "big") + (G[1] + 1).to_bytes(32, "big")),
                 ("hybrid", b"\x06" + kp[1:]), ("short", kp[:-1])]
     for name, bk in bad_keys:
@@ -307,7 +316,7 @@ def test_our_ecdsa_signatures_and_keys_verify_with_cryptography(tmp_path):
             seen.add(d)
         priv = ec.derive_private_key(d, ec.SECP256R1())
         pub = priv.public_key()
-        assert pub.public_bytes(X962, serialization.PublicFormat.UncompressedPoint).hex() == pub_hex
+        assert pub.public_bytes(X962, UNCOMPRESSED).hex() == pub_hex
         sig = bytes.fromhex(sig_hex)
         pub.verify(sig, bytes.fromhex(digest), SHA256_PRE)  # raises if invalid
         if mode == "det":
@@ -401,8 +410,9 @@ def _rsa_key_of_bits(bits, rng):
         if (p * q).bit_length() == bits and p != q:
             break
     d = pow(e, -1, (p - 1) * (q - 1))
-    return rsa.RSAPrivateNumbers(p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q),
-                                 rsa.rsa_crt_iqmp(p, q), rsa.RSAPublicNumbers(e, p * q)).private_key()
+    numbers = rsa.RSAPrivateNumbers(p, q, d, rsa.rsa_crt_dmp1(d, p), rsa.rsa_crt_dmq1(d, q),
+                                    rsa.rsa_crt_iqmp(p, q), rsa.RSAPublicNumbers(e, p * q))
+    return numbers.private_key()
 
 
 @pytest.fixture(scope="module")
@@ -583,7 +593,8 @@ def build(subject, issuer_name, pub, signer, *, ca=None, path_len=None, ku=None,
     if ca is not None:
         b = b.add_extension(x509.BasicConstraints(ca=ca, path_length=path_len), critical=True)
     if ku:
-        b = b.add_extension(x509.KeyUsage(**dict(KU_ALL, **{k: True for k in ku})), critical=True)
+        usage = x509.KeyUsage(**dict(KU_ALL, **dict.fromkeys(ku, True)))
+        b = b.add_extension(usage, critical=True)
     for ext, crit in extra:
         b = b.add_extension(ext, critical=crit)
     if pss:
@@ -609,8 +620,8 @@ def test_certificates_parse_and_hash_like_cryptography(tmp_path, rsa_keys):
     ec_keys = [ec.generate_private_key(ec.SECP256R1()) for _ in range(6)]
     long = T0 + datetime.timedelta(days=36500)
     issuers = [  # (key, certificate)
-        (rsa_keys[0], build(name("RSA Root"), name("RSA Root"), rsa_keys[0].public_key(), rsa_keys[0],
-                            ca=True, ku=["key_cert_sign", "crl_sign"], na=long)),
+        (rsa_keys[0], build(name("RSA Root"), name("RSA Root"), rsa_keys[0].public_key(),
+                            rsa_keys[0], ca=True, ku=["key_cert_sign", "crl_sign"], na=long)),
         (rsa_keys[6], build(name("RSA4096 Root"), name("RSA4096 Root"), rsa_keys[6].public_key(),
                             rsa_keys[6], ca=True, path_len=3, na=long)),
         (ec_keys[0], build(name("EC Root", None), name("EC Root", None), ec_keys[0].public_key(),
@@ -683,40 +694,44 @@ def test_chain_failures_like_a_reviewer_tries(tmp_path, rsa_keys):
     root = build(name("Root"), name("Root"), rk.public_key(), rk, ca=True, ku=["key_cert_sign"])
     inter = build(name("Inter"), root.subject, ik.public_key(), rk, ca=True, path_len=0,
                   ku=["key_cert_sign"])
-    leaf = build(name("CP-1"), inter.subject, lk.public_key(), ik, ca=False, ku=["digital_signature"])
+    leaf = build(name("CP-1"), inter.subject, lk.public_key(), ik, ca=False,
+                 ku=["digital_signature"])
 
     def der(c):
         return H(c.public_bytes(DER))
 
     def case(ch, roots, t=ts, **kw):
-        return dict({"chain": [der(c) for c in ch], "roots": [der(c) for c in roots], "now": t}, **kw)
+        return dict({"chain": [der(c) for c in ch], "roots": [der(c) for c in roots],
+                     "now": t}, **kw)
 
     other_root = build(name("Root"), name("Root"), xk.public_key(), xk, ca=True)  # same name
     p384 = ec.generate_private_key(ec.SECP384R1())
     p384_inter = build(name("Inter"), root.subject, p384.public_key(), rk, ca=True)
     rsa1024 = rsa.generate_private_key(65537, 1024)
     rsa1024_inter = build(name("Inter"), root.subject, rsa1024.public_key(), rk, ca=True)
+    t0 = int(T0.timestamp())
+    t_end = int(leaf.not_valid_after_utc.timestamp())
+    just_before = now - datetime.timedelta(seconds=1)
+    odd_ext = x509.UnrecognizedExtension(x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"), b"\x05\x00")
     cases = {
         "good": (case([leaf, inter], [root]), "ok"),
         "good with root in chain": (case([leaf, inter, root], [root]), "ok"),
-        "leaf not yet valid": (case([leaf, inter], [root], int(T0.timestamp()) - 1), "not yet valid"),
-        "leaf expired": (case([leaf, inter], [root], int(leaf.not_valid_after_utc.timestamp()) + 1),
-                         "expired"),
-        "last valid second": (case([leaf, inter], [root], int(leaf.not_valid_after_utc.timestamp())),
-                              "ok"),
-        "expired intermediate": (case([leaf, build(name("Inter"), root.subject, ik.public_key(), rk,
-                                                   ca=True, na=now - datetime.timedelta(seconds=1))],
-                                      [root]), "expired"),
-        "expired root": (case([leaf, inter], [build(name("Root"), name("Root"), rk.public_key(), rk,
-                                                    ca=True, na=now - datetime.timedelta(days=1))]),
-                         "expired"),
+        "leaf not yet valid": (case([leaf, inter], [root], t0 - 1), "not yet valid"),
+        "leaf expired": (case([leaf, inter], [root], t_end + 1), "expired"),
+        "last valid second": (case([leaf, inter], [root], t_end), "ok"),
+        "expired intermediate": (case([leaf, build(name("Inter"), root.subject, ik.public_key(),
+                                                   rk, ca=True, na=just_before)], [root]),
+                                 "expired"),
+        "expired root": (case([leaf, inter], [build(name("Root"), name("Root"), rk.public_key(),
+                                                    rk, ca=True, na=just_before)]), "expired"),
         "non-CA issuer": (case([leaf, build(name("Inter"), root.subject, ik.public_key(), rk,
                                             ca=False)], [root]), "not a CA"),
         "issuer without basicConstraints": (case([leaf, build(name("Inter"), root.subject,
                                                               ik.public_key(), rk)], [root]),
                                             "not a CA"),
-        "issuer without keyCertSign": (case([leaf, build(name("Inter"), root.subject, ik.public_key(),
-                                                         rk, ca=True, ku=["digital_signature"])],
+        "issuer without keyCertSign": (case([leaf, build(name("Inter"), root.subject,
+                                                         ik.public_key(), rk, ca=True,
+                                                         ku=["digital_signature"])],
                                             [root]), "keyCertSign"),
         "path length": (case([build(name("CP-1"), name("Sub"), lk.public_key(), xk, ca=False),
                               build(name("Sub"), inter.subject, xk.public_key(), ik, ca=True),
@@ -728,10 +743,8 @@ def test_chain_failures_like_a_reviewer_tries(tmp_path, rsa_keys):
         "wrong issuer key": (case([leaf, build(name("Inter"), root.subject, xk.public_key(), rk,
                                                ca=True)], [root]), "bad signature"),
         "too long": (case([leaf, inter, root], [root], max=2), "chain length"),
-        "unknown critical extension": (case([build(name("CP-1"), inter.subject, lk.public_key(), ik,
-                                                   extra=[(x509.UnrecognizedExtension(
-                                                       x509.ObjectIdentifier("1.3.6.1.4.1.99999.1"),
-                                                       b"\x05\x00"), True)]), inter], [root]),
+        "unknown critical extension": (case([build(name("CP-1"), inter.subject, lk.public_key(),
+                                                   ik, extra=[(odd_ext, True)]), inter], [root]),
                                        "unknown critical extension"),
         "SHA-384 signature": (case([build(name("CP-1"), inter.subject, lk.public_key(), ik,
                                           alg=hashes.SHA384()), inter], [root]), "unsupported"),
@@ -740,8 +753,8 @@ def test_chain_failures_like_a_reviewer_tries(tmp_path, rsa_keys):
                                       ], [build(name("RSA Root"), name("RSA Root"),
                                                 rsa_keys[0].public_key(), rsa_keys[0], ca=True)]),
                                 "unsupported"),
-        "P-384 issuer": (case([build(name("CP-1"), inter.subject, lk.public_key(), p384), p384_inter],
-                              [root]), "unsupported"),
+        "P-384 issuer": (case([build(name("CP-1"), inter.subject, lk.public_key(), p384),
+                               p384_inter], [root]), "unsupported"),
         "RSA-1024 issuer": (case([build(name("CP-1"), inter.subject, lk.public_key(), rsa1024),
                                   rsa1024_inter], [root]), "bad key"),
     }
@@ -810,10 +823,11 @@ def test_certificate_byte_mutations(tmp_path, rsa_keys):
             rows.append(["leaf", H(bytes(m)), now])
         for i in range(len(b)):
             rows.append(["leaf", H(b[:i]), now])
-        for i in range(0, len(b) - 2):  # a length byte made long-form, or grown
+        for i in range(len(b) - 2):  # a length byte made long-form, or grown
             if b[i] in (0x30, 0x02, 0x03, 0x04, 0x06, 0x0C, 0xA0, 0xA3, 0x17) and b[i + 1] < 0x80:
                 rows.append(["leaf", H(b[:i + 1] + bytes([0x81, b[i + 1]]) + b[i + 2:]), now])
-                rows.append(["leaf", H(b[:i + 1] + bytes([b[i + 1] + 1]) + b[i + 2:] + b"\x00"), now])
+                grown = b[:i + 1] + bytes([b[i + 1] + 1]) + b[i + 2:] + b"\x00"
+                rows.append(["leaf", H(grown), now])
     got = mp_batch(tmp_path, MUTATE, rows)
     assert not [g for g in got if g.startswith("X")], [g for g in got if g.startswith("X")][:5]
     assert got.count("OK") == originals, "a changed certificate passed the chain check"
@@ -865,7 +879,8 @@ out.close()
 
 def test_csr_parses_and_verifies_in_cryptography(tmp_path):
     rows = [["ACME CPO", "CP-0001"], ["Ström Lädt AG", "ÉVSE-ß-42"], ["O" * 64, "C" * 64],
-            ["Test CPO", "1234567890"], ["", "CP"], ["CPO", ""], ["O" * 65, "CP"], ["CPO", "C" * 65]]
+            ["Test CPO", "1234567890"], ["", "CP"], ["CPO", ""], ["O" * 65, "CP"],
+            ["CPO", "C" * 65]]
     rows += [["CPO %d" % i, "CP-%06d" % i] for i in range(20)]
     got = mp_batch(tmp_path, CSR_SCRIPT, rows)
     for (org, cn), line in zip(rows, got):

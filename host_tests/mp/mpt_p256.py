@@ -59,7 +59,8 @@ def test_decode_point():
     raises(ValueError, p256.decode_point, u[:-1])
     raises(ValueError, p256.decode_point, u + b"\x00")
     # coordinates >= P: (x + P) is the same residue but not a field element
-    raises(ValueError, p256.decode_point, b"\x04" + (G[0] + P).to_bytes(33, "big")[1:] + G[1].to_bytes(32, "big"))
+    raises(ValueError, p256.decode_point,
+           b"\x04" + (G[0] + P).to_bytes(33, "big")[1:] + G[1].to_bytes(32, "big"))
     raises(ValueError, p256.decode_point, b"\x04" + (1 << 256 - 8).to_bytes(32, "big") + bytes(32))
     raises(ValueError, p256.decode_point, b"\x04" + bytes(64))  # (0, 0)
     # compressed: x with no point, and x >= P
@@ -103,7 +104,8 @@ def test_hmac_rfc4231():
         "b0344c61d8db38535ca8afceaf0bf12b881dc200c9833da726e9376c2e32cff7")
     assert hm(b"Jefe", b"what do ya want for nothing?") == bytes.fromhex(
         "5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843")
-    assert hm(b"\xaa" * 131, b"Test Using Larger Than Block-Size Key - Hash Key First") == bytes.fromhex(
+    msg = b"Test Using Larger Than Block-Size Key - Hash Key First"
+    assert hm(b"\xaa" * 131, msg) == bytes.fromhex(
         "60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54")
 
 
@@ -179,7 +181,9 @@ def test_keygen_and_private_der():
     raises(DerError, eckey.load_private, b[:-1])
     raises(DerError, eckey.load_private, b + b"\x00")
     raises(DerError, eckey.load_private, b.replace(b"\x02\x01\x01", b"\x02\x01\x02", 1))
-    bad_curve = b.replace(b"\x2a\x86\x48\xce\x3d\x03\x01\x07", b"\x2b\x81\x04\x00\x22\x00\x00\x00", 1)
+    bad_curve = b.replace(b"\x2a\x86\x48\xce\x3d\x03\x01\x07",
+                          b"\x2b\x81\x04\x00\x22\x00\x00\x00", 1)
     raises(DerError, eckey.load_private, bad_curve)
-    zero = eckey.private_der(1).replace(b"\x04\x20" + (1).to_bytes(32, "big"), b"\x04\x20" + bytes(32), 1)
+    zero = eckey.private_der(1).replace(b"\x04\x20" + (1).to_bytes(32, "big"),
+                                        b"\x04\x20" + bytes(32), 1)
     raises(DerError, eckey.load_private, zero)

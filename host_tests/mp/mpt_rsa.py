@@ -96,9 +96,11 @@ def test_malformed_encodings_signed_with_the_key():
         em_of(ps=b"\xff" * 8, tail=bytes(K - 62)),                   # garbage after H
         em_of(ps=b"\xff" * 8, tail=b"\x5a" * (K - 62)),
         # DigestInfo without the NULL parameters (RFC 8017 wants them: refused)
-        em_of(ps=b"\xff" * (K - 52), di=b"\x30\x2f\x30\x0b\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x04\x20"),
+        em_of(ps=b"\xff" * (K - 52),
+              di=b"\x30\x2f\x30\x0b\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x04\x20"),
         em_of(di=DI[:14] + b"\x02" + DI[15:]),                     # sha384 OID, SHA-256 digest
-        em_of(ps=b"\xff" * (K - 38), di=b"\x30\x21\x30\x09\x06\x05\x2b\x0e\x03\x02\x1a\x05\x00\x04\x14",
+        em_of(ps=b"\xff" * (K - 38),
+              di=b"\x30\x21\x30\x09\x06\x05\x2b\x0e\x03\x02\x1a\x05\x00\x04\x14",
               h=hashlib.sha1(b"firmware image").digest()),         # SHA-1 DigestInfo
         em_of(ps=b"\xff" * (K - 55), di=b"\x30\x81\x31" + DI[2:]),  # long-form length
         em_of(ps=b"\xff" * (K - 55), sep=b"\x00\x00"),               # two separators

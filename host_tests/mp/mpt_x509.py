@@ -10,7 +10,10 @@ from mpocpp.security.chain import ChainError
 
 ECDSA = b"\x30\x0a\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02"
 EC_P256 = b"\x30\x13\x06\x07\x2a\x86\x48\xce\x3d\x02\x01\x06\x08\x2a\x86\x48\xce\x3d\x03\x01\x07"
+ECDSA_SHA384 = b"\x30\x0a\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x03"
 V3 = b"\xa0\x03\x02\x01\x02"
+BC = b"\x55\x1d\x13"
+KU = b"\x55\x1d\x0f"
 T0 = 1767225600  # 2026-01-01T00:00:00Z
 T1 = 1798761600  # 2027-01-01T00:00:00Z
 KEYS = {}
@@ -34,6 +37,10 @@ def gen(s):
 def name(cn, o="Test Org"):
     return seq(tlv(0x31, seq(tlv(6, b"\x55\x04\x0a"), tlv(0x0c, o.encode()))),
                tlv(0x31, seq(tlv(6, b"\x55\x04\x03"), tlv(0x0c, cn.encode()))))
+
+
+def rdn(oid, tag, value):
+    return tlv(0x31, seq(tlv(6, oid), tlv(tag, value)))
 
 
 def ext(oid, value, critical=False):
@@ -71,7 +78,8 @@ def make(subject="Leaf", issuer="Root", signer=None, subject_key=None, version=V
     tbs = seq(version, serial if serial is not None else uint(0x1234, 20), alg,
               name(issuer), validity if validity is not None else
               seq(utc("260101000000Z"), utc("270101000000Z")),
-              subject_name if subject_name is not None else name(subject), spki if spki is not None else seq(EC_P256, tlv(3, b"\x00" + pub)),
+              subject_name if subject_name is not None else name(subject),
+              spki if spki is not None else seq(EC_P256, tlv(3, b"\x00" + pub)),
               extensions if extensions is not None else b"", extra)
     d = key(signer or issuer)[0]
     if sig is None:
@@ -143,7 +151,8 @@ def test_times():
     for t in bad_times:
         bad(make(validity=seq(t, gen("99991231235959Z"))), repr(t))
     bad(make(validity=seq(utc("260101000000Z"))), "one time")
-    bad(make(validity=seq(utc("260101000000Z"), utc("270101000000Z"), utc("280101000000Z"))), "three")
+    three = seq(utc("260101000000Z"), utc("270101000000Z"), utc("280101000000Z"))
+    bad(make(validity=three), "three times")
 
 
 def test_structure():
@@ -160,8 +169,9 @@ def test_structure():
     bad(make(version=b"", extensions=exts(bc())), "extensions in v1")
     bad(make(version=b"\xa0\x03\x02\x01\x01", extensions=exts(bc())), "extensions in v2")
     bad(make(version=b"", extra=b"\x81\x02\x00\xaa"), "unique id in v1")
-    bad(make(outer_alg=b"\x30\x0a\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x03"), "outer algorithm differs")
-    bad(make(alg=b"\x30\x0c\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02\x05\x00"), "ECDSA with NULL params")
+    bad(make(outer_alg=ECDSA_SHA384), "outer algorithm differs")
+    bad(make(alg=b"\x30\x0c\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x02\x05\x00"),
+        "ECDSA with NULL params")
     bad(make(extra=b"\x05\x00"), "trailing element in tbs")
     bad(make(serial=uint(1 << 160, 21)), "21-octet serial")
     parse(make(serial=uint((1 << 160) - 1, 20)))  # 20 octets + sign octet
@@ -170,10 +180,10 @@ def test_structure():
     bad(make(spki=seq(EC_P256, tlv(3, b"\x00" + key("Leaf")[1][:-1]))), "short EC point")
     bad(make(spki=seq(EC_P256, tlv(3, b"\x00\x00"))), "EC point at infinity")
     bad(make(spki=seq(EC_P256, tlv(3, b"\x01" + key("Leaf")[1]))), "unused bits in key")
-    c = parse(make(spki=seq(seq(tlv(6, b"\x2a\x86\x48\xce\x3d\x02\x01"), tlv(6, b"\x2b\x81\x04\x00\x22")),
-                            tlv(3, b"\x00\x04" + bytes(96)))))
+    p384 = seq(tlv(6, b"\x2a\x86\x48\xce\x3d\x02\x01"), tlv(6, b"\x2b\x81\x04\x00\x22"))
+    c = parse(make(spki=seq(p384, tlv(3, b"\x00\x04" + bytes(96)))))
     assert c.key_type == 0  # P-384: parsed, not usable
-    c = parse(make(alg=b"\x30\x0a\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x03"))
+    c = parse(make(alg=ECDSA_SHA384))
     assert c.sig_alg == 0  # ecdsa-with-SHA384: parsed, not usable
     # names
     bad(make(subject_name=seq(tlv(0x31, b""))), "empty RDN")
@@ -182,18 +192,18 @@ def test_structure():
     c = parse(make(subject_name=seq()))
     assert c.cn is None and c.o is None and bytes(c.subject) == b"\x30\x00"
     # PrintableString, the first CN of two, a BMPString (not decoded)
-    c = parse(make(subject_name=seq(tlv(0x31, seq(tlv(6, b"\x55\x04\x03"), tlv(0x13, b"CP-1")))
-                                    + tlv(0x31, seq(tlv(6, b"\x55\x04\x03"), tlv(0x0c, b"CP-2")))
-                                    + tlv(0x31, seq(tlv(6, b"\x55\x04\x0a"), tlv(0x1e, b"\x00A"))))))
+    c = parse(make(subject_name=seq(rdn(b"\x55\x04\x03", 0x13, b"CP-1"),
+                                    rdn(b"\x55\x04\x03", 0x0c, b"CP-2"),
+                                    rdn(b"\x55\x04\x0a", 0x1e, b"\x00A"))))
     assert c.cn == "CP-1" and c.o is None
     c = parse(make(subject_name=name("Stra\u00dfe \u20ac", "\u00d6")))
     assert c.cn == "Stra\u00dfe \u20ac" and c.o == "\u00d6"
-    for tag, value in ((0x0c, b"\xff\xfe"), (0x0c, b"\xc3"), (0x13, b"\xc3\xa9"), (0x16, b"a\x00")):
-        bad(make(subject_name=seq(tlv(0x31, seq(tlv(6, b"\x55\x04\x03"), tlv(tag, value))))),
-            "bad string %r" % value)
+    for tag, value in ((0x0c, b"\xff\xfe"), (0x0c, b"\xc3"), (0x13, b"\xc3\xa9"),
+                       (0x16, b"a\x00")):
+        bad(make(subject_name=seq(rdn(b"\x55\x04\x03", tag, value))), "bad string %r" % value)
     # attribute types and algorithm OIDs must be minimal encodings
-    bad(make(subject_name=seq(tlv(0x31, seq(tlv(6, b"\x55\x04\x83"), tlv(0x0c, b"x"))))), "OID")
-    bad(make(subject_name=seq(tlv(0x31, seq(tlv(6, b"\x55\x80\x04\x03"), tlv(0x0c, b"x"))))), "OID")
+    bad(make(subject_name=seq(rdn(b"\x55\x04\x83", 0x0c, b"x"))), "OID")
+    bad(make(subject_name=seq(rdn(b"\x55\x80\x04\x03", 0x0c, b"x"))), "OID")
 
 
 
@@ -204,12 +214,13 @@ def test_extensions():
         "critical FALSE encoded")
     bad(make(extensions=exts(ext(b"\x55\x1d\x13", seq(b"\x01\x01\x00")))), "cA FALSE encoded")
     bad(make(extensions=exts(ext(b"\x55\x1d\x13", seq(b"\x01\x01\x01")))), "BOOLEAN 01")
-    bad(make(extensions=exts(ext(b"\x55\x1d\x13", seq(b"\x01\x01\xff\x02\x01\xff")))), "negative pathLen")
+    bad(make(extensions=exts(ext(BC, seq(b"\x01\x01\xff\x02\x01\xff")))), "negative pathLen")
     bad(make(extensions=exts(ext(b"\x55\x1d\x0f", b"\x03\x02\x08\x80"))), "keyUsage unused 8")
-    bad(make(extensions=exts(ext(b"\x55\x1d\x0f", b"\x03\x02\x01\x81"))), "keyUsage padding bit set")
+    bad(make(extensions=exts(ext(KU, b"\x03\x02\x01\x81"))), "keyUsage padding bit set")
     bad(make(extensions=exts(ext(b"\x55\x1d\x0f", b"\x03\x01\x01"))), "keyUsage empty with unused")
-    bad(make(extensions=exts(ext(b"\x55\x1d\x13", seq() + b"\x00"))), "trailing byte in extension value")
-    c = parse(make(extensions=exts(ext(b"\x55\x1d\x20", seq()), ext(b"\x2b\x06\x01", b"\x05\x00"))))
+    bad(make(extensions=exts(ext(BC, seq() + b"\x00"))), "trailing byte in extension value")
+    c = parse(make(extensions=exts(ext(b"\x55\x1d\x20", seq()),
+                                   ext(b"\x2b\x06\x01", b"\x05\x00"))))
     assert not c.critical_unknown
     c = parse(make(extensions=exts(ext(b"\x55\x1d\x1e", seq(), True))))  # nameConstraints
     assert c.critical_unknown
@@ -229,7 +240,8 @@ def test_hash_data():
     for ser, want in ((0, "0"), (1, "1"), (0x80, "80"), (0x00FF00, "FF00"),
                       ((1 << 159) + 10, "8" + "0" * 38 + "A")):
         assert x509.hash_data(parse(make(serial=uint(ser, 20))), root)["serialNumber"] == want
-    assert x509.hash_data(root, root)["issuerNameHash"] == hashlib.sha256(name("Root")).digest().hex()
+    want = hashlib.sha256(name("Root")).digest().hex()
+    assert x509.hash_data(root, root)["issuerNameHash"] == want
     other = dict(h, issuerNameHash=h["issuerNameHash"].upper(), serialNumber="0fff")
     assert x509.same_hash_data(h, other)
     assert not x509.same_hash_data(h, dict(h, serialNumber="FFE"))
@@ -239,7 +251,8 @@ def test_hash_data():
 def test_pem():
     a = make()
     b = make("Root")
-    text = pem.encode(a, "CERTIFICATE") + "comment\r\n" + pem.encode(b, "CERTIFICATE").replace("\n", "\r\n")
+    text = (pem.encode(a, "CERTIFICATE") + "comment\r\n"
+            + pem.encode(b, "CERTIFICATE").replace("\n", "\r\n"))
     assert pem.decode(text) == [a, b]
     assert all(len(line) <= 64 for line in pem.encode(a, "CERTIFICATE").split("\n"))
     assert pem.decode(text, "CERTIFICATE REQUEST") == []
@@ -256,7 +269,7 @@ def test_pem():
                    % (body[:63], body[63:]),  # 63-character line
                    "-----BEGIN CERTIFICATE-----\n%s\n%s\n-----END CERTIFICATE-----\n"
                    % (padded, body),  # padding before the last line
-                   one.replace("-----END CERTIFICATE-----", ""),one.replace("-----END CERTIFICATE-----", ""),
+                   one.replace("-----END CERTIFICATE-----", ""),
                    one[:40] + "*" + one[41:],
                    one[:40] + "-" + one[41:],
                    one[:40] + "=" + one[41:],
@@ -323,7 +336,8 @@ def test_chain():
     chain.verify_chain([leaf2, deep, inter], [root], now)
     refused([leaf2, deep, inter], [ca("Root", "Root", path_len=0)], "path length")
     refused([leaf2, deep, ca("Inter", "Root", path_len=0)], [root], "path length")
-    chain.verify_chain([leaf2, deep, ca("Inter", "Root", path_len=1)], [ca("Root", "Root", path_len=2)], now)
+    chain.verify_chain([leaf2, deep, ca("Inter", "Root", path_len=1)],
+                       [ca("Root", "Root", path_len=2)], now)
     refused([leaf2, deep, inter], [root], "chain length", max_certs=2)
     # validity of the issuers and of the root
     old = seq(utc("200101000000Z"), utc("210101000000Z"))
@@ -338,8 +352,7 @@ def test_chain():
     odd = parse(make("Leaf", "Inter", extensions=exts(ext(b"\x55\x1d\x1e", seq(), True))))
     refused([odd, inter], [root], "critical")
     # algorithms the issuer key cannot check
-    refused([parse(make("Leaf", "Inter", alg=b"\x30\x0a\x06\x08\x2a\x86\x48\xce\x3d\x04\x03\x03")), inter],
-            [root], "unsupported")
+    refused([parse(make("Leaf", "Inter", alg=ECDSA_SHA384)), inter], [root], "unsupported")
     # a signature over the tbs by the right key, but not DER
     r, s = eckey.sign(key("Inter")[0], hashlib.sha256(b"x").digest(), b"")
     refused([parse(make("Leaf", "Inter", sig=eckey.encode_sig(r, s) + b"\x00")), inter], [root],

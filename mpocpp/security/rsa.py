@@ -5,7 +5,8 @@ import hashlib
 from micropython import const
 
 # DigestInfo header for SHA-256 (RFC 8017 9.2 note 1), NULL parameters
-_DIGEST_INFO = const(b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01\x05\x00\x04\x20")
+_DIGEST_INFO = const(b"\x30\x31\x30\x0d\x06\x09\x60\x86\x48\x01\x65\x03\x04\x02\x01"
+                     b"\x05\x00\x04\x20")
 
 
 def _bits(n):
@@ -46,7 +47,8 @@ def verify(n, e, digest, sig):
     if m is None or len(digest) != 32:
         return False
     k = len(n)
-    return m.to_bytes(k, "big") == b"\x00\x01" + b"\xff" * (k - 54) + b"\x00" + _DIGEST_INFO + digest
+    em = b"\x00\x01" + b"\xff" * (k - 54) + b"\x00" + _DIGEST_INFO + digest
+    return m.to_bytes(k, "big") == em
 
 
 def _mgf1(seed, n):

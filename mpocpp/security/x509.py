@@ -168,7 +168,8 @@ class Certificate:
                 buf = v.buf
                 p = v.v0
                 n = v.v1 - p
-                if n == 0 or buf[p] > 7 or (n == 1 and buf[p]) or buf[v.v1 - 1] & ((1 << buf[p]) - 1):
+                if (n == 0 or buf[p] > 7 or (n == 1 and buf[p])
+                        or buf[v.v1 - 1] & ((1 << buf[p]) - 1)):
                     raise DerError("keyUsage")
                 ku = 0
                 for i in range(min(8 * (n - 1) - buf[p], 9)):
