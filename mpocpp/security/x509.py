@@ -189,11 +189,10 @@ class Certificate:
 
 
 def _text(tag, b):
-    # a DirectoryString -> str, or None for the types not decoded here
+    # CN, O -> str. RFC 5280 4.1.2.6: CAs use UTF8String or PrintableString;
+    # Teletex, Universal and BMP strings are refused, not misread.
     if tag not in _TEXT_TAGS:
-        if tag in (0x14, 0x1C, 0x1E):  # Teletex, Universal, BMP
-            return None
-        raise DerError("string")
+        raise DerError("string type")
     if tag != 0x0C:  # PrintableString, IA5String: ASCII
         for c in b:
             if c < 0x20 or c > 0x7E:
