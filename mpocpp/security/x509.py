@@ -36,7 +36,7 @@ class Certificate:
     # Fields are memoryviews into the DER given (kept alive by self.der):
     # tbs (signed bytes), serial (INTEGER content), issuer / subject (whole
     # Name TLVs), key_bits (subjectPublicKey BIT STRING value), signature;
-    # rsa_n (modulus magnitude) and rsa_e for RSA keys.
+    # rsa_n (modulus magnitude, None for other keys) and rsa_e.
     def __init__(self, der):
         mv = memoryview(der)
         self.der = mv
@@ -125,6 +125,8 @@ class Certificate:
         a.done()
         self.key_bits = k = s.bits()
         s.done()
+        self.rsa_n = None
+        self.rsa_e = 0
         if self.key_type == KEY_RSA:
             r = Reader(k)
             q = r.enter()
@@ -225,7 +227,7 @@ def _sig_alg(r):
 
 
 def _pss(p):
-    # RSASSA-PSS-params (RFC 4055): SHA-256, MGF1 with SHA-256, trailer 1
+    # RSASSA-PSS-params (RFC 4055): SHA-256, MGF1 with SHA-256, any salt
     ok = False
     salt = 20
     if p.peek() == 0xA0:
@@ -248,12 +250,7 @@ def _pss(p):
         x = p.enter(0xA2)
         salt = x.uint()
         x.done()
-    if p.peek() == 0xA3:
-        x = p.enter(0xA3)
-        if x.uint() != 1:
-            raise DerError("PSS trailer")
-        x.done()
-    p.done()
+    p.done()  # trailerField: 1 is the only value and the DEFAULT, so absent
     return (RSA_PSS_SHA256 if ok else 0), salt
 
 
