@@ -1001,3 +1001,53 @@ def test_tls_client_certificate_from_our_key_and_csr(tmp_path):
         srv.close()
     assert seen.get("cn") == "CP-TLS-1", seen
     assert got == ["hello CP-TLS-1"]
+
+
+HEAP_SCRIPT = r"""
+import gc, sys
+def rd(n):
+    with open(n, "rb") as f:
+        return f.read()
+def work():
+    text = rd("chain.pem").decode()
+    root = rd("root.der")
+    from mpocpp.security import pem, x509, chain
+    c = [x509.Certificate(x) for x in pem.decode(text)]
+    chain.verify_chain(c, [x509.Certificate(root)], NOW)
+    del c, pem, x509, chain
+    for k in list(sys.modules):  # released as a handler releases them
+        if k.startswith("mpocpp.security."):
+            del sys.modules[k]
+    gc.collect()
+    from mpocpp.security import eckey, csr
+    d = eckey.generate()
+    return csr.build_pem(d, "Test CPO", "CP-HEAP-1")
+try:
+    p = work()
+    print("OK", len(p))
+except MemoryError:
+    print("MEMORY")
+gc.collect()
+print("DONE")
+"""
+
+
+@pytest.mark.parametrize("heap,want", [("72k", "OK"), ("40k", "MEMORY")])
+def test_chain_check_and_csr_in_a_bounded_heap(tmp_path, heap, want):
+    """A 3-certificate chain check, then a key and a CSR, in a 72 KiB heap
+    (64-bit port, modules compiled from source: about 60 KiB needed today);
+    in a heap too small, a MemoryError the caller can catch, and the
+    interpreter goes on."""
+    keys = [ec.derive_private_key(k, ec.SECP256R1()) for k in (11, 12, 13)]
+    root = build(name("Root"), name("Root"), keys[0].public_key(), keys[0], ca=True)
+    inter = build(name("Inter"), root.subject, keys[1].public_key(), keys[0], ca=True)
+    leaf = build(name("CP-1"), inter.subject, keys[2].public_key(), keys[1], ca=False)
+    pem_text = b"".join(c.public_bytes(serialization.Encoding.PEM) for c in (leaf, inter, root))
+    (tmp_path / "chain.pem").write_bytes(pem_text)
+    (tmp_path / "root.der").write_bytes(root.public_bytes(DER))
+    (tmp_path / "run.py").write_text("NOW = %d\n" % (int(T0.timestamp()) + 60) + HEAP_SCRIPT)
+    p = subprocess.run([MICROPYTHON, "-X", "heapsize=" + heap, "run.py"], cwd=str(tmp_path),
+                       env=mp_env(), capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.split()
+    assert lines[0] == want and lines[-1] == "DONE", p.stdout
