@@ -9,6 +9,8 @@ STAMP  := $(VENV)/.installed-$(shell $(PYTHON) -c "import hashlib,sys;print(hash
 JOBS   ?= auto
 # Extra pytest arguments, e.g. `make test T="-k websocket"`.
 T      ?=
+# Options for tools/run, e.g. `make run ARGS="--web-port 8080 --fresh"`.
+ARGS   ?=
 
 .PHONY: all venv test lint run bench schema mpy clean
 
@@ -32,7 +34,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 
 run: $(STAMP)
-	$(BIN)/python tools/run
+	$(BIN)/python tools/run $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python bench/run_all.py

@@ -30,6 +30,7 @@ import asyncio
 from mpocpp_board import norflash
 from mpocpp.util import fsutil
 from mpocpp.metering import meter
+from mpocpp.metering.tickstats import TickStats
 
 DUR_MS = int(sys.argv[1])
 MODE = sys.argv[2]
@@ -104,7 +105,7 @@ class Timed:
 async def main():
     drv, kind, hw = make_driver()
     drv = Timed(drv)
-    m = meter.Meter({1: drv}, "/flash", save_step_wh=100)
+    m = meter.Meter({1: drv}, "/flash", save_step_wh=100, stats=TickStats())
     m.load()
     out = {"driver": kind}
     stop = [False]

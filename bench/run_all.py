@@ -17,6 +17,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 def main():
     args = sys.argv[1:]
+    if "-h" in args or "--help" in args:
+        print(__doc__.strip())
+        return
     quick = "--quick" in args
     names = [a for a in args if not a.startswith("--")]
     here = os.path.join(ROOT, "bench")
@@ -25,8 +28,8 @@ def main():
         scripts = [s for s in scripts if any(n in s for n in names)]
     out = ["# Benchmarks (%s, %s)\n" % (time.strftime("%Y-%m-%d"), "quick" if quick else "full")]
     failed = 0
-    for s in scripts:
-        print("== %s" % s, file=sys.stderr, flush=True)
+    for i, s in enumerate(scripts):
+        print("== [%d/%d] %s" % (i + 1, len(scripts), s), file=sys.stderr, flush=True)
         cmd = [sys.executable, os.path.join(here, s)] + (["--quick"] if quick else [])
         t0 = time.time()
         p = subprocess.run(cmd, capture_output=True, text=True)
@@ -44,8 +47,14 @@ def main():
     os.makedirs(os.path.join(ROOT, "build"), exist_ok=True)
     with open(os.path.join(ROOT, "build", "benchmarks.md"), "w") as f:
         f.write("\n".join(out))
+    if failed:
+        print("%d benchmark(s) failed: their tables above end with the error; run one alone "
+              "with `.venv/bin/python bench/NAME.py --quick`" % failed, file=sys.stderr)
     sys.exit(1 if failed else 0)
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import project_env
+    project_env.use_venv()
     main()

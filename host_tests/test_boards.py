@@ -80,16 +80,19 @@ def test_deploy_plan_romfs():
 
 @pytest.mark.parametrize("board", ["esp32", "rp2"])
 def test_board_main_starts_the_firmware(board, tmp_path):
-    # main.py -> boardmain.run(): slot selection, provisioning, Board, app.run.
+    # main.py -> boardmain.run(): slot selection, provisioning, Board, Charger.
     stub = tmp_path / "stub"
     pkg = stub / "mpocpp"
     pkg.mkdir(parents=True)
     (pkg / "__init__.py").write_text("")
     for sub in ("util", "transfer"):  # the real ones beside the stub app
         os.symlink(os.path.join(ROOT, "mpocpp", sub), str(pkg / sub))
-    (pkg / "app.py").write_text(
-        "def run(board, prov, firmware_version=None, firmware_state=None):\n"
-        "    print('APP RUN', board.name, firmware_state, prov['settings']['wifiSsid'])\n")
+    (pkg / "charger.py").write_text(
+        "class Charger:\n"
+        "    def __init__(self, board, prov, firmware_version=None, firmware_state=None):\n"
+        "        print('APP RUN', board.name, firmware_state, prov['settings']['wifiSsid'])\n"
+        "    async def run(self):\n"
+        "        pass\n")
     prov = tmp_path / "provisioning.json"
     prov.write_text('{"settings": {"wifiSsid": "lab"}}')
     script = ("from mpocpp_board import boardmain\nboardmain.run(flash=%r, provisioning=%r)\n"

@@ -90,3 +90,40 @@ def test_listed_tag_pre_authorized(csms, charger):
     charger.ok("swipe", idTag="listed")  # idTag is case-insensitive
     csms.wait_for("StartTransaction", after=mark, timeout=5)
     assert csms.calls("Authorize", after=mark) == []
+
+
+def full_list(n=255):
+    # SendLocalListMaxLength entries, each with expiryDate and parentIdTag
+    # and 20-character idTags: about 25 KB of JSON.
+    return [{"idTag": "TAG%017d" % i,
+             "idTagInfo": {"status": "Accepted", "expiryDate": "2099-01-01T00:00:00Z",
+                           "parentIdTag": "GROUP%015d" % (i % 7)}} for i in range(n)]
+
+
+def test_largest_list_streamed_to_flash(csms, charger):
+    # Larger than the receive buffer: written to flash as it arrives and
+    # read entry by entry (issue 8); every entry is then in the list.
+    entries = full_list()
+    assert send(csms, 9, "Full", entries) == "Accepted"
+    assert version(csms) == 9
+    charger.op("network", up=False)  # offline: the list alone decides
+    charger.ok("plug_in", connector=1)
+    charger.ok("swipe", idTag=entries[254]["idTag"].lower())
+    charger.wait_state(lambda s: s["connectors"][0]["transaction"] is not None,
+                       what="transaction from the listed card")
+    charger.op("network", up=True)
+    deadline = time.time() + 15
+    while not csms.connected("CP1") and time.time() < deadline:
+        time.sleep(0.1)
+    # a bad entry in the middle of a large list: nothing changes
+    entries[100]["idTagInfo"]["status"] = "Bogus"
+    with pytest.raises(CallErrorResult) as e:
+        csms.call("CP1", "SendLocalList", {"listVersion": 10, "updateType": "Full",
+                                           "localAuthorizationList": entries},
+                  validate_outgoing=False)
+    assert e.value.code == "PropertyConstraintViolation"
+    assert version(csms) == 9
+    with pytest.raises(CallErrorResult) as e:
+        send(csms, 11, "Full", full_list(256))
+    assert e.value.code == "OccurenceConstraintViolation"
+    assert version(csms) == 9

@@ -20,11 +20,11 @@ CUT_AFTER_STOP = r"""
 import sys, json
 data, queue, prov = sys.argv[1], sys.argv[2], sys.argv[3]
 from mpocpp_board.board import Board
-from mpocpp import app
+from mpocpp.charger import Charger
 board = Board(data, connectors=1, queue=queue)
 with open(prov) as f:
     p = json.load(f)
-cp = app.build(board, p, {"csmsUrl": "ws://127.0.0.1:9/ocpp", "chargeBoxId": "CP1"})
+cp = Charger(board, p, {"csmsUrl": "ws://127.0.0.1:9/ocpp", "chargeBoxId": "CP1"})
 conn = cp.connectors[1]
 assert cp.sessions._start(conn, "TAG1", None)
 print("placeholder", conn.tx.id)

@@ -435,4 +435,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import project_env
+    project_env.use_venv()
     sys.exit(main())

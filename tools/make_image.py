@@ -70,7 +70,7 @@ def main(argv=None):
     if not a.src and not a.no_build:
         sys.path.insert(0, os.path.join(ROOT, "tools"))
         import build_mpy
-        build_mpy.build(a.board, quiet=True)
+        build_mpy.build(a.board, quiet=False)  # shows its progress on a terminal
     files = collect(src)
     if not files:
         ap.error("no .mpy files in " + src)
@@ -85,4 +85,7 @@ def main(argv=None):
 
 
 if __name__ == "__main__":
+    sys.path.insert(0, os.path.join(ROOT, "tools"))
+    import project_env
+    project_env.use_venv()
     main()

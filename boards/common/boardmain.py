@@ -31,10 +31,12 @@ def run(flash="/data", provisioning="/provisioning.json"):
     fwi, fw_version, fw_state = _firmware(flash)
     prov = _provisioning(provisioning)
     try:
+        import asyncio
         from mpocpp_board.board import Board
-        from mpocpp import app
+        from mpocpp.charger import Charger
         board = Board((prov or {}).get("settings", {}), flash_dir=flash)
-        app.run(board, prov, firmware_version=fw_version, firmware_state=fw_state)
+        ch = Charger(board, prov, firmware_version=fw_version, firmware_state=fw_state)
+        asyncio.run(ch.run())
     except Exception as e:
         if fw_state == "pending" and fwi.rollback(flash):
             sys.print_exception(e)

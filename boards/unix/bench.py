@@ -139,7 +139,7 @@ class Bench:
               "status0": ch.connectors[0].status,
               "led": led.state if led else None,
               "connection": ch.link.state, "registration": ch.registration.status,
-              "queue": len(ch.queue),
+              "queue_depth": len(ch.queue),
               "heap": {"free": gc.mem_free(), "alloc": gc.mem_alloc()},
               "boot": ch.ids.boot_count}
         if led is not None:
@@ -157,6 +157,7 @@ class Bench:
                 "duty": snap.get("duty", 100.0), "offered_amps": snap.get("offered_amps", 0),
                 "pilot": snap.get("pilot", c.pilot), "amps": snap.get("amps"),
                 "energy_wh": round(m.register_wh(c.id), 1) if m is not None else 0,
+                "power_w": round(m.latest(c.id)["power_w"]) if m is not None else None,
                 "transaction": None if tx is None else {
                     "id": self.ch.sessions.transaction_id(c),
                     "idTag": tx.id_tag, "meterStart": tx.meter_start},

@@ -44,9 +44,9 @@ def main():
     board = Board(opts["data"], connectors=n, queue=opts["queue"])
     fwi, fw_version, fw_state = select_firmware(board)
     try:
-        from mpocpp import app
+        from mpocpp.charger import Charger
         overrides = {"csmsUrl": opts["csms"], "chargeBoxId": opts["id"]}
-        ch = app.build(board, prov, overrides, fw_version, fw_state)
+        ch = Charger(board, prov, overrides, fw_version, fw_state)
         tasks = []
         if opts["bench"]:
             from mpocpp_board import bench

@@ -418,11 +418,17 @@ def test_corrupt_files_recover():
 
 def test_flash_full_fails_cleanly():
     # A differential that does not fit the flash -> Failed, list unchanged.
-    d, dev = lfs_dir(blocks=16)  # 64 KiB littlefs
+    d, dev = lfs_dir(blocks=24)  # 96 KiB littlefs: staging + new list of 600 fit
     try:
         a = store(d, list_max=1024)
         ents = [e("tag%04d" % i) for i in range(600)]
         assert a.list_update(1, "Full", ents) == "Accepted"  # 28.8 KB
+        for i in range(96):  # the rest of the flash taken by other files
+            try:
+                with open(d + "/filler%d" % i, "wb") as f:
+                    f.write(bytes(1024))
+            except OSError:
+                break
         with Logs() as lg:
             r = a.list_update(2, "Differential", [e("more")])
         assert r == "Failed" and lg.has("list write failed"), r

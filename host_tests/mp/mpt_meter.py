@@ -3,6 +3,7 @@ import time
 import asyncio
 
 from mpocpp.metering import meter
+from mpocpp.metering.tickstats import TickStats
 from mpocpp.util import fsutil
 
 _MP = "/fl"
@@ -268,7 +269,7 @@ def test_save_failure_is_logged_not_raised():
 
 
 def test_stats_percentiles():
-    s = meter.TickStats()
+    s = TickStats()
     s.reset(0)
     for i in range(100):
         s.record(i % 10, 100)
@@ -295,9 +296,9 @@ async def test_tick_does_not_drift():
     _flash()
     d = Drv((10.0, 10.0, 10.0), busy_ms=20)
     tk = _Ticks()
-    m = meter.Meter({1: d}, _MP, tick_ms=100, on_tick=tk)
+    m = meter.Meter({1: d}, _MP, tick_ms=100, stats=TickStats())
     t0 = time.ticks_ms()
-    task = asyncio.create_task(m.run())
+    task = asyncio.create_task(m.run(tk))
     while len(tk.t) < 20:
         await asyncio.sleep_ms(20)
     task.cancel()
@@ -315,8 +316,8 @@ async def test_tick_does_not_drift():
 async def test_missed_ticks_are_skipped_not_bunched():
     _flash()
     tk = _Ticks()
-    m = meter.Meter({1: Drv((1.0, 0.0, 0.0))}, _MP, tick_ms=100, on_tick=tk)
-    task = asyncio.create_task(m.run())
+    m = meter.Meter({1: Drv((1.0, 0.0, 0.0))}, _MP, tick_ms=100, stats=TickStats())
+    task = asyncio.create_task(m.run(tk))
     await asyncio.sleep_ms(150)
     t = time.ticks_ms()
     while time.ticks_diff(time.ticks_ms(), t) < 450:
@@ -336,8 +337,8 @@ async def test_on_tick_error_does_not_stop_the_task():
     def bad(now):
         n[0] += 1
         raise RuntimeError("charge point bug")
-    m = meter.Meter({1: Drv((1.0, 0.0, 0.0))}, _MP, tick_ms=50, on_tick=bad)
-    task = asyncio.create_task(m.run())
+    m = meter.Meter({1: Drv((1.0, 0.0, 0.0))}, _MP, tick_ms=50)
+    task = asyncio.create_task(m.run(bad))
     await asyncio.sleep_ms(300)
     task.cancel()
     assert n[0] >= 4, n

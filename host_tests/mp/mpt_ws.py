@@ -4,7 +4,8 @@
 import asyncio
 
 from mpocpp.util import log
-from mpocpp.protocol.ws import WebSocket, WsError, parse_url
+from mpocpp.protocol.ws import WebSocket, WsError
+from mpocpp.protocol.handshake import parse_url
 from ws_fake import Pipe, accept, close_frame, frame, parse, request_headers, server
 
 log.level = 3  # keep the test output to errors
@@ -328,3 +329,35 @@ async def test_cancelled_recv_mid_frame_drops_connection():
     except asyncio.TimeoutError:
         pass
     assert not ws.open and p.closed  # the framing is lost: no way to resume
+
+
+async def test_large_message_spilled_to_flash_in_pieces():
+    # Over the buffer: the message goes to the spill file as it arrives
+    # (fragments and a PING in between), and comes back as a Spilled; one
+    # that fits stays a str; over max_message: 1009.
+    import os
+    from mpocpp.protocol.ws import Spilled
+    path = "/tmp/mpt_ws_spill_%d" % int.from_bytes(os.urandom(3), "big")
+    body = text(10000)
+    data = (frame(1, body[:3000], fin=False) + frame(9, "p")
+            + frame(0, body[3000:7001], fin=False) + frame(0, body[7001:]) + frame(1, "small"))
+    ws = WebSocket(max_message=12000, buffer=1024, spill=path)
+    p = Pipe(data, step=333)
+    ws.attach(p, p)
+    m = await ws.recv()
+    assert isinstance(m, Spilled) and m.path == path and m.size == 10000
+    with open(path) as f:
+        assert f.read() == body
+    assert await ws.recv() == "small"
+    os.remove(path)
+    ws = WebSocket(max_message=12000, buffer=1024, spill=path)
+    p = Pipe(frame(1, text(13000)) + close_frame(1009))
+    ws.attach(p, p)
+    assert await ws.recv() is None and ws.close_code == 1009
+
+
+async def test_buffer_without_spill_closes_1009():
+    ws = WebSocket(max_message=65536, buffer=1024)
+    p = Pipe(frame(1, text(2000)) + close_frame(1009))
+    ws.attach(p, p)
+    assert await ws.recv() is None and ws.close_code == 1009

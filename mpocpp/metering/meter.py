@@ -13,7 +13,6 @@ import time
 import json
 import binascii
 import asyncio
-from array import array
 from micropython import const
 
 from mpocpp.util import log
@@ -22,72 +21,11 @@ from mpocpp.util import fsutil
 _TAG = "meter"
 _TICK_MS = const(1000)
 _MAX_GAP_MS = const(60000)  # longer gaps are not integrated: nothing known
-_HIST = const(101)  # tick lateness histogram: 1 ms buckets, the last is >= 100
 _MAX_AMPS = 1000.0  # readings above these are sensor faults, never energy
 _MAX_VOLTS = 1000.0
 _MAX_WATTS = 3000000.0  # 3 x _MAX_AMPS x _MAX_VOLTS
 _MWH = 7200000.0  # (W + W) * ms -> Wh for the trapezoid: 2 * 3600 * 1000
 _VERSION = const(1)
-
-
-class TickStats:
-    # Jitter of the sampling tick and the CPU time of the task. Lateness is
-    # ms after the ideal tick time; busy_us is the time spent working.
-    def __init__(self):
-        self.hist = array("I", bytes(4 * _HIST))
-        self.reset()
-
-    def reset(self, now_ms=None):
-        h = self.hist
-        for i in range(_HIST):
-            h[i] = 0
-        self.count = 0
-        self.skipped = 0  # ticks missed because the loop was blocked >= 1 tick
-        self.late_max = 0
-        self.late_sum = 0
-        self.busy_us = 0
-        self.busy_max_us = 0
-        self.t0_ms = time.ticks_ms() if now_ms is None else now_ms
-
-    def record(self, late_ms, busy_us):
-        if late_ms < 0:
-            late_ms = 0
-        self.count += 1
-        self.late_sum += late_ms
-        if late_ms > self.late_max:
-            self.late_max = late_ms
-        self.hist[late_ms if late_ms < _HIST - 1 else _HIST - 1] += 1
-        self.busy_us += busy_us
-        if busy_us > self.busy_max_us:
-            self.busy_max_us = busy_us
-
-    def percentile(self, q):
-        # Lateness (ms) below which a fraction q of the ticks fell; the
-        # overflow bucket answers with the worst case (an upper bound).
-        if not self.count:
-            return 0
-        need = q * self.count
-        acc = 0
-        for i in range(_HIST - 1):
-            acc += self.hist[i]
-            if acc >= need:
-                return i
-        return self.late_max
-
-    def cpu_share(self, now_ms=None):
-        # Fraction of wall time spent in the task since reset().
-        if now_ms is None:
-            now_ms = time.ticks_ms()
-        el = time.ticks_diff(now_ms, self.t0_ms)
-        return self.busy_us / (el * 1000) if el > 0 else 0.0
-
-    def summary(self):
-        return {"count": self.count, "skipped": self.skipped,
-                "late_p50_ms": self.percentile(0.5),
-                "late_p99_ms": self.percentile(0.99),
-                "late_max_ms": self.late_max,
-                "busy_max_us": self.busy_max_us,
-                "cpu_share": self.cpu_share()}
 
 
 class _Chan:
@@ -109,7 +47,7 @@ class _Chan:
 
 class Meter:
     def __init__(self, drivers, flash_dir, phases=3, nominal_volts=230,
-                 save_step_wh=100, tick_ms=_TICK_MS, on_tick=None):
+                 save_step_wh=100, tick_ms=_TICK_MS, stats=None):
         if phases not in (1, 2, 3):
             raise ValueError("phases must be 1..3")
         self._drv = drivers
@@ -126,8 +64,7 @@ class Meter:
         self._nominal = (nv, nv, nv)
         self._seq = 0  # save sequence: the two slots alternate
         self.saves = 0  # how many times the register was written to flash
-        self._on_tick = on_tick  # callable(now_ms) after every tick
-        self.stats = TickStats()
+        self.stats = stats  # tickstats.TickStats (benchmarks), or None
 
     # --- registers ---
     def register_wh(self, cid):
@@ -270,29 +207,30 @@ class Meter:
         c.power = p
         return True
 
-    def step(self, now_ms=None):
+    def step(self, now_ms=None, on_tick=None):
         # One tick without the scheduler: sample every connector, persist
-        # per policy, call on_tick. Tests drive time through now_ms.
+        # per policy, call on_tick(now_ms). Tests drive time through now_ms.
         for cid in self.ids:
             self.sample(cid, now_ms)
-        self._after(time.ticks_ms() if now_ms is None else now_ms)
+        self._after(time.ticks_ms() if now_ms is None else now_ms, on_tick)
 
-    def _after(self, now_ms):
+    def _after(self, now_ms, cb):
         self._maybe_save()
-        cb = self._on_tick
         if cb is not None:
             try:
                 cb(now_ms)
             except Exception as e:  # the charge point's bug must not stop metering
                 log.exc(_TAG, "on_tick", e)
 
-    async def run(self):
+    async def run(self, on_tick=None):
         # Forever: tick at start + k * tick_ms (the ideal time, so no drift);
         # ticks missed while the loop was blocked are skipped, not bunched.
+        # on_tick(now_ms) after every tick (the MeterValues schedules).
         tick = self.tick_ms
         st = self.stats
         due = time.ticks_ms()
-        st.reset(due)
+        if st is not None:
+            st.reset(due)
         multi = len(self.ids) > 1
         while True:
             due = time.ticks_add(due, tick)
@@ -305,7 +243,8 @@ class Meter:
             late = time.ticks_diff(now, due)
             if late >= tick:
                 n = late // tick
-                st.skipped += n
+                if st is not None:
+                    st.skipped += n
                 due = time.ticks_add(due, n * tick)
                 late -= n * tick
             t0 = time.ticks_us()
@@ -317,11 +256,11 @@ class Meter:
                         busy += time.ticks_diff(time.ticks_us(), t0)
                         await asyncio.sleep_ms(0)
                         t0 = time.ticks_us()
-                self._after(now)
+                self._after(now, on_tick)
             except Exception as e:
                 log.exc(_TAG, "tick", e)
-            busy += time.ticks_diff(time.ticks_us(), t0)
-            st.record(late, busy)
+            if st is not None:
+                st.record(late, busy + time.ticks_diff(time.ticks_us(), t0))
 
     # --- persistence ---
     # Two slots, meter.0 and meter.1, written alternately with write_atomic;

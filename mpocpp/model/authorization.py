@@ -28,11 +28,11 @@ def _answer(info, now):
 
 
 class Authorization:
-    def __init__(self, cfg, registration, call_now, on_conflict):
+    def __init__(self, cfg, registration, rpc, on_conflict):
         self._cfg = cfg
         self._reg = registration
-        self._call = call_now  # sender.call_now(action, payload)
-        self._on_conflict = on_conflict  # callable(): report LocalListConflict
+        self._rpc = rpc
+        self._on_conflict = on_conflict  # callable(errorCode): report LocalListConflict
         self._store = None
 
     def store(self):
@@ -65,7 +65,7 @@ class Authorization:
         listed = self.store().list_lookup(id_tag)
         if listed is not None and listed.get("status") != info.get("status"):
             log.warn(_TAG, "local list conflict for %s", id_tag)
-            self._on_conflict()
+            self._on_conflict("LocalListConflict")
 
     def lookup(self, id_tag):
         # -> (entry, from_list) from the local list, else the cache, else (None, False)
@@ -102,7 +102,8 @@ class Authorization:
             if cfg.get("LocalPreAuthorize") and valid(entry, now):
                 return _answer(entry, now)
             try:
-                res = await self._call("Authorize", {"idTag": id_tag})
+                res = await self._rpc.call("Authorize", {"idTag": id_tag},
+                                           cfg.get("MessageTimeout"))
             except (Offline, CallTimeout, CallError) as e:
                 log.warn(_TAG, "Authorize failed (%r): deciding offline", e)
             else:

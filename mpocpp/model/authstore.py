@@ -133,6 +133,28 @@ def _valid_until(r):
     return _expiry(r) or _FOREVER
 
 
+def _sort(keys, n):
+    # -> array of 0..n-1 ordered by the 20-byte keys in `keys` (Shell sort
+    # over an index: no copy of the keys).
+    order = array.array("H", range(n))
+    mv = memoryview(keys)
+    gap = n >> 1
+    while gap:
+        for i in range(gap, n):
+            t = order[i]
+            kt = mv[t * _KEY:t * _KEY + _KEY]
+            j = i
+            while j >= gap:
+                u = order[j - gap]
+                if mv[u * _KEY:u * _KEY + _KEY] <= kt:
+                    break
+                order[j] = u
+                j -= gap
+            order[j] = t
+        gap >>= 1
+    return order
+
+
 class AuthStore:
     def __init__(self, dir, list_max=1024, cache_max=256):
         if not 0 <= cache_max <= _MAX_CACHE:
@@ -160,9 +182,9 @@ class AuthStore:
     def mount(self):
         fsutil.makedirs(self.dir)
         # A temp file is an update cut short by a reset: the old file stands.
-        for p in (self._lpath, self._cpath):
-            if fsutil.remove(p + ".tmp"):
-                log.warn(_TAG, "removed unfinished " + p + ".tmp")
+        for p in (self._lpath + ".tmp", self._lpath + ".in", self._cpath + ".tmp"):
+            if fsutil.remove(p):
+                log.warn(_TAG, "removed unfinished %s", p)
         self._mount_list()
         self._mount_cache()
 
@@ -274,77 +296,89 @@ class AuthStore:
         return self._info()
 
     def list_update(self, version, update_type, entries):
-        if entries is None:
-            entries = []
+        # SendLocalList. entries: any iterable of AuthorizationData dicts (a
+        # list, or a generator reading them from a flash file one at a
+        # time); each is checked and written to a staging file as it comes,
+        # then sorted (an index over the keys) and merged with the old list
+        # into the new file. -> Accepted, Failed or VersionMismatch.
         if type(version) is not int or version <= 0 \
-                or update_type not in ("Full", "Differential") \
-                or not isinstance(entries, list):
+                or update_type not in ("Full", "Differential"):
             log.warn(_TAG, "SendLocalList refused: version %r, %r", version, update_type)
             return "Failed"
         full = update_type == "Full"
         if not full and version <= self._ver:
             return "VersionMismatch"
-        if (full and len(entries) > self.list_max) or len(entries) >= _NONE:
-            log.warn(_TAG, "list of %d over %d", len(entries), self.list_max)
-            return "Failed"
-        keys = self._sorted_keys(entries, full)
-        if keys is None:
-            return "Failed"
+        stage = self._lpath + ".in"
         tmp = self._lpath + ".tmp"
+        st = "Failed"
         try:
-            n = self._write_list(tmp, version, keys, entries, full)
-            if n is None:
-                fsutil.remove(tmp)
-                log.warn(_TAG, "list would exceed %d entries", self.list_max)
-                return "Failed"
-            os.rename(tmp, self._lpath)
+            st = self._update(stage, tmp, version, entries, full)
         except OSError as e:
             log.exc(_TAG, "list write failed", e)
+        if st != "Accepted":
             fsutil.remove(tmp)
+        fsutil.remove(stage)
+        return st
+
+    def _update(self, stage, tmp, version, entries, full):
+        try:
+            keys, n = self._stage(stage, entries, full)
+        except ValueError as e:  # a bad entry (or a bad stream)
+            log.warn(_TAG, "SendLocalList refused: %s", e)
             return "Failed"
+        order = _sort(keys, n)
+        for i in range(1, n):
+            a = order[i] * _KEY
+            b = order[i - 1] * _KEY
+            if keys[a:a + _KEY] == keys[b:b + _KEY]:
+                log.warn(_TAG, "duplicate idTag in list")
+                return "Failed"
+        keys = None
+        with open(stage, "rb") as chg:
+            cnt = self._write_list(tmp, version, chg, order, full)
+        if cnt is None:
+            log.warn(_TAG, "list would exceed %d entries", self.list_max)
+            return "Failed"
+        os.rename(tmp, self._lpath)
         self._ver = version
-        self._cnt = n
-        log.info(_TAG, "local list v%d: %d entries", version, n)
-        self._cache_forget(keys, entries)  # listed tags leave the cache
+        self._cnt = cnt
+        log.info(_TAG, "local list v%d: %d entries", version, cnt)
+        with open(stage, "rb") as chg:
+            self._cache_forget(chg, n)  # listed tags leave the cache
         return "Accepted"
 
-    def _sorted_keys(self, entries, full):
-        # Validates the entries. Returns their keys, sorted, each 20 bytes of
-        # key + a u16 index into entries; None if an entry is bad or repeats.
-        keys = []
-        for i, e in enumerate(entries):
-            tag = e.get("idTag") if isinstance(e, dict) else None
-            b = _tag_bytes(tag)
-            info = e.get("idTagInfo") if b is not None else None
-            if b is None or (info is None and full) \
-                    or (info is not None and _fields(info) is None):
-                log.warn(_TAG, "bad list entry %r", e)
-                return None
-            b = b.lower()
-            keys.append(b + bytes(_KEY - len(b)) + bytes((i & 255, i >> 8)))
-        keys.sort()
-        for i in range(1, len(keys)):
-            if keys[i][:_KEY] == keys[i - 1][:_KEY]:
-                log.warn(_TAG, "duplicate idTag %r in list", keys[i][:_KEY])
-                return None
-        return keys
+    def _stage(self, path, entries, full):
+        # Each entry packed into a record of the staging file; -> (keys, n):
+        # keys one bytearray of n x 20 bytes, in arrival order.
+        keys = bytearray()
+        n = 0
+        limit = self.list_max if full else _NONE - 1
+        chg = self._chg
+        with open(path, "wb") as f:
+            for e in entries or ():
+                tag = e.get("idTag") if isinstance(e, dict) else None
+                b = _tag_bytes(tag)
+                info = e.get("idTagInfo") if b is not None else None
+                fields = None if info is None else _fields(info)
+                if b is None or (info is None and full) or (info is not None and fields is None):
+                    raise ValueError("bad entry %r" % (e,))
+                n += 1
+                if n > limit:
+                    raise ValueError("more than %d entries" % limit)
+                b = b.lower() + bytes(_KEY - len(b))
+                keys.extend(b)
+                _pack(chg, b, fields, _PUT if info is not None else _DEL, _NONE)
+                f.write(chg)
+        return keys, n
 
-    def _change(self, keys, entries, j):
-        # keys[j] packed into self._chg; kind _DEL for a deletion.
-        k = keys[j]
-        info = entries[_u16(k, _KEY)].get("idTagInfo")
-        if info is None:
-            _pack(self._chg, k, None, _DEL, _NONE)
-        else:
-            _pack(self._chg, k, _fields(info), _PUT, _NONE)
-
-    def _write_list(self, tmp, version, keys, entries, full):
-        # Streams the new list into tmp: the sorted changes merged with the
-        # old file (Differential). Returns the count, None if over list_max.
+    def _write_list(self, tmp, version, chg, order, full):
+        # Streams the new list into tmp: the sorted changes (records of the
+        # staging file chg, in `order`) merged with the old file
+        # (Differential). Returns the count, None if over list_max.
         old = None if full or not self._cnt else open(self._lpath, "rb")
         try:
             with open(tmp, "wb") as f:
-                n, c = self._merge(f, old, keys, entries)
+                n, c = self._merge(f, old, chg, order)
                 if n is None:
                     return None
                 f.write(struct.pack(_TRL_FMT, _LIST_MAGIC, _FMT, _REC, 0,
@@ -354,17 +388,18 @@ class AuthStore:
             if old:
                 old.close()
 
-    def _merge(self, f, old, keys, entries):
+    def _merge(self, f, old, stage, order):
         r = self._rec
         chg = self._chg
         mk = self._mk
         mc = self._mc
         left = self._cnt if old else 0  # old records not yet read
         have = False  # self._rec holds the next old record
-        nch = len(keys)
+        nch = len(order)
         n = c = j = 0
         if nch:
-            self._change(keys, entries, 0)
+            stage.seek(order[0] * _REC)
+            stage.readinto(chg)
         while have or left or j < nch:
             if left and not have:
                 old.readinto(r)
@@ -385,7 +420,8 @@ class AuthStore:
                 if n > self.list_max:
                     return None, 0
             if out is not r and j < nch:
-                self._change(keys, entries, j)
+                stage.seek(order[j] * _REC)
+                stage.readinto(chg)
         return n, c
 
     # -- authorization cache ------------------------------------------
@@ -595,16 +631,19 @@ class AuthStore:
         h[5] = _REC
         return h
 
-    def _cache_forget(self, keys, entries):
-        # Appends a deletion for each upserted tag that the cache holds.
+    def _cache_forget(self, stage, n):
+        # Appends a deletion for each upserted tag (records of the staging
+        # file) that the cache holds.
         if not self._cn:
             return
         gone = []
+        chg = self._chg
         try:
             with open(self._cpath, "rb") as f:
-                for k in keys:
-                    if entries[_u16(k, _KEY)].get("idTagInfo") is not None:
-                        self._k[:] = k[:_KEY]
+                for _ in range(n):
+                    stage.readinto(chg)
+                    if chg[_KIND] == _PUT:
+                        self._k[:] = self._mc
                         s = self._cache_find(f)
                         if s >= 0:
                             gone.append(s)

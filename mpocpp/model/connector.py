@@ -261,6 +261,13 @@ class Connector:
             log.warn(_TAG, "connector %d: pilot state %s", self.id, p)
             self.ev_error = True
 
+    def notify_error(self, code):
+        # A StatusNotification with this errorCode and the current status
+        # (connector 0's LocalListConflict), whatever MinimumStatusDuration.
+        p = self.status_payload()
+        p["errorCode"] = code
+        self._report_to(p)
+
     def raise_fault(self, code, info=None):
         log.warn(_TAG, "connector %d: fault %s", self.id, code)
         self.fault = Fault(code, info)

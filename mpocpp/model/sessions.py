@@ -22,10 +22,10 @@ _ESTOP = "emergency stop"
 
 class Sessions:
     # hooks: .tx_started(conn), .tx_stopped(conn), .tx_data(conn) -> list|None
-    # (metering and smart charging, made when first needed);
-    # refused(): the card was refused (the LED says so).
+    # (metering and smart charging, made when first needed: ondemand.py);
+    # led: the board's status LED (a refused card flashes it), or None.
     def __init__(self, cfg, connectors, queue, authorization, reservations, availability,
-                 meter, hooks, refused):
+                 meter, hooks, led):
         self._cfg = cfg
         self._dir = cfg.dir
         self.connectors = connectors  # index 0 = the charge point
@@ -35,7 +35,7 @@ class Sessions:
         self._avail = availability
         self._meter = meter
         self._hooks = hooks
-        self._refused = refused
+        self._led = led
         self._busy = False  # a swipe is being authorized
 
     # --- helpers ---
@@ -63,12 +63,24 @@ class Sessions:
         # The transactionId the central system knows (or the placeholder).
         return self._queue.resolve(conn.tx.id)
 
-    def on_transaction_id(self, placeholder, txid):
-        # StartTransaction answered: the running transaction learns its id.
-        for c in self._cons():
-            if c.tx is not None and c.tx.id == placeholder:
-                c.tx.id = txid
-                transaction.save(self._dir, c.tx)
+    def _refused(self):
+        if self._led is not None:
+            self._led.flash("faulted")
+
+    def delivered(self, action, payload, res):
+        # A queued transaction message was answered: the idTagInfo updates
+        # the cache; a StartTransaction's answers the transaction.
+        info = res.get("idTagInfo")
+        if action == "StartTransaction":
+            self._auth.remember(payload["idTag"], info)
+            cid = payload["connectorId"]
+            if 0 < cid < len(self.connectors):
+                conn = self.connectors[cid]
+                if conn.tx is not None and \
+                        self._queue.resolve(conn.tx.id) == res.get("transactionId"):
+                    self.on_start_answer(conn, info)
+        elif action == "StopTransaction" and info and payload.get("idTag"):
+            self._auth.remember(payload["idTag"], info)
 
     # --- configuration keys that act on the hardware ---
     def on_config(self, name):

@@ -10,7 +10,7 @@
 # A module is imported when its first CALL arrives and released after the
 # answer (as MicroPython's asyncio package loads its parts), so the bytecode
 # of an operation is in the heap only while it runs.
-import sys
+from mpocpp.util import modules
 
 ACTIONS = {
     "CancelReservation": "reservation",
@@ -41,25 +41,7 @@ PROFILES = {
     "smartcharging": "SmartCharging", "remotetrigger": "RemoteTrigger",
 }
 
-_PKG = "mpocpp.operations"
-
-
-def load(name):
-    # mpocpp.operations.<name> (a fromlist makes __import__ return it).
-    return __import__(_PKG + "." + name, None, None, ("_",))
-
-
-def release(name):
-    # Forget a module: its bytecode goes with the last object using it.
-    full = _PKG + "." + name
-    if full in sys.modules:
-        del sys.modules[full]
-        pkg = sys.modules.get(_PKG)
-        if pkg is not None:
-            try:
-                delattr(pkg, name)
-            except AttributeError:
-                pass
+_PKG = "mpocpp.operations."
 
 
 class Dispatcher:
@@ -75,9 +57,9 @@ class Dispatcher:
         if name is None:
             raise Reply(NOT_SUPPORTED, action + " not supported")
         try:
-            h = self._make(name, load(name))
+            h = self._make(name, modules.load(_PKG + name))
             if h is None:
                 raise Reply(NOT_SUPPORTED, action + " not supported")
             return getattr(h, action)(payload)
         finally:
-            release(name)
+            modules.release(_PKG + name)

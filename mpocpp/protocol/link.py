@@ -160,12 +160,14 @@ class Link:
         if pwd is not None and cfg.get("SecurityProfile") >= 1:
             auth = (cfg.settings.get("chargeBoxId") or "", pwd)
         # One WebSocket (and its receive buffer) for the life of the firmware:
-        # reconnects reuse it rather than fragmenting the heap.
-        size = cfg.settings.get("maxMessage", 16384)
+        # reconnects reuse it rather than fragmenting the heap. Messages over
+        # the buffer go to a flash file as they arrive (ws.Spilled).
+        size = cfg.settings.get("maxMessage", 65536)
+        buf = min(cfg.settings.get("rxBuffer", 4096), size)
         ws = self._ws_obj
-        if ws is None or ws.max_message != max(size, 125):
+        if ws is None or ws.max_message != max(size, 125) or ws.buffer != max(buf, 125):
             ws = self._ws_obj = None
-            ws = self._ws_obj = WebSocket(size)
+            ws = self._ws_obj = WebSocket(size, buf, cfg.dir + "/rx.msg")
         log.info(_TAG, "connecting to %s", url)
         await ws.connect(url, protocol="ocpp1.6", auth=auth, ssl=ssl,
                          opener=self._net.open_connection,

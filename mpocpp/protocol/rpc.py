@@ -50,6 +50,17 @@ class Reply(Exception):
         self.description = description
 
 
+# CALLs whose handler reads a large payload from flash itself (ws.Spilled).
+STREAMED = ("SendLocalList",)
+
+
+def _gen():
+    yield
+
+
+_GEN = type(_gen())  # coroutines are generators in MicroPython
+
+
 def _escape_id(s):
     return json.dumps(s)
 
@@ -148,18 +159,30 @@ class Rpc:
 
     # --- incoming ---
     async def on_message(self, text):
+        # text: a str, or a ws.Spilled (a message too large for RAM, in flash).
+        if not isinstance(text, str):
+            await self._on_spilled(text)
+            return
         try:
             msg = json.loads(text)
         except (ValueError, TypeError):
             log.warn(_TAG, "not JSON, ignored: %s", text[:60])
             return
+        await self._on_frame(msg, text)
+
+    async def _on_frame(self, msg, text):
         if not isinstance(msg, list) or not msg or not isinstance(msg[0], int) \
                 or isinstance(msg[0], bool):
-            log.warn(_TAG, "not an OCPP-J frame, ignored: %s", text[:60])
+            log.warn(_TAG, "not an OCPP-J frame, ignored: %s", text[:60] if text else "")
             return
         kind = msg[0]
         if kind == _CALL:
-            await self._on_call(msg)
+            mid = msg[1] if len(msg) > 1 else None
+            if len(msg) != 4 or not isinstance(msg[2], str):
+                if isinstance(mid, str) and not self.silent:
+                    await self._answer_error(mid, FORMATION_VIOLATION, "malformed CALL")
+                return
+            await self._on_call(mid, msg[2], msg[3], False)
         elif kind == _RESULT or kind == _ERROR:
             self._on_answer(kind, msg)
         else:
@@ -191,30 +214,67 @@ class Rpc:
         self._wait_id = None  # a duplicate answer to the same id is now ignored
         self._event.set()
 
-    async def _on_call(self, msg):
-        mid = msg[1] if len(msg) > 1 else None
+    async def _on_spilled(self, sp):
+        # A message kept in flash: its head is read from the file; a CALL
+        # whose handler reads its payload as a stream (SendLocalList) gets
+        # the file, anything else is parsed from the file (json.load, no
+        # copy of the text in RAM).
+        from mpocpp.protocol import jsonstream
+        try:
+            f = open(sp.path, "rb")
+        except OSError as e:
+            log.exc(_TAG, "spilled message", e)
+            return
+        try:
+            try:
+                _, kind, mid, action = jsonstream.head(f)
+            except ValueError as e:
+                log.warn(_TAG, "large message ignored: %s", e)
+                return
+            if kind == _CALL and action in STREAMED:
+                f.close()
+                await self._on_call(mid, action, sp, True)
+                return
+            f.seek(0)
+            try:
+                msg = json.load(f)
+            except ValueError:
+                log.warn(_TAG, "large message: not JSON, ignored")
+                return
+            except MemoryError:
+                msg = None
+            if msg is None:
+                log.error(_TAG, "%d-byte message: out of memory", sp.size)
+                if kind == _CALL and not self.silent:
+                    await self._answer_error(mid, INTERNAL_ERROR, "message too large for memory")
+                return
+            await self._on_frame(msg, None)
+        finally:
+            f.close()
+
+    async def _on_call(self, mid, action, payload, streamed):
+        # payload: a dict, or (streamed) the Spilled message the handler reads.
         if not isinstance(mid, str):
             log.warn(_TAG, "CALL without a string id ignored")
             return
         if self.silent:
             log.info(_TAG, "registration rejected: CALL %s not answered", mid)
             return
-        if len(mid) > _MAX_ID or len(msg) != 4 or not isinstance(msg[2], str):
+        if len(mid) > _MAX_ID:
             await self._answer_error(mid, FORMATION_VIOLATION, "malformed CALL")
             return
-        action = msg[2]
-        payload = msg[3]
         if not validate.known(action):
             await self._answer_error(mid, NOT_IMPLEMENTED, "unknown action " + action[:40])
             return
-        err = validate.check(action, False, payload)
-        if err:
-            await self._answer_error(mid, err[0], err[1])
-            return
+        if not streamed:
+            err = validate.check(action, False, payload)
+            if err:
+                await self._answer_error(mid, err[0], err[1])
+                return
         after = None
         try:
             res = self._dispatch(action, payload)
-            if hasattr(res, "send"):  # a coroutine from an async handler
+            if isinstance(res, _GEN):  # a coroutine from an async handler
                 res = await res
             if isinstance(res, tuple):
                 res, after = res
@@ -234,7 +294,7 @@ class Rpc:
         if after is not None:
             try:
                 r = after()
-                if hasattr(r, "send"):
+                if isinstance(r, _GEN):
                     asyncio.create_task(r)
             except Exception as e:
                 log.exc(_TAG, action + " follow-up failed", e)

@@ -1,18 +1,19 @@
 """WebSocket client (RFC 6455) over asyncio streams, for OCPP-J.
 
-- connect(): HTTP/1.1 upgrade with Sec-WebSocket-Protocol (ocpp1.6), optional
-  Basic auth, ws:// or wss:// (TLS through the caller's tls.SSLContext, with
-  server_hostname = the URL's host). The server must answer 101, the right
-  Sec-WebSocket-Accept and the same subprotocol, else WsError (with the HTTP
-  status for non-101 answers).
+- connect(): the opening handshake, in handshake.py (imported for the connect
+  only): HTTP/1.1 upgrade with Sec-WebSocket-Protocol (ocpp1.6), optional
+  Basic auth, ws:// or wss://.
 - send(): one masked text frame, fresh 4-byte key per frame; masking XORs big
   ints chunk by chunk (no per-byte loop). Frames of concurrent senders never
   interleave (lock).
 - recv(): frames are read into one buffer allocated in the constructor
-  (max_message bytes); fragments are reassembled, PING/PONG/CLOSE are handled
-  between fragments. Returns the next text message, or None once closed.
-  Binary messages and invalid UTF-8 are logged and skipped; a message longer
-  than max_message closes with 1009; a protocol violation (masked server
+  (`buffer` bytes); fragments are reassembled, PING/PONG/CLOSE are handled
+  between fragments. Returns the next text message (str), or None once
+  closed. A message longer than the buffer goes to the flash file `spill` as
+  it arrives and comes back as a Spilled (its path and size): nothing holds
+  it whole in RAM. Binary messages and invalid UTF-8 are logged and skipped;
+  a message longer than max_message (or than the buffer, without a spill
+  file) closes with 1009; a protocol violation (masked server
   frame, reserved bits or opcodes, bad fragmentation, bad control frame)
   closes with 1002.
 - Limits: no extensions (permessage-deflate is not offered), no redirects,
@@ -24,14 +25,13 @@
   framing would be lost).
 """
 import asyncio
-import binascii
-import hashlib
 import os
 import time
 
 from micropython import const
 
 from mpocpp.util import log
+from mpocpp.util import modules
 
 _TAG = "ws"
 _OP_CONT = const(0)
@@ -43,9 +43,7 @@ _OP_PONG = const(10)
 _FIN = const(0x80)
 _CHUNK = const(1024)  # masking and skipping unit: bounds the temporaries
 _CLOSE_WAIT_MS = const(2000)  # how long a failing connection waits for the peer's close
-_MAX_HEADERS = const(64)
-_MAX_LINE = const(2048)
-_GUID = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
+_HANDSHAKE = "mpocpp.protocol.handshake"
 
 
 class WsError(Exception):
@@ -63,51 +61,20 @@ class _Fail(Exception):
         self.skip = skip
 
 
-def parse_url(url):
-    # "ws[s]://host[:port][/path]" -> (tls, host, port, hostport, path)
-    if not isinstance(url, str) or "\r" in url or "\n" in url or " " in url:
-        raise WsError("bad url")
-    i = url.find("://")
-    scheme = url[:i].lower() if i > 0 else ""
-    if scheme == "ws":
-        tls, port = False, 80
-    elif scheme == "wss":
-        tls, port = True, 443
-    else:
-        raise WsError("bad url scheme")
-    rest = url[i + 3:]
-    j = rest.find("/")
-    hostport, path = (rest, "/") if j < 0 else (rest[:j], rest[j:])
-    if hostport.startswith("["):  # IPv6 literal
-        k = hostport.find("]")
-        host, p = hostport[1:k], hostport[k + 1:]
-        if k < 0 or (p and p[0] != ":"):
-            raise WsError("bad url host")
-        p = p[1:]
-    else:
-        k = hostport.find(":")
-        host, p = (hostport, "") if k < 0 else (hostport[:k], hostport[k + 1:])
-    if not host or "@" in hostport:
-        raise WsError("bad url host")
-    if p:
-        try:
-            port = int(p)
-        except ValueError:
-            raise WsError("bad url port")
-        if not 0 < port < 65536:
-            raise WsError("bad url port")
-    return tls, host, port, hostport, path
-
-
-def accept_key(key):
-    # Sec-WebSocket-Accept for a Sec-WebSocket-Key (both base64 bytes).
-    return binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
+class Spilled:
+    # A received text message kept in a flash file (read it with open()).
+    def __init__(self, path, size):
+        self.path = path
+        self.size = size
 
 
 class WebSocket:
-    def __init__(self, max_message=8192):
-        n = max_message if max_message > 125 else 125
-        self.max_message = n
+    def __init__(self, max_message=8192, buffer=None, spill=None):
+        self.max_message = max_message if max_message > 125 else 125
+        n = self.max_message if buffer is None else buffer
+        n = n if n > 125 else 125
+        self.buffer = n
+        self._spill = spill  # flash path for messages over the buffer, or None
         self._buf = bytearray(n)
         self._mv = memoryview(self._buf)
         self._hdr = bytearray(10)  # incoming frame header (without mask)
@@ -132,93 +99,12 @@ class WebSocket:
 
     async def connect(self, url, protocol="ocpp1.6", auth=None, ssl=None,
                       opener=None, timeout_ms=10000):
-        if self.open:
-            self.abort()
+        # The opening handshake (handshake.py, imported for the connect only).
+        h = modules.load(_HANDSHAKE)
         try:
-            await asyncio.wait_for_ms(
-                self._connect(url, protocol, auth, ssl, opener), timeout_ms)
-        except WsError:
-            raise
-        except asyncio.TimeoutError:
-            raise WsError("timeout")
-        except Exception as e:  # OSError, TLS ValueError, MemoryError, ...
-            raise WsError("connect: %s %s" % (type(e).__name__, " ".join(str(e).split())))
-
-    async def _connect(self, url, protocol, auth, ssl, opener):
-        tls, host, port, hostport, path = parse_url(url)
-        if protocol and ("\r" in protocol or "\n" in protocol):
-            raise WsError("bad protocol")
-        if tls and ssl is None:
-            raise WsError("wss:// needs an ssl context")
-        op = opener or asyncio.open_connection
-        if tls:
-            r, w = await op(host, port, ssl=ssl, server_hostname=host)
-        else:
-            r, w = await op(host, port)
-        try:
-            await self._handshake(r, w, path, hostport, protocol, auth)
-        except BaseException:
-            self._drop(w)
-            raise
-        self.attach(r, w)
-
-    async def _handshake(self, r, w, path, hostport, protocol, auth):
-        key = binascii.b2a_base64(os.urandom(16))[:-1]
-        req = ("GET %s HTTP/1.1\r\nHost: %s\r\nUpgrade: websocket\r\n"
-               "Connection: Upgrade\r\nSec-WebSocket-Key: %s\r\n"
-               "Sec-WebSocket-Version: 13\r\n") % (path, hostport, key.decode())
-        if protocol:
-            req += "Sec-WebSocket-Protocol: %s\r\n" % protocol
-        if auth:
-            user, pwd = auth
-            if isinstance(pwd, str):
-                pwd = pwd.encode()
-            cred = binascii.b2a_base64(user.encode() + b":" + pwd)[:-1]
-            req += "Authorization: Basic %s\r\n" % cred.decode()
-        w.write((req + "\r\n").encode())
-        await w.drain()
-
-        line = await r.readline()
-        if not line:
-            raise WsError("closed during handshake")
-        parts = line.split(None, 2)
-        try:
-            if len(parts) < 2 or not parts[0].startswith(b"HTTP/"):
-                raise ValueError
-            status = int(parts[1])
-        except ValueError:
-            raise WsError("bad HTTP status line")
-        if status != 101:
-            raise WsError("HTTP %d" % status, status)
-        accept = agreed = upgrade = conn = None
-        for _ in range(_MAX_HEADERS):
-            line = await r.readline()
-            if not line or len(line) > _MAX_LINE:
-                raise WsError("bad HTTP headers")
-            if line == b"\r\n" or line == b"\n":
-                break
-            i = line.find(b":")
-            if i <= 0:
-                raise WsError("bad HTTP header line")
-            name = line[:i].strip().lower()
-            value = line[i + 1:].strip()
-            if name == b"sec-websocket-accept":
-                accept = value
-            elif name == b"sec-websocket-protocol":
-                agreed = value
-            elif name == b"upgrade":
-                upgrade = value.lower()
-            elif name == b"connection":
-                conn = value.lower()
-        else:
-            raise WsError("too many HTTP headers")
-        if upgrade != b"websocket" or conn is None or b"upgrade" not in conn:
-            raise WsError("not a websocket upgrade")
-        if accept != accept_key(key):
-            raise WsError("bad Sec-WebSocket-Accept")
-        want = protocol.encode() if protocol else None
-        if agreed != want:
-            raise WsError("subprotocol not agreed: %r" % agreed)
+            await h.connect(self, url, protocol, auth, ssl, opener, timeout_ms)
+        finally:
+            modules.release(_HANDSHAKE)
 
     def attach(self, reader, writer):
         # Start framing on an upgraded stream pair (connect() ends here; the
@@ -236,10 +122,10 @@ class WebSocket:
         self.open = False
         self._ev.set()
         if was:
-            self._drop(self._w)
+            self.drop(self._w)
 
     @staticmethod
-    def _drop(w):
+    def drop(w):
         try:
             w.close()
             s = getattr(w, "s", None)  # asyncio's Stream.close() leaves the socket open
@@ -381,63 +267,82 @@ class WebSocket:
 
     async def _recv(self):
         buf = self._mv
-        fill = 0
+        cap = self.buffer
+        fill = 0  # bytes of the message in buf (not yet in the spill file)
+        total = 0  # bytes of the message so far
+        out = None  # the spill file, once the message outgrew buf
         msg = -1  # opcode of the message being assembled
-        while True:
-            self._mid = msg >= 0
-            b0, n = await self._header()
-            op = b0 & 0x0F
-            if op & 8:
-                if not b0 & _FIN or n > 125:
-                    raise _Fail(1002, "bad control frame")
-                c = self._ctl[:n]
-                if n:
-                    await self._fill(c)
-                self.last_rx_ms = time.ticks_ms()
-                if op == _OP_PING:
-                    await self._send(_OP_PONG, c)
-                elif op == _OP_PONG:
-                    self.last_pong_ms = self.last_rx_ms
-                elif op == _OP_CLOSE:
-                    await self._on_close(c)
-                    return None
+        try:
+            while True:
+                self._mid = msg >= 0
+                b0, n = await self._header()
+                op = b0 & 0x0F
+                if op & 8:
+                    if not b0 & _FIN or n > 125:
+                        raise _Fail(1002, "bad control frame")
+                    c = self._ctl[:n]
+                    if n:
+                        await self._fill(c)
+                    self.last_rx_ms = time.ticks_ms()
+                    if op == _OP_PING:
+                        await self._send(_OP_PONG, c)
+                    elif op == _OP_PONG:
+                        self.last_pong_ms = self.last_rx_ms
+                    elif op == _OP_CLOSE:
+                        await self._on_close(c)
+                        return None
+                    else:
+                        raise _Fail(1002, "reserved opcode %d" % op)
+                    continue
+                if op == _OP_CONT:
+                    if msg < 0:
+                        raise _Fail(1002, "continuation without a message")
+                elif op == _OP_TEXT or op == _OP_BIN:
+                    if msg >= 0:
+                        raise _Fail(1002, "message inside a fragmented message")
+                    msg = op
+                    fill = total = 0
                 else:
                     raise _Fail(1002, "reserved opcode %d" % op)
-                continue
-            if op == _OP_CONT:
-                if msg < 0:
-                    raise _Fail(1002, "continuation without a message")
-            elif op == _OP_TEXT or op == _OP_BIN:
-                if msg >= 0:
-                    raise _Fail(1002, "message inside a fragmented message")
-                msg = op
-                fill = 0
-            else:
-                raise _Fail(1002, "reserved opcode %d" % op)
-            if msg == _OP_BIN:
-                await self._skip(n)
-            elif fill + n > self.max_message:
-                raise _Fail(1009, "message over %d bytes" % self.max_message, n)
-            elif n:
-                m = buf[fill:fill + n]
-                k = await self._r.readinto(m)
-                if k != n:
-                    await self._rest(m, k)
-                fill += n
-            self.last_rx_ms = time.ticks_ms()
-            if b0 & _FIN:
                 if msg == _OP_BIN:
-                    log.warn(_TAG, "binary message skipped")
+                    await self._skip(n)
+                elif total + n > self.max_message or \
+                        (total + n > cap and self._spill is None):
+                    raise _Fail(1009, "message over %d bytes" % (
+                        self.max_message if self._spill else cap), n)
+                else:
+                    total += n
+                    while n:
+                        if fill == cap:  # buf full: on to the flash file
+                            if out is None:
+                                out = open(self._spill, "wb")
+                            out.write(buf)
+                            fill = 0
+                        k = cap - fill if n > cap - fill else n
+                        await self._fill(buf[fill:fill + k])
+                        fill += k
+                        n -= k
+                self.last_rx_ms = time.ticks_ms()
+                if b0 & _FIN:
+                    if msg == _OP_BIN:
+                        log.warn(_TAG, "binary message skipped")
+                        msg = -1
+                        continue
                     msg = -1
-                    continue
-                msg = -1
-                try:
-                    s = str(buf[:fill], "utf-8")
-                except UnicodeError:
-                    log.warn(_TAG, "invalid UTF-8 text skipped")
-                    continue
-                self._mid = False
-                return s
+                    self._mid = False
+                    if out is not None:
+                        out.write(buf[:fill])
+                        out.close()
+                        out = None
+                        return Spilled(self._spill, total)
+                    try:
+                        return str(buf[:fill], "utf-8")
+                    except UnicodeError:
+                        log.warn(_TAG, "invalid UTF-8 text skipped")
+                        continue
+        finally:
+            if out is not None:
+                out.close()
 
     async def _header(self):
         # -> (first byte, payload length); the mask bit must be clear.

@@ -74,9 +74,3 @@ class Outbox:
     def trigger(self, action, payload):
         self.triggered.append(Triggered(action, payload))
         self._wake.set()
-
-    def add_status(self, payload):
-        # One more StatusNotification whatever the link state (a
-        # LocalListConflict report, a triggered status goes by trigger()).
-        self._append(payload)
-        self._wake.set()

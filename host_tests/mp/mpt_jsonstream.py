@@ -1,0 +1,85 @@
+# mpocpp/protocol/jsonstream.py: large OCPP-J frames read from a file one
+# piece at a time (the head, the payload's members, the elements of a list).
+import io
+import json
+
+from mpocpp.protocol import jsonstream
+
+
+def _walk(text, items="localAuthorizationList", limit=1024):
+    if isinstance(text, str):
+        text = text.encode()
+    s, kind, mid, action = jsonstream.head(io.BytesIO(text))
+    return kind, mid, action, list(jsonstream.members(s, items, limit))
+
+
+def test_head_and_members_in_any_order_and_spacing():
+    entries = [{"idTag": "T%d" % i, "idTagInfo": {"status": "Accepted",
+               "parentIdTag": "G", "expiryDate": "2030-01-01T00:00:00Z"}} for i in range(40)]
+    for sep in ((",", ":"), (", ", ": ")):
+        body = json.dumps({"updateType": "Full", "localAuthorizationList": entries,
+                           "listVersion": 7}, separators=sep)
+        text = ' [ 2 , "id\\"1" , "SendLocalList" , %s ] \n' % body
+        kind, mid, action, got = _walk(text)
+        assert (kind, mid, action) == (2, 'id"1', "SendLocalList")
+        items = [v for k, v in got if k == "localAuthorizationList"]
+        assert items == entries
+        other = {k: v for k, v in got if k != "localAuthorizationList"}
+        assert other == {"updateType": "Full", "listVersion": 7}
+
+
+def test_strings_with_brackets_and_escapes():
+    e = {"idTag": "a]}{[,\\\"x", "idTagInfo": {"status": "Accepted"}}
+    text = '[2,"1","SendLocalList",{"localAuthorizationList":[%s,{}],"x":[1,[2]]}]' % \
+        json.dumps(e)
+    got = _walk(text)[3]
+    assert got == [("localAuthorizationList", e), ("localAuthorizationList", {}),
+                   ("x", [1, [2]])]
+
+
+def test_answers_and_empty():
+    s, kind, mid, action = jsonstream.head(io.BytesIO(b'[3,"9",{}]'))
+    assert (kind, mid, action) == (3, "9", None)
+    assert list(jsonstream.members(s, "x")) == []
+    assert _walk('[2,"1","SendLocalList",{"localAuthorizationList":[]}]')[3] == []
+
+
+def test_bad_frames_raise_value_error():
+    bad = ('[2,"1","SendLocalList",{"a":1',          # truncated
+           '[2,"1","SendLocalList",{"a":tru}]',       # not JSON
+           '[2,"1","SendLocalList",{"a":1}]x',        # trailing data
+           '[2,"1","SendLocalList",{"a":"%s"}]' % ("x" * 2000),  # over the limit
+           '[2,1,"SendLocalList",{}]',                # id not a string
+           '{"a":1}',                                 # not a frame
+           b'[2,"1","SendLocalList",{"localAuthorizationList":[{"idTag":"\xff"}]}]',  # UTF-8
+           '')
+    for t in bad:
+        try:
+            _walk(t)
+        except ValueError:
+            continue
+        raise AssertionError(t)
+
+
+def test_a_large_list_needs_no_large_block():
+    # 255 entries with expiryDate and parentIdTag (about 25 KB of text): the
+    # walk allocates nothing that grows with the list.
+    import gc
+    e = ('{"idTag":"%020d","idTagInfo":{"status":"Accepted","expiryDate":"2030-01-01T00:00:00Z",'
+         '"parentIdTag":"PARENT%014d"}}')
+    body = ",".join(e % (i, i) for i in range(255))
+    text = ('[2,"1","SendLocalList",{"listVersion":1,"updateType":"Full",'
+            '"localAuthorizationList":[%s]}]' % body).encode()
+    assert len(text) > 24000
+    f = io.BytesIO(text)
+    del text, body
+    gc.collect()
+    s = jsonstream.head(f)[0]
+    n = 0
+    peak = 0
+    base = gc.mem_alloc()
+    for k, v in jsonstream.members(s, "localAuthorizationList"):
+        n += 1
+        gc.collect()
+        peak = max(peak, gc.mem_alloc() - base)
+    assert n == 257 and peak < 4096, (n, peak)

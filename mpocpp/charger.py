@@ -1,0 +1,175 @@
+# The running charge point: the tasks (the link with the sender while
+# connected, the 1 Hz meter, the supervisor), the handlers of the central
+# system's CALLs made when they arrive (operations/), and the few events
+# that cross features (a key changed, a reset). Built by app.py.
+import asyncio
+import gc
+import time
+from micropython import const
+from mpocpp.util import clock
+from mpocpp.util import log
+
+_TAG = "app"
+# The supervisor polls the pilot and runs the timers this often: the relay
+# must open within 100 ms of the EV leaving C/D even without a pilot interrupt.
+_SUPERVISOR_MS = const(50)
+_SOFT_RESET_DRAIN_MS = const(10000)
+
+
+class Charger:
+    def __init__(self, board, provisioning=None, overrides=None, firmware_version=None,
+                 firmware_state=None):
+        # The wiring (app.py) is imported for the boot only.
+        from mpocpp.util import modules
+        app = modules.load("mpocpp.app")
+        try:
+            p = app.wire(board, provisioning, overrides, firmware_version, self.make,
+                         self.on_registered)
+        finally:
+            modules.release("mpocpp.app")
+        self.board = board
+        self.cfg = p.cfg
+        self.ids = p.ids  # rpc.MessageIds (its boot_count)
+        self.registration = p.registration
+        self.outbox = p.outbox
+        self.queue = p.queue
+        self.sender = p.sender
+        self.link = p.link
+        self.meter = p.meter
+        self.connectors = p.connectors
+        self.reservations = p.reservations
+        self.availability = p.availability
+        self.authorization = p.authorization
+        self.sessions = p.sessions
+        self.ondemand = p.ondemand
+        self.jobs = p.jobs
+        self._wake = p.wake
+        self._firmware_state = firmware_state  # "pending" / "failed": an update booted
+        gc.collect()
+
+    def on_registered(self):
+        # The first Accepted BootNotification since power-up: every
+        # connector's status (E3.22); after an update, Installed or
+        # InstallationFailed.
+        self.outbox.boot([c.status_payload() for c in self.connectors])
+        if self._firmware_state:
+            self._firmware_state = None
+            from mpocpp.operations import firmware
+            firmware.booted(self.cfg.dir, self.outbox)
+
+    # --- the handlers of the central system's CALLs (operations/) ---
+    def make(self, name, mod):
+        # operations.Dispatcher: the handler object of module `name`, built
+        # with the collaborators it uses.
+        cfg = self.cfg
+        cons = self.connectors
+        if name == "core":
+            return mod.Core(cfg, cons, self.sessions, self.availability, self.authorization,
+                            self.registration, self.link, self.ondemand.use_smart,
+                            self.configured, self.reset)
+        if name == "remotetrigger":
+            return mod.RemoteTrigger(cons, self.registration, self.sender, self.outbox,
+                                     self.ondemand.meter_values, self.jobs)
+        if name == "localauth":
+            return mod.LocalAuthListManagement(cfg, self.authorization)
+        if name == "reservation":
+            return mod.Reservation(cfg, cons, self.reservations)
+        if name == "smartcharging":
+            return mod.SmartCharging(cons, self.sessions, self.ondemand.use_smart())
+        if name == "firmware":
+            return mod.FirmwareManagement(cfg, cons, self.jobs, self.board.net,
+                                          self.board.name, self.restart)
+        if name == "diagnostics":
+            return mod.Diagnostics(cfg, self.jobs, self.board.net, self.state_lines,
+                                   log.sink.files)
+        return None
+
+    def configured(self, name):
+        # A key changed through ChangeConfiguration: its effects elsewhere.
+        self._wake.set()  # intervals are read again at once
+        self.sessions.on_config(name)
+        self.ondemand.configured(name)
+        if name == "LightIntensity" and self.board.led is not None:
+            self.board.led.intensity(self.cfg.get(name))
+
+    # --- reset ---
+    def reset(self, hard):
+        # Reset.req: transactions end with SoftReset / HardReset, then the
+        # board restarts.
+        self.sessions.stop_all("HardReset" if hard else "SoftReset")
+        asyncio.create_task(self._reset(hard))
+
+    def restart(self):
+        # Boot the firmware just installed (the transactions ended before).
+        asyncio.create_task(self._reset(False))
+
+    async def _reset(self, hard):
+        if not hard:
+            # Graceful: give the queued StopTransactions a chance to go out.
+            t0 = time.ticks_ms()
+            while self.queue.pending_txn() and \
+                    time.ticks_diff(time.ticks_ms(), t0) < _SOFT_RESET_DRAIN_MS:
+                await asyncio.sleep_ms(100)
+        else:
+            await asyncio.sleep_ms(200)  # let the Reset.conf leave
+        if self.meter is not None:
+            self.meter.save()
+        await self.link.close()
+        if log.sink is not None:
+            log.sink.flush()
+        self.board.reset(hard)
+
+    def state_lines(self):
+        # For the diagnostics file.
+        return ["firmware=%s" % self.registration.payload().get("firmwareVersion"),
+                "boot=%d" % self.ids.boot_count,
+                "heap_free=%d" % gc.mem_free(), "heap_alloc=%d" % gc.mem_alloc(),
+                "connection=%s" % self.link.state,
+                "registration=%s" % self.registration.status,
+                "queued=%d" % len(self.queue)] + \
+            ["connector%d=%s %s" % (c.id, c.status, c.error_code) for c in self.connectors]
+
+    # --- tasks ---
+    def led_state(self):
+        from mpocpp.model.connector import LED
+        cons = self.connectors
+        c = cons[1] if len(cons) > 1 else cons[0]
+        for x in cons[1:]:
+            if x.status in ("Charging", "Faulted"):
+                c = x
+        st = LED.get(c.status, "available")
+        if st == "available" and not self.link.online:
+            return "offline"
+        return st
+
+    async def supervisor(self):
+        board = self.board
+        while True:
+            try:
+                now = time.ticks_ms()
+                self.sessions.tick(now)
+                self.reservations.tick(clock.now())
+                self.ondemand.supervise(now)
+                led = board.led
+                if led is not None:
+                    led.show(self.led_state())
+                    led.tick(_SUPERVISOR_MS)
+                board.feed()  # the watchdog: a stuck loop resets the board
+            except Exception as e:
+                log.exc(_TAG, "supervisor", e)
+            await asyncio.sleep_ms(_SUPERVISOR_MS)
+
+    async def run(self, extra_tasks=()):
+        for t in extra_tasks:
+            asyncio.create_task(t)
+        log.info(_TAG, "charge point %s starting (boot %d, heap free %d)",
+                 self.cfg.settings.get("chargeBoxId"), self.ids.boot_count, gc.mem_free())
+        self.sessions.recover()
+        led = self.board.led
+        if led is not None:
+            led.intensity(self.cfg.get("LightIntensity"))
+        self.ondemand.boot()
+        asyncio.create_task(self.supervisor())
+        if self.meter is not None:
+            asyncio.create_task(self.meter.run(self.ondemand.tick))
+        await self.link.run()

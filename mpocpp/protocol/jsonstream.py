@@ -1,0 +1,142 @@
+# Reading a large OCPP-J message from a flash file (ws.Spilled) piece by
+# piece, so that no more than one small value is ever in RAM: the frame's
+# head (type, id, action), the payload's members one at a time, and the
+# elements of one of its arrays one at a time (a SendLocalList's entries).
+import json
+from micropython import const
+
+_CHUNK = const(256)
+_WS = b" \t\r\n"
+
+
+class JsonStream:
+    def __init__(self, f):
+        self._f = f
+        self._buf = bytearray(_CHUNK)
+        self._n = 0  # bytes in _buf
+        self._i = 0  # next byte to read
+        self._out = bytearray()  # the value being captured
+
+    def _more(self):
+        self._n = self._f.readinto(self._buf) or 0
+        self._i = 0
+        return self._n
+
+    def peek(self):
+        # The next byte that is not white space (not consumed), or -1 at the end.
+        while True:
+            if self._i >= self._n and not self._more():
+                return -1
+            c = self._buf[self._i]
+            if c not in _WS:
+                return c
+            self._i += 1
+
+    def expect(self, ch):
+        if self.peek() != ch:
+            raise ValueError("expected %s" % chr(ch))
+        self._i += 1
+
+    def next_is(self, ch):
+        # Consume ch if it comes next.
+        if self.peek() == ch:
+            self._i += 1
+            return True
+        return False
+
+    def text(self, limit):
+        # The raw text (bytes) of the next value; ValueError past limit bytes
+        # or at a premature end.
+        if self.peek() < 0:
+            raise ValueError("truncated")
+        out = self._out
+        out[:] = b""
+        depth = 0
+        instr = esc = False
+        buf = self._buf
+        while True:
+            if self._i >= self._n and not self._more():
+                if depth or instr:
+                    raise ValueError("truncated")
+                break
+            c = buf[self._i]
+            if instr:
+                if esc:
+                    esc = False
+                elif c == 92:  # backslash
+                    esc = True
+                elif c == 34:  # quote
+                    instr = False
+            elif c == 34:
+                instr = True
+            elif c == 123 or c == 91:  # { [
+                depth += 1
+            elif c == 125 or c == 93:  # } ]
+                if not depth:
+                    break  # the end of the enclosing object or array
+                depth -= 1
+            elif not depth and (c == 44 or c in _WS):  # , or a blank after a scalar
+                break
+            out.append(c)
+            self._i += 1
+            if len(out) > limit:
+                raise ValueError("value longer than %d bytes" % limit)
+            if not depth and not instr and (c == 125 or c == 93 or
+                                            (c == 34 and len(out) > 1)):
+                break  # a closed object, array or string
+        if not out:
+            raise ValueError("no value")
+        return out
+
+    def value(self, limit):
+        # The next value, parsed (ValueError when it is not JSON).
+        return json.loads(str(self.text(limit), "utf-8"))
+
+
+def head(f):
+    # -> (stream positioned at the payload, message type, message id, action
+    # or None for an answer); ValueError when the frame is not OCPP-J.
+    s = JsonStream(f)
+    s.expect(91)  # [
+    kind = s.value(4)
+    s.expect(44)
+    mid = s.value(80)
+    s.expect(44)
+    action = None
+    if kind == 2:
+        action = s.value(80)
+        s.expect(44)
+    if type(kind) is not int or not isinstance(mid, str) or \
+            (kind == 2 and not isinstance(action, str)):
+        raise ValueError("not an OCPP-J frame")
+    return s, kind, mid, action
+
+
+def members(s, items, limit=1024):
+    # Walks the payload object after head(): yields (name, value) for each
+    # member, except the array named `items`, whose elements are yielded one
+    # by one as (items, element) as they are read. Ends at the frame's end;
+    # ValueError on anything that is not JSON.
+    s.expect(123)  # {
+    if not s.next_is(125):
+        while True:
+            key = s.value(64)
+            if not isinstance(key, str):
+                raise ValueError("member name not a string")
+            s.expect(58)  # :
+            if key == items and s.peek() == 91:
+                s.expect(91)
+                if not s.next_is(93):
+                    while True:
+                        yield key, s.value(limit)
+                        if s.next_is(93):
+                            break
+                        s.expect(44)
+            else:
+                yield key, s.value(limit)
+            if s.next_is(125):
+                break
+            s.expect(44)
+    s.expect(93)  # the frame's ]
+    if s.peek() >= 0:
+        raise ValueError("trailing data")
