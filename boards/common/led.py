@@ -29,10 +29,10 @@ _DARK = (0, 0, 0, _STEADY)  # before the first show()
 
 
 class Led:
-    def __init__(self, r, g=None, b=None, intensity=100):
-        # Channels without duty_u16 are plain pins: on above half brightness.
+    def __init__(self, r, g=None, b=None, intensity=100, pwm=True):
+        # pwm False: the channels are plain pins, on above half brightness.
         self._ch = (r,) if g is None else (r, g, b)
-        self._pwm = tuple(hasattr(c, "duty_u16") for c in self._ch)
+        self._pwm = pwm
         self._pct = 100
         self._t = 0
         self._col = _DARK
@@ -121,7 +121,7 @@ class Led:
         for i in range(len(self._ch)):
             v = (lit if mono else col[i]) * k // 10000
             out[i] = v
-            if self._pwm[i]:
+            if self._pwm:
                 self._ch[i].duty_u16(v * 257)  # 255 * 257 = 65535
             else:
                 self._ch[i].value(1 if v >= 128 else 0)

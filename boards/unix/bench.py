@@ -11,6 +11,13 @@ _TAG = "bench"
 _FAULTS = ("weld", "stuck_open", "lock_jam", "diode")
 
 
+def _gen():
+    yield
+
+
+_GEN = type(_gen())  # an async op's coroutine
+
+
 class BenchError(Exception):
     pass
 
@@ -185,7 +192,7 @@ async def _client(bench, reader, writer):
         try:
             req = json.loads(line)
             res = bench.handle(req)
-            if res is not None and hasattr(res, "send"):
+            if isinstance(res, _GEN):
                 res = await res
             out = {"ok": True}
             if res:

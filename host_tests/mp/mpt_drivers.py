@@ -199,7 +199,7 @@ def test_led_flash_then_back():
 
 def test_led_single_pin():
     pin = simhw.SimPin()
-    led = Led(pin)
+    led = Led(pin, pwm=False)
     led.show("offline")  # blink
     assert pin.value() == 1
     led.tick(500)

@@ -27,6 +27,7 @@ class Drv:
         self.fail = False
         self.busy_ms = busy_ms
         self.reads = 0
+        self.power_w = None  # not measured: U x I
 
     def read(self):
         self.reads += 1

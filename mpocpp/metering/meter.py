@@ -1,12 +1,13 @@
 # The 1 Hz sampling task and the energy register (Energy.Active.Import.Register).
 #
 #   m = Meter(drivers, flash_dir, phases=3, nominal_volts=230, save_step_wh=100)
-#   m.load(); asyncio.create_task(m.run())
+#   m.load(); asyncio.create_task(m.run(on_tick))
 #
 # drivers: {connector_id: driver}; driver.read() -> ((I1, I2, I3) A,
-# (U1, U2, U3) V or None, degC or None), blocking about one mains cycle; a
-# driver that measures active power sets driver.power_w (W) in read(), else
-# Power.Active.Import is the sum of U x I (right at power factor 1).
+# (U1, U2, U3) V or None, degC or None), blocking about one mains cycle;
+# driver.power_w: the active power (W) measured by the last read(), or None
+# when the driver does not measure it: Power.Active.Import is then the sum
+# of U x I (right at power factor 1).
 # Connector 0 is the whole charge point: the sum of the connectors.
 # Design, persistence policy and flash wear: docs/metering.md.
 import time
@@ -172,7 +173,7 @@ class Meter:
                 if not (0.0 <= a <= _MAX_AMPS and 0.0 <= v <= _MAX_VOLTS):
                     raise ValueError("implausible %r A %r V" % (a, v))
                 p += a * v
-            pw = getattr(drv, "power_w", None)
+            pw = drv.power_w
             if pw is not None:  # measured active power: right at any PF
                 if not 0.0 <= pw <= _MAX_WATTS:
                     raise ValueError("implausible %r W" % (pw,))
