@@ -162,7 +162,7 @@ def build(board="unix", out=None, quiet=False, lines=None):
     n = 0
     wanted = set()
     tool = os.path.getmtime(os.path.abspath(__file__))  # a new build rule rebuilds all
-    mode = os.path.join(out, ".options")  # other options than last time: rebuild all
+    mode = out.rstrip(os.sep) + ".options"  # other options than last time: rebuild all
     opts = "lines" if lines else "O3"
     try:
         with open(mode) as f:
