@@ -1,5 +1,7 @@
 # OCPP 1.6J charge-point firmware (MicroPython) — host workflow.
-# Only python3 and make are needed: everything else comes from PyPI into .venv.
+# Only python3 and make are needed: everything else comes from PyPI into .venv
+# (and, for the emulated Raspberry Pi Pico, the npm package rp2040js into
+# node_modules when node is installed: package.json, package-lock.json).
 
 PYTHON ?= python3
 VENV   := .venv
@@ -12,7 +14,9 @@ T      ?=
 # Options for tools/run, e.g. `make run ARGS="--web-port 8080 --fresh"`.
 ARGS   ?=
 
-.PHONY: all venv test lint run bench schema mpy clean
+NODE_STAMP := node_modules/.installed-$(shell $(PYTHON) -c "import hashlib;print(hashlib.sha1(open('package-lock.json','rb').read()).hexdigest()[:12])")
+
+.PHONY: all venv node_modules test lint run bench schema mpy clean
 
 all: test
 
@@ -25,7 +29,16 @@ $(STAMP): requirements.txt
 
 venv: $(STAMP)
 
-test: $(STAMP)
+# The RP2040 emulator for the real-port tests (host_tests/test_pico.py); those
+# tests skip with a message when node is missing.
+$(NODE_STAMP): package.json package-lock.json
+	@if command -v npm >/dev/null; then \
+	  npm ci --no-audit --no-fund --loglevel=error && rm -f node_modules/.installed-* && touch $@; \
+	else echo "make: no npm: the emulated-Pico tests will skip"; fi
+
+node_modules: $(NODE_STAMP)
+
+test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python tools/build_mpy.py --quiet
 	$(BIN)/python -m pytest -n $(JOBS) $(T) host_tests
 
@@ -36,10 +49,10 @@ lint: $(STAMP)
 run: $(STAMP)
 	$(BIN)/python tools/run $(ARGS)
 
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/run_all.py
 
-# Regenerate firmware/ocpp_schema.py from the JSON schemas in the ocpp package.
+# Regenerate mpocpp/protocol/schema.py from the JSON schemas in the ocpp package.
 schema: $(STAMP)
 	$(BIN)/python tools/gen_schema.py
 
@@ -48,4 +61,4 @@ mpy: $(STAMP)
 	$(BIN)/python tools/build_mpy.py
 
 clean:
-	rm -rf build .pytest_cache
+	rm -rf build .pytest_cache node_modules

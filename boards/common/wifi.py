@@ -22,6 +22,27 @@ class RtcClock:
         self._rtc.datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
 
 
+class Offline:
+    # No uplink (a Pico without WiFi and no bridge): every connect fails and
+    # the charger runs offline, its messages kept in the queue.
+    async def open_connection(self, host, port, ssl=None, server_hostname=None):
+        raise OSError(118)  # EHOSTUNREACH: the link retries with back-off
+
+
+def make_net(settings):
+    # The board's uplink from the provisioning settings: "net": "wifi" (the
+    # default where the port has the network module) or "none".
+    kind = settings.get("net")
+    if kind != "none":
+        try:
+            import network  # noqa: F401
+        except ImportError:
+            kind = "none"  # a board without WiFi (RPI_PICO)
+    if kind == "none":
+        return Offline()
+    return WifiNet(settings.get("wifiSsid", ""), settings.get("wifiPassword", ""))
+
+
 class WifiNet:
     def __init__(self, ssid, password):
         import network

@@ -26,7 +26,7 @@ class Board:
         from mpocpp_board.pilot import ControlPilot
         from mpocpp_board.adcmeter import AdcMeter
         from mpocpp_board.led import Led
-        from mpocpp_board.wifi import RtcClock, WifiNet
+        from mpocpp_board.wifi import RtcClock, make_net
         P = machine.Pin
         self.clock = RtcClock()
         self.flash_dir = flash_dir
@@ -36,7 +36,7 @@ class Board:
         except OSError:
             pass
         self.queue_dev = None
-        self.net = WifiNet(settings.get("wifiSsid", ""), settings.get("wifiPassword", ""))
+        self.net = make_net(settings)
         self.limits = {"NumberOfConnectors": 1, "maxCurrentA": max_amps, "phases": 1,
                        "nominalVolts": 230, "queueBytes": 65536}
 
