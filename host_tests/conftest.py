@@ -20,12 +20,33 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 
-from harness import MICROPYTHON, mp_env, source_tree  # noqa: E402
+from harness import MICROPYTHON, MICROPYTHON32, mp_env, source_tree  # noqa: E402
 
 
 def pytest_configure(config):
     # The MicroPython unit tests import the packages from build/src-unix.
     source_tree()
+    config.addinivalue_line(
+        "markers", "unix32: also run the simulated charger on the 32-bit unix port")
+
+
+def pytest_generate_tests(metafunc):
+    # A test marked unix32 that uses the simulated charger runs twice: on the
+    # host's 64-bit port and on the 32-bit one (../shared/targets/unix32).
+    if "interpreter" in metafunc.fixturenames:
+        kinds = ["host"]
+        if metafunc.definition.get_closest_marker("unix32") is not None:
+            kinds.append("unix32")
+        metafunc.parametrize("interpreter", kinds, indirect=True)
+
+
+@pytest.fixture
+def interpreter(request):
+    if getattr(request, "param", "host") == "unix32":
+        if MICROPYTHON32 is None:
+            pytest.skip("no 32-bit unix port: set MICROPYTHON32 (../shared/targets/unix32)")
+        return MICROPYTHON32
+    return None
 
 
 def _is_mp(file_path):
@@ -116,11 +137,12 @@ def csms():
 
 
 @pytest.fixture
-def charger_factory(csms, tmp_path, request):
+def charger_factory(csms, tmp_path, request, interpreter):
     from simcharger import Charger
     made = []
 
     def make(cp_id="CP1", connectors=1, config=None, start=True, url=None, **kw):
+        kw.setdefault("micropython", interpreter)
         ch = Charger(url or csms.url, str(tmp_path / cp_id), cp_id=cp_id, connectors=connectors,
                      config=merged(FAST, config), **kw)
         made.append(ch)

@@ -24,6 +24,14 @@ def source_tree():
     return build_mpy.source_tree("unix")
 
 
+# The 32-bit unix port (../shared/targets/unix32): objects the size they have
+# on a board. Tests marked unix32 run on it too when it is there.
+MICROPYTHON32 = os.environ.get("MICROPYTHON32") or os.path.join(
+    os.path.dirname(ROOT), "shared", "targets", "unix32", "micropython")
+if not os.access(MICROPYTHON32, os.X_OK):
+    MICROPYTHON32 = None
+
+
 def mp_env(extra=None):
     env = dict(os.environ)
     env["MICROPYPATH"] = MPY_PATH

@@ -60,7 +60,7 @@ class Charger:
     """One simulated charger process (restarted by tools/sim after a Reset)."""
 
     def __init__(self, csms_url, data_dir, cp_id="CP1", connectors=1, config=None,
-                 heap="512k", queue="lfs", log_level="info", extra=()):
+                 heap="512k", queue="lfs", log_level="info", extra=(), micropython=None):
         self.csms_url = csms_url
         self.data_dir = data_dir
         self.cp_id = cp_id
@@ -70,6 +70,7 @@ class Charger:
         self.queue = queue
         self.log_level = log_level
         self.extra = list(extra)
+        self.micropython = micropython  # the interpreter (default: the host's)
         self.bench_port = None
         self.proc = None
         self.bench = None
@@ -88,7 +89,7 @@ class Charger:
                 json.dump(self.config, f)
             cmd += ["--config", path]
         self._log = open(self.log_path, "ab")
-        env = dict(os.environ, MICROPYTHON=MICROPYTHON)
+        env = dict(os.environ, MICROPYTHON=self.micropython or MICROPYTHON)
         self.proc = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
                                      start_new_session=True, env=env)
         self.bench = BenchClient(self.bench_port)

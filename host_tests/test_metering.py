@@ -10,8 +10,11 @@ import json
 import subprocess
 import time
 
+import pytest
 
 from harness import MICROPYTHON, mp_env
+
+pytestmark = pytest.mark.unix32  # also on the 32-bit unix port
 
 ALL = ("Energy.Active.Import.Register,Energy.Active.Import.Interval,Power.Active.Import,"
        "Power.Offered,Current.Import,Current.Offered,Voltage,Temperature")

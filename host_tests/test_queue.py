@@ -9,6 +9,8 @@ import pytest
 
 from csms_lib import CallErrorReply, NoReply
 
+pytestmark = pytest.mark.unix32  # also on the 32-bit unix port
+
 QUEUES = pytest.mark.parametrize("queue", ["lfs", "ring"])
 TXN = ("StartTransaction", "StopTransaction", "MeterValues")
 
@@ -219,8 +221,11 @@ def test_three_offline_transactions_in_time_order(csms, charger_factory, queue):
     csms.next_transaction_id = 100
     go_offline(ch, csms)
     for tag in ("OFF1", "OFF2", "OFF3"):
+        q0 = ch.state()["queue_depth"]
         plug_and_swipe(ch, tag=tag)
-        time.sleep(1.6)
+        # its StartTransaction and at least one periodic MeterValues queued
+        ch.wait_state(lambda st: st["queue_depth"] >= q0 + 2, timeout=15,
+                      what="a MeterValues of the transaction queued")
         stop_by_unplug(ch)
     m = go_online(ch, csms)
     wait_calls(csms, "StopTransaction", 3, m)

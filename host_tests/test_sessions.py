@@ -8,6 +8,8 @@ import time
 
 import pytest
 
+# the sessions also run on the 32-bit unix port (board-sized objects)
+pytestmark = pytest.mark.unix32
 
 BOTH = pytest.mark.parametrize("n", [1, 2], ids=["1conn", "2conn"])
 
