@@ -250,3 +250,45 @@ def test_heap_on_the_pico(pico):
     alloc = max(int(r[2]) for r in runs)
     print("heap on the emulated Pico:", built.splitlines()[-1], runs)
     assert built and out and alloc < 140 * 1024, runs
+
+
+# --- the firmware online, through the serial bridge ----------------------------
+
+def test_online_through_the_usb_bridge(pico, csms):
+    # A Pico without WiFi: the firmware's connection runs over the USB
+    # REPL's serial line to tools/bridge, which opens the TCP connection to
+    # the bench CSMS; every message is validated by the CSMS.
+    prov = dict(PROVISIONING, keys={"MeterValueSampleInterval": 5, "HeartbeatInterval": 300},
+                settings={"csmsUrl": csms.url, "chargeBoxId": "PICO1", "net": "usb"})
+    p = _firmware(pico, provisioning=prov)
+    p.start()
+    bridge = subprocess.Popen([PY, os.path.join(ROOT, "tools", "bridge"), "--serial", p.pty()],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        csms.wait_for("BootNotification", cp_id="PICO1", timeout=240)
+        csms.wait_for("StatusNotification", cp_id="PICO1", timeout=60,
+                      pred=lambda m: m.payload["connectorId"] == 1)
+        csms.call("PICO1", "TriggerMessage", {"requestedMessage": "Heartbeat"}, timeout=60)
+        csms.wait_for("Heartbeat", cp_id="PICO1", timeout=60)
+        load(p, 16)
+        m = csms.mark()
+        r = csms.call("PICO1", "RemoteStartTransaction", {"idTag": "REMOTE1", "connectorId": 1},
+                      timeout=60)
+        assert r["status"] == "Accepted"
+        ev(p, 9)
+        start = csms.wait_for("StartTransaction", cp_id="PICO1", after=m, timeout=120)
+        assert start.payload["idTag"] == "REMOTE1"
+        ev(p, 6)
+        until(p, lambda: p.gpio(15) == 1, "relay closed")
+        mv = csms.wait_for("MeterValues", cp_id="PICO1", after=m, timeout=120)
+        txid = mv.payload["transactionId"]
+        assert txid > 0
+        r = csms.call("PICO1", "RemoteStopTransaction", {"transactionId": txid}, timeout=60)
+        assert r["status"] == "Accepted"
+        stop = csms.wait_for("StopTransaction", cp_id="PICO1", after=m, timeout=120)
+        assert stop.payload["transactionId"] == txid and stop.payload["reason"] == "Remote"
+        until(p, lambda: p.gpio(15) == 0, "relay open")
+    finally:
+        bridge.kill()
+        err = bridge.stderr.read().decode()
+        print("bridge log:\n" + err[-2000:])

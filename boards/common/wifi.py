@@ -31,8 +31,12 @@ class Offline:
 
 def make_net(settings):
     # The board's uplink from the provisioning settings: "net": "wifi" (the
-    # default where the port has the network module) or "none".
+    # default where the port has the network module), "usb" (the USB REPL's
+    # serial line to tools/bridge on a host: docs/serial-bridge.md) or "none".
     kind = settings.get("net")
+    if kind == "usb":
+        from mpocpp_board.serialnet import usb_stdio
+        return usb_stdio()
     if kind != "none":
         try:
             import network  # noqa: F401

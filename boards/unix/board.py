@@ -28,7 +28,7 @@ class SimClock:
 class Board:
     name = "unix"
 
-    def __init__(self, data_dir, connectors=1, queue="lfs", phases=3, max_amps=32):
+    def __init__(self, data_dir, connectors=1, queue="lfs", phases=3, max_amps=32, bridge=None):
         import vfs
         from mpocpp_board.fileflash import FileNorFlash
         from mpocpp_board.simnet import SimNet
@@ -47,7 +47,12 @@ class Board:
         self.queue_dev = None
         if queue == "ring":
             self.queue_dev = FileNorFlash(data_dir + "/queue.bin", QUEUE_BYTES)
-        self.net = SimNet()
+        if bridge:  # the connections through tools/bridge, as a board without WiFi
+            from mpocpp_board.serialnet import tcp_line
+            host, port = bridge.rsplit(":", 1)
+            self.net = tcp_line(host, int(port))
+        else:
+            self.net = SimNet()
         self.n = connectors
         self.phases = phases
         self.max_amps = max_amps

@@ -1,6 +1,6 @@
 # Entry point of the simulated charger (run by tools/sim inside `micropython`):
 #   main.py --csms URL --id ID --data DIR [--bench HOST:PORT] [--connectors N]
-#           [--config FILE] [--queue lfs|ring] [--log debug|info|warn]
+#           [--config FILE] [--queue lfs|ring] [--log debug|info|warn] [--bridge HOST:PORT]
 import sys
 import json
 import asyncio
@@ -8,7 +8,7 @@ import asyncio
 
 def parse_args(argv):
     opts = {"csms": None, "id": None, "data": None, "bench": None, "connectors": None,
-            "config": None, "queue": "lfs", "log": "info"}
+            "config": None, "queue": "lfs", "log": "info", "bridge": None}
     i = 1
     while i < len(argv):
         a = argv[i]
@@ -41,7 +41,7 @@ def main():
     except OSError:
         pass
     from mpocpp_board.board import Board
-    board = Board(opts["data"], connectors=n, queue=opts["queue"])
+    board = Board(opts["data"], connectors=n, queue=opts["queue"], bridge=opts["bridge"])
     fwi, fw_version, fw_state = select_firmware(board)
     try:
         from mpocpp.charger import Charger
