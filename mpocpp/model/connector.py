@@ -166,8 +166,8 @@ class Connector:
         if tx is not None:
             if self.evse_suspended():
                 return SUSPENDED_EVSE
-            if self.pilot in "CD":
-                return CHARGING
+            if self.pilot in "CD" and not self.ev_error:
+                return CHARGING  # (after a pilot error no energy flows until unplugged)
             if self.status == PREPARING and \
                     time.ticks_diff(time.ticks_ms(), self.tx_since) < _EV_RESPONSE_MS:
                 return PREPARING  # the EV has not answered the offer yet
