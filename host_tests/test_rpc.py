@@ -40,29 +40,56 @@ def test_unknown_action_not_implemented(csms, charger):
     alive(csms)
 
 
-@pytest.mark.parametrize("frame", [
-    '[2,"x1","Heartbeat"',            # truncated JSON
-    '{"x":1}',                        # not an array
-    '[9,"a"]',                        # unknown message type
-    '[]', '[2]', 'null', '"text"', '12',
-    '[3,"nobody-asked",{}]',          # answer to an unknown id
-    '[4,"nobody-asked","GenericError","",{}]',
+def _transaction(csms, charger):
+    charger.ok("plug_in", connector=1)
+    charger.ok("swipe", idTag="TAGR")
+    csms.wait_for("StartTransaction", timeout=10)
+    st = charger.wait_state(lambda s: (s["connectors"][0]["transaction"] or {}).get("id", 0) > 0,
+                            what="the transaction's id")
+    return st["connectors"][0]["transaction"]
+
+
+def _nothing_answered(csms, mark):
+    # No CALLRESULT or CALLERROR went out for the garbage (it has no id to answer).
+    return [m for m in csms.messages[mark:] if m.direction == "in" and m.type in (3, 4)]
+
+
+@pytest.mark.parametrize("frame, logged", [
+    ('[2,"x1","Heartbeat"', "not JSON, ignored"),                 # truncated JSON
+    ('{"x":1}', "not an OCPP-J frame"),                            # not an array
+    ('[9,"a"]', "unknown message type 9"),
+    ('[]', "not an OCPP-J frame"), ('[2]', "CALL without an id"),
+    ('null', "not an OCPP-J frame"), ('"text"', "not an OCPP-J frame"),
+    ('12', "not an OCPP-J frame"),
+    ('[3,"nobody-asked",{}]', "answer to unknown id"),
+    ('[4,"nobody-asked","GenericError","",{}]', "answer to unknown id"),
 ])
-def test_garbage_is_survived(csms, charger, frame):
+def test_garbage_is_logged_and_changes_nothing(csms, charger, frame, logged):
+    tx = _transaction(csms, charger)
+    conns = csms.connections("CP1")
+    mark = csms.mark()
+    log_at = len(charger.log_text())
     csms.send_raw("CP1", frame)
-    time.sleep(0.2)
+    charger.wait_log(logged, after=log_at)
+    assert _nothing_answered(csms, mark) == []
     alive(csms)
-    assert csms.connected("CP1")
+    assert csms.connections("CP1") == conns  # the same connection
+    assert charger.state()["connectors"][0]["transaction"] == tx  # the session goes on
     csms.violations.clear()  # the bench CSMS flags its own garbage
 
 
 def test_binary_frame_skipped(csms, charger):
     # (invalid UTF-8 inside a text frame is covered by mp/mpt_ws.py: the
     # bench CSMS cannot send one)
+    tx = _transaction(csms, charger)
+    log_at = len(charger.log_text())
+    mark = csms.mark()
     csms.send_raw("CP1", b"\x00\x01\x02binary")
-    csms.send_raw("CP1", b'[2,"u1","GetConfiguration",{}]')
-    time.sleep(0.2)
-    alive(csms)
+    charger.wait_log("binary message skipped", after=log_at)
+    assert _nothing_answered(csms, mark) == []
+    csms.send_raw("CP1", '[2,"u1","GetConfiguration",{}]')
+    assert answer(csms, mark, "u1").type == 3  # the next text frame is answered
+    assert charger.state()["connectors"][0]["transaction"] == tx
     csms.violations.clear()
 
 

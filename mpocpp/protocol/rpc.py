@@ -181,6 +181,8 @@ class Rpc:
             if len(msg) != 4 or not isinstance(msg[2], str):
                 if isinstance(mid, str) and not self.silent:
                     await self._answer_error(mid, FORMATION_VIOLATION, "malformed CALL")
+                else:
+                    log.warn(_TAG, "CALL without an id ignored")
                 return
             await self._on_call(mid, msg[2], msg[3], False)
         elif kind == _RESULT or kind == _ERROR:

@@ -1,0 +1,265 @@
+# The central system's CALLs (operations/): the dispatcher imports a
+# profile's module per CALL and releases it; the handlers of Core,
+# RemoteTrigger and LocalAuthListManagement over the real model objects.
+import sys
+
+from fakes import Recorder, Registration, Rig, settle
+
+from mpocpp.operations import Dispatcher
+from mpocpp.protocol.rpc import Reply
+
+
+class Link:
+    def __init__(self):
+        self.reconnects = 0
+        self.trials = 0
+
+    def reconnect(self):
+        self.reconnects += 1
+
+    def try_security_profile(self):
+        self.trials += 1
+
+
+class Smart:
+    def __init__(self, ok=True):
+        self.ok = ok
+
+    def remote_profile_ok(self, profile, cid):
+        return self.ok
+
+
+class Ops:
+    # What Charger.make builds, over a Rig.
+    def __init__(self, n=2, keys=None, accepted=True):
+        self.r = Rig(n=n, keys=keys)
+        self.reg = Registration(status="Accepted" if accepted else "Pending")
+        self.link = Link()
+        self.smart = Smart()
+        self.configured = Recorder()
+        self.resets = Recorder()
+        self.outbox = _Outbox()
+        self.sender = _Sender()
+        self.made = []
+        self.d = Dispatcher(self.make)
+
+    def make(self, name, mod):
+        r = self.r
+        self.made.append(name)
+        if name == "core":
+            return mod.Core(r.cfg, r.cons, r.sessions, r.availability, _AuthStore(),
+                            self.reg, self.link, self._smart, self.configured, self.resets)
+        if name == "remotetrigger":
+            return mod.RemoteTrigger(r.cons, self.reg, self.sender, self.outbox, _mv, _Jobs())
+        return None
+
+    def _smart(self):
+        return self.smart
+
+    def call(self, action, payload):
+        res = self.d(action, payload)
+        after = None
+        if isinstance(res, tuple):
+            res, after = res
+        return res, after
+
+
+class _Outbox:
+    def __init__(self):
+        self.sent = []
+
+    def trigger(self, action, payload):
+        self.sent.append((action, payload))
+
+
+class _Sender:
+    def __init__(self):
+        self.boots = 0
+
+    def boot_now(self):
+        self.boots += 1
+
+
+class _Jobs:
+    firmware = "Downloading"
+    diagnostics = "Idle"
+
+
+def _mv(cid):
+    return {"connectorId": cid, "meterValue": [{"timestamp": "2026-01-01T00:00:00Z",
+                                                "sampledValue": [{"value": "1"}]}]}
+
+
+class _AuthStore:
+    def __init__(self):
+        self.cleared = 0
+
+    def store(self):
+        return self
+
+    def cache_clear(self):
+        self.cleared += 1
+
+
+def test_dispatcher_imports_and_releases():
+    o = Ops()
+    assert "mpocpp.operations.core" not in sys.modules
+    res, _ = o.call("GetConfiguration", {"key": ["HeartbeatInterval"]})
+    assert res["configurationKey"][0]["key"] == "HeartbeatInterval"
+    assert "mpocpp.operations.core" not in sys.modules  # released after the CALL
+    assert o.made == ["core"]
+    try:
+        o.d("Authorize", {"idTag": "x"})  # a charger-initiated action sent to us
+    except Reply as e:
+        assert e.code == "NotSupported"
+    else:
+        raise AssertionError("no NotSupported")
+    try:
+        o.d("GetDiagnostics", {"location": "http://x/"})  # make() returns None here
+    except Reply as e:
+        assert e.code == "NotSupported"
+
+
+def test_get_and_change_configuration():
+    o = Ops()
+    res, _ = o.call("GetConfiguration", {"key": ["heartbeatinterval", "Nope"]})
+    assert res["configurationKey"][0]["key"] == "HeartbeatInterval"
+    assert res["unknownKey"] == ["Nope"]
+    try:
+        o.d("GetConfiguration", {"key": ["HeartbeatInterval"] * 1000})
+    except Reply as e:
+        assert e.code == "OccurenceConstraintViolation"
+    res, after = o.call("ChangeConfiguration", {"key": "MeterValueSampleInterval", "value": "60"})
+    assert res == {"status": "Accepted"} and after is None
+    assert o.configured.calls == ["MeterValueSampleInterval"]
+    res, _ = o.call("ChangeConfiguration", {"key": "NumberOfConnectors", "value": "3"})
+    assert res == {"status": "Rejected"}  # read-only
+    res, _ = o.call("ChangeConfiguration", {"key": "NoSuchKey", "value": "3"})
+    assert res == {"status": "NotSupported"}
+    res, after = o.call("ChangeConfiguration", {"key": "AuthorizationKey",
+                                                "value": "00112233445566778899aabbccddeeff"})
+    assert res == {"status": "Accepted"}
+    after()
+    assert o.link.reconnects == 1
+    res, after = o.call("ChangeConfiguration", {"key": "SecurityProfile", "value": "1"})
+    assert res == {"status": "Accepted"}
+    after()
+    assert o.link.trials == 1
+
+
+async def test_remote_start_stop_and_their_checks():
+    o = Ops()
+    r = o.r
+    r.auth.answers["REM"] = {"status": "Accepted"}
+    res, _ = o.call("RemoteStartTransaction", {"idTag": "REM", "connectorId": 3})
+    assert res == {"status": "Rejected"}  # no such connector
+    o.smart.ok = False
+    prof = {"chargingProfileId": 1, "stackLevel": 0, "chargingProfilePurpose": "TxProfile",
+            "chargingProfileKind": "Relative",
+            "chargingSchedule": {"chargingRateUnit": "A",
+                                 "chargingSchedulePeriod": [{"startPeriod": 0, "limit": 10}]}}
+    res, _ = o.call("RemoteStartTransaction", {"idTag": "REM", "connectorId": 1,
+                                               "chargingProfile": prof})
+    assert res == {"status": "Rejected"}  # the profile would not be accepted
+    prof["chargingProfilePurpose"] = "TxDefaultProfile"
+    o.smart.ok = True
+    res, _ = o.call("RemoteStartTransaction", {"idTag": "REM", "connectorId": 1,
+                                               "chargingProfile": prof})
+    assert res == {"status": "Rejected"}  # only a TxProfile
+    res, _ = o.call("RemoteStartTransaction", {"idTag": "REM", "connectorId": 1})
+    assert res == {"status": "Accepted"}
+    await settle()
+    r.ev("B", 1)
+    c = r.con(1)
+    assert c.tx is not None and c.tx.id_tag == "REM"
+    res, after = o.call("RemoteStopTransaction", {"transactionId": 12345})
+    assert res == {"status": "Rejected"}
+    res, after = o.call("RemoteStopTransaction", {"transactionId": c.tx.id})
+    assert res == {"status": "Accepted"} and c.tx is not None  # stopped after the answer
+    after()
+    assert c.tx is None and r.queue.last("StopTransaction")["reason"] == "Remote"
+
+
+def test_remote_control_refused_while_pending():
+    o = Ops(accepted=False)
+    assert o.call("RemoteStartTransaction", {"idTag": "X"})[0] == {"status": "Rejected"}
+    assert o.call("RemoteStopTransaction", {"transactionId": 1})[0] == {"status": "Rejected"}
+
+
+async def test_availability_reset_unlock_cache_datatransfer():
+    o = Ops()
+    r = o.r
+    assert o.call("ChangeAvailability", {"connectorId": 2, "type": "Inoperative"})[0] == \
+        {"status": "Accepted"}
+    assert r.con(2).status == "Unavailable"
+    res, after = o.call("Reset", {"type": "Hard"})
+    assert res == {"status": "Accepted"} and o.resets.calls == []
+    after()
+    assert o.resets.calls == [True]
+    assert o.call("ClearCache", {})[0] == {"status": "Accepted"}
+    assert o.call("DataTransfer", {"vendorId": "x"})[0] == {"status": "UnknownVendorId"}
+    res = o.d("UnlockConnector", {"connectorId": 0})
+    assert (await res)["status"] == "NotSupported"
+    c = await r.start("T1", cid=1)
+    res = await o.d("UnlockConnector", {"connectorId": 1})
+    assert res == {"status": "Unlocked"}
+    assert c.tx is None and r.queue.last("StopTransaction")["reason"] == "UnlockCommand"
+
+
+def test_clear_cache_rejected_without_a_cache():
+    o = Ops(keys={"AuthorizationCacheEnabled": False})
+    assert o.call("ClearCache", {})[0] == {"status": "Rejected"}
+
+
+def test_trigger_message():
+    o = Ops()
+    res, after = o.call("TriggerMessage", {"requestedMessage": "StatusNotification"})
+    assert res == {"status": "Accepted"}
+    after()
+    assert [p["connectorId"] for a, p in o.outbox.sent] == [0, 1, 2]
+    o.outbox.sent[:] = []
+    res, after = o.call("TriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 2})
+    after()
+    assert o.outbox.sent == [("MeterValues", _mv(2))]
+    o.outbox.sent[:] = []
+    for what, payload in (("Heartbeat", {}),
+                          ("FirmwareStatusNotification", {"status": "Downloading"}),
+                          ("DiagnosticsStatusNotification", {"status": "Idle"})):
+        res, after = o.call("TriggerMessage", {"requestedMessage": what})
+        after()
+        assert o.outbox.sent[-1] == (what, payload)
+    assert o.call("TriggerMessage", {"requestedMessage": "StatusNotification",
+                                     "connectorId": 3})[0] == {"status": "Rejected"}
+    # E3.35: BootNotification only while not Accepted
+    assert o.call("TriggerMessage", {"requestedMessage": "BootNotification"})[0] == \
+        {"status": "Rejected"}
+    o.reg.status = "Pending"
+    res, after = o.call("TriggerMessage", {"requestedMessage": "BootNotification"})
+    assert res == {"status": "Accepted"}
+    after()
+    assert o.sender.boots == 1
+
+
+def test_local_list_handlers_over_the_real_store():
+    from mpocpp.model.authorization import Authorization
+    from mpocpp.operations.localauth import LocalAuthListManagement
+    r = Rig()
+    auth = Authorization(r.cfg, Registration(), None, Recorder())
+    h = LocalAuthListManagement(r.cfg, auth)
+    assert h.GetLocalListVersion({}) == {"listVersion": 0}
+    ent = [{"idTag": "A%d" % i, "idTagInfo": {"status": "Accepted"}} for i in range(3)]
+    assert h.SendLocalList({"listVersion": 3, "updateType": "Full",
+                            "localAuthorizationList": ent}) == {"status": "Accepted"}
+    assert h.GetLocalListVersion({}) == {"listVersion": 3}
+    assert auth.store().list_lookup("a1")["status"] == "Accepted"
+    too_many = [{"idTag": "T%d" % i} for i in range(256)]
+    try:
+        h.SendLocalList({"listVersion": 4, "updateType": "Differential",
+                         "localAuthorizationList": too_many})
+    except Reply as e:
+        assert e.code == "OccurenceConstraintViolation"
+    else:
+        raise AssertionError("no CALLERROR")
+    r.cfg.change("LocalAuthListEnabled", "false")
+    assert h.GetLocalListVersion({}) == {"listVersion": -1}
+    assert h.SendLocalList({"listVersion": 5, "updateType": "Full"}) == {"status": "NotSupported"}

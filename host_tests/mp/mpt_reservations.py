@@ -1,0 +1,91 @@
+# Reservations (model/reservations.py) and ReserveNow / CancelReservation
+# (operations/reservation.py) on fake hardware, inside MicroPython.
+from fakes import T0, Rig, clock, settle
+
+from mpocpp.model.reservations import Reservations, same_tag
+from mpocpp.operations.reservation import Reservation as Handlers
+
+
+def _rig(n=2, keys=None):
+    r = Rig(n=n, keys=keys)
+    h = Handlers(r.cfg, r.cons, r.reservations)
+    return r, h
+
+
+def _reserve(h, cid, rid=1, tag="R1", parent=None, expiry="2026-01-01T01:00:00Z"):
+    req = {"connectorId": cid, "reservationId": rid, "idTag": tag, "expiryDate": expiry}
+    if parent is not None:
+        req["parentIdTag"] = parent
+    return h.ReserveNow(req)["status"]
+
+
+def test_reserve_match_and_status():
+    r, h = _rig()
+    assert _reserve(h, 1, parent="FLEET") == "Accepted"
+    c = r.con(1)
+    assert c.status == "Reserved" and c.reservation.id == 1
+    assert Reservations.matches(c, "r1", None)  # idTags are case-insensitive
+    assert Reservations.matches(c, "OTHER", "fleet")  # the group
+    assert not Reservations.matches(c, "OTHER", None)
+    assert not Reservations.matches(c, "OTHER", "ELSE")
+    assert Reservations.matches(r.con(2), "ANY", None)  # not reserved
+    assert same_tag("ab", "AB") and not same_tag(None, "AB")
+
+
+def test_same_id_replaces_cancel_and_unknown():
+    r, h = _rig()
+    assert _reserve(h, 1, rid=7) == "Accepted"
+    assert _reserve(h, 2, rid=7, tag="R2") == "Accepted"  # moved
+    assert r.con(1).reservation is None and r.con(1).status == "Available"
+    assert r.con(2).reservation.id_tag == "R2"
+    assert h.CancelReservation({"reservationId": 99})["status"] == "Rejected"
+    assert h.CancelReservation({"reservationId": 7})["status"] == "Accepted"
+    assert r.con(2).reservation is None and r.con(2).status == "Available"
+
+
+def test_answers_for_busy_connectors():
+    r, h = _rig()
+    assert _reserve(h, 0) == "Rejected"  # connector 0: ReserveConnectorZeroSupported absent
+    assert _reserve(h, 3) == "Rejected"  # no such connector
+    assert _reserve(h, 1, expiry="2025-12-31T23:00:00Z") == "Rejected"  # already past
+    assert _reserve(h, 1, expiry="garbage") == "Rejected"
+    r.con(1).raise_fault("GroundFailure")
+    assert _reserve(h, 1) == "Faulted"
+    r.con(1).clear_fault()
+    r.availability.change(1, False)
+    assert _reserve(h, 1) == "Unavailable"
+    r.availability.change(1, True)
+    r.ev("B", 1)  # plugged
+    assert _reserve(h, 1) == "Occupied"
+    assert _reserve(h, 2, rid=2) == "Accepted"
+    assert _reserve(h, 2, rid=3) == "Occupied"  # reserved by another id
+
+
+def test_free_charging_reserves_nothing():
+    r, h = _rig(keys={"FreeCharging": True})
+    assert _reserve(h, 1) == "Rejected"
+
+
+def test_expiry_through_tick():
+    r, h = _rig()
+    assert _reserve(h, 1, expiry="2026-01-01T00:10:00Z") == "Accepted"
+    assert not r.reservations.tick(T0 + 599)
+    assert r.con(1).reservation is not None
+    assert r.reservations.tick(T0 + 600)
+    assert r.con(1).reservation is None and r.con(1).status == "Available"
+
+
+async def test_start_takes_the_reservation_and_reports_its_id():
+    r, h = _rig()
+    assert _reserve(h, 1, rid=5, tag="R1") == "Accepted"
+    r.auth.answers["OTHER"] = {"status": "Accepted"}
+    r.ev("B", 1)
+    await r.swipe("OTHER")  # not the reservation's card: nothing starts on 1
+    assert r.con(1).tx is None
+    r.ev("A", 1)
+    r.auth.answers["R1"] = {"status": "Accepted"}
+    c = await r.start("R1", cid=1)
+    assert c.reservation is None
+    assert r.queue.last("StartTransaction")["reservationId"] == 5
+    await settle()
+    assert clock.now() == T0
