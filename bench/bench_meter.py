@@ -41,6 +41,8 @@ norflash.mount_lfs(dev, "/flash")
 
 class BusyDrv:
     # Stand-in for the ADC driver: blocks 20 ms like one mains cycle.
+    power_w = None
+
     def read(self):
         t = time.ticks_us()
         while time.ticks_diff(time.ticks_us(), t) < 20000:
@@ -97,6 +99,7 @@ class Timed:
     def read(self):
         t = time.ticks_us()
         r = self.drv.read()
+        self.power_w = self.drv.power_w
         self.us.append(time.ticks_diff(time.ticks_us(), t))
         self.power_w = getattr(self.drv, "power_w", None)
         return r

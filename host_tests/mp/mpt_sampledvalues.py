@@ -27,6 +27,7 @@ class Drv:
         self.amps = amps
         self.volts = volts
         self.temp = temp
+        self.power_w = None  # not measured: U x I
 
     def read(self):
         return self.amps, self.volts, self.temp
