@@ -19,6 +19,7 @@ _SOFT_RESET_DRAIN_MS = const(10000)
 # and the charger restarts cleanly rather than failing forever.
 _OOM_LIMIT = const(5)
 _OOM_WINDOW_MS = const(120000)
+_RESERVE = const(2048)  # bytes set aside for a restart out of heap
 _REASON = "/resetreason"
 
 
@@ -54,6 +55,9 @@ class Charger:
         self._oom_n = 0
         self._oom_t0 = 0
         self._restarting = False
+        # Kept free for a restart out of heap: with it back, the reason file
+        # and the StopTransactions can still be written to flash.
+        self._reserve = bytearray(_RESERVE)
         # Why the previous run ended, when the firmware chose to (e.g.
         # MemoryExhaustion): logged now, for a security event later.
         from mpocpp.util import fsutil
@@ -82,22 +86,28 @@ class Charger:
 
     def restart_for(self, reason):
         # A clean restart the firmware decides on: the reason is kept in
-        # flash for the next boot.
+        # flash for the next boot. Nothing here may stop the reset: out of
+        # heap, a step that fails is skipped (a transaction not stopped now is
+        # stopped with PowerLoss at the next boot).
         self._restarting = True
-        log.error(_TAG, "restarting: %s", reason)
-        from mpocpp.util import fsutil
+        self._reserve = None
+        gc.collect()
         try:
-            fsutil.write_atomic(self.cfg.dir + _REASON, reason.encode())
-        except OSError:
-            pass
-        try:
-            self.sessions.stop_all("Reboot")
-        except Exception as e:  # MemoryError again: PowerLoss at the next boot
-            log.exc(_TAG, "stopping transactions", e)
-        try:
-            asyncio.create_task(self._reset(True))
-        except MemoryError:
-            self.board.reset(True)
+            log.error(_TAG, "restarting: %s", reason)
+            from mpocpp.util import fsutil
+            try:
+                fsutil.write_atomic(self.cfg.dir + _REASON, reason.encode())
+            except (OSError, MemoryError):
+                pass
+            try:
+                self.sessions.stop_all("Reboot")
+            except Exception as e:
+                log.exc(_TAG, "stopping transactions", e)
+        finally:
+            try:
+                asyncio.create_task(self._reset(True))
+            except MemoryError:
+                self.board.reset(True)
 
     def on_registered(self):
         # The first Accepted BootNotification since power-up: every
@@ -164,12 +174,16 @@ class Charger:
                 await asyncio.sleep_ms(100)
         else:
             await asyncio.sleep_ms(200)  # let the Reset.conf leave
-        if self.meter is not None:
-            self.meter.save()
-        await self.link.close()
-        if log.sink is not None:
-            log.sink.flush()
-        self.board.reset(hard)
+        try:
+            if self.meter is not None:
+                self.meter.save()
+            await self.link.close()
+            if log.sink is not None:
+                log.sink.flush()
+        except Exception as e:  # out of heap, say: the restart goes on
+            log.exc(_TAG, "before the reset", e)
+        finally:
+            self.board.reset(hard)
 
     def state_lines(self):
         # For the diagnostics file.

@@ -12,20 +12,26 @@ _LETTER = "DIWE"
 level = INFO
 sink = None  # callable(line) that also receives each line (set by the app)
 oom = None  # callable(tag) told of every MemoryError logged (the charger's guard)
+_NOMEM = "log: a line lost: out of memory"
 
 
 def _out(lvl, tag, msg, args):
     if lvl < level:
         return
-    if args:
-        try:
-            msg = msg % args
-        except (TypeError, ValueError):
-            msg = "%s %r" % (msg, args)
-    line = "%d %s %s: %s" % (time.ticks_ms(), _LETTER[lvl], tag, msg)
-    print(line)
-    if sink is not None:
-        sink(line)
+    try:
+        if args:
+            try:
+                msg = msg % args
+            except (TypeError, ValueError):
+                msg = "%s %r" % (msg, args)
+        line = "%d %s %s: %s" % (time.ticks_ms(), _LETTER[lvl], tag, msg)
+        print(line)
+        if sink is not None:
+            sink(line)
+    except MemoryError:
+        # Logging must never be what fails: the line is lost, a constant one
+        # (no allocation) says so.
+        print(_NOMEM)
 
 
 def debug(tag, msg, *args):
