@@ -23,6 +23,8 @@ from mpocpp.util import log
 _TAG = "auth"
 _REC = const(48)
 _KEY = const(20)
+_CHUNK_BITS = const(5)
+_CHUNK = const(32)  # staged keys per block of 640 bytes
 _EXP = const(40)  # record offsets
 _ST = const(44)
 _KIND = const(45)
@@ -133,20 +135,26 @@ def _valid_until(r):
     return _expiry(r) or _FOREVER
 
 
+def _key(keys, i):
+    # Key i of the staged keys: chunks of _CHUNK keys (small blocks, so that a
+    # fragmented heap still finds room for them).
+    o = (i & (_CHUNK - 1)) * _KEY
+    return keys[i >> _CHUNK_BITS][o:o + _KEY]
+
+
 def _sort(keys, n):
     # -> array of 0..n-1 ordered by the 20-byte keys in `keys` (Shell sort
     # over an index: no copy of the keys).
     order = array.array("H", range(n))
-    mv = memoryview(keys)
     gap = n >> 1
     while gap:
         for i in range(gap, n):
             t = order[i]
-            kt = mv[t * _KEY:t * _KEY + _KEY]
+            kt = _key(keys, t)
             j = i
             while j >= gap:
                 u = order[j - gap]
-                if mv[u * _KEY:u * _KEY + _KEY] <= kt:
+                if _key(keys, u) <= kt:
                     break
                 order[j] = u
                 j -= gap
@@ -328,9 +336,7 @@ class AuthStore:
             return "Failed"
         order = _sort(keys, n)
         for i in range(1, n):
-            a = order[i] * _KEY
-            b = order[i - 1] * _KEY
-            if keys[a:a + _KEY] == keys[b:b + _KEY]:
+            if _key(keys, order[i]) == _key(keys, order[i - 1]):
                 log.warn(_TAG, "duplicate idTag in list")
                 return "Failed"
         keys = None
@@ -349,8 +355,8 @@ class AuthStore:
 
     def _stage(self, path, entries, full):
         # Each entry packed into a record of the staging file; -> (keys, n):
-        # keys one bytearray of n x 20 bytes, in arrival order.
-        keys = bytearray()
+        # the n 20-byte keys in arrival order, as memoryviews of _CHUNK keys.
+        keys = []
         n = 0
         limit = self.list_max if full else _NONE - 1
         chg = self._chg
@@ -366,7 +372,10 @@ class AuthStore:
                 if n > limit:
                     raise ValueError("more than %d entries" % limit)
                 b = b.lower() + bytes(_KEY - len(b))
-                keys.extend(b)
+                i = (n - 1) & (_CHUNK - 1)
+                if not i:
+                    keys.append(memoryview(bytearray(_CHUNK * _KEY)))
+                keys[-1][i * _KEY:i * _KEY + _KEY] = b
                 _pack(chg, b, fields, _PUT if info is not None else _DEL, _NONE)
                 f.write(chg)
         return keys, n
