@@ -42,6 +42,11 @@ class Bench:
     def __init__(self, ch, board):
         self.ch = ch
         self.board = board
+        self._watching = False
+        self._hog = None
+        self._period = 100
+        self._peak = 0
+        self._samples = 0
 
     def handle(self, req):
         if not isinstance(req, dict) or not isinstance(req.get("op"), str):
@@ -174,11 +179,56 @@ class Bench:
         return {"pong": True}
 
     def op_heap(self, req):
-        # GC heap figures after a full collection (for benchmarks).
+        # GC heap figures after a full collection (for benchmarks), and the
+        # largest in use that heap_watch has seen since it started.
         gc.collect()
         import sys
-        return {"free": gc.mem_free(), "alloc": gc.mem_alloc(),
-                "modules": sorted(sys.modules)}
+        return {"free": gc.mem_free(), "alloc": gc.mem_alloc(), "peak": self._peak,
+                "samples": self._samples, "modules": sorted(sys.modules)}
+
+    def op_hog(self, req):
+        # Takes the heap until only `leave` bytes are free, in 256-byte blocks
+        # (a heap both full and fragmented); leave=null gives it back. Running
+        # out of heap is an input the firmware must survive.
+        leave = req.get("leave")
+        self._hog = None
+        gc.collect()
+        if leave is None:
+            return {"free": gc.mem_free()}
+        if not isinstance(leave, int) or leave < 1024:
+            raise BenchError("leave must be an integer >= 1024, or null")
+        chain = None  # a chain of (previous, block): no list to grow
+        for size in (256, 32):
+            try:
+                while gc.mem_free() > leave:
+                    chain = (chain, bytearray(size))
+            except MemoryError:
+                pass
+        self._hog = chain
+        return {"free": gc.mem_free()}
+
+    def op_heap_watch(self, req):
+        # Samples the heap in use, after a collection, every period_ms (for the
+        # heap-budget scenario): a lower bound of the live peak, not counting
+        # garbage that a collection would free.
+        ms = req.get("period_ms", 100)
+        if not isinstance(ms, int) or ms < 10:
+            raise BenchError("period_ms must be an integer >= 10")
+        self._period = ms
+        self._peak = 0
+        self._samples = 0
+        if not self._watching:
+            self._watching = True
+            asyncio.create_task(self._watch())
+
+    async def _watch(self):
+        while True:
+            gc.collect()
+            a = gc.mem_alloc()
+            if a > self._peak:
+                self._peak = a
+            self._samples += 1
+            await asyncio.sleep_ms(self._period)
 
 
 async def _client(bench, reader, writer):

@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Heap budget (issue 8), on the 32-bit unix port (../shared/targets/unix32,
+or MICROPYTHON32), with the firmware as the boards build it (.mpy without
+line numbers, `tools/sim --no-lines`):
+
+- heap in use after boot, idle, connected over wss;
+- the live peak during the heap-budget scenario (host_tests/heap_scenario.py),
+  sampled after a collection every 50 ms;
+- the smallest `-X heapsize` that passes the scenario N times out of N;
+- the heap each module loaded at boot adds, imported in boot order in fresh
+  processes (bytecode, its qstrs and its globals).
+
+    .venv/bin/python bench/bench_heap.py [--quick]
+"""
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+sys.path.insert(0, os.path.join(ROOT, "host_tests"))
+
+from harness import MICROPYTHON32  # noqa: E402
+from heap_scenario import Scenario  # noqa: E402
+
+BUILD = os.path.join(ROOT, "build", "mpy-unix-O3")
+
+
+def run(tmp, heap, k):
+    d = os.path.join(tmp, "run-%s-%d" % (heap, k))
+    try:
+        with Scenario(d, MICROPYTHON32, heap) as sc:
+            return sc.run()
+    except (AssertionError, TimeoutError, OSError) as e:
+        print("  %s run %d failed: %s" % (heap, k, str(e).splitlines()[0][:120]),
+              file=sys.stderr)
+        return None
+
+
+def passes(tmp, kib, runs):
+    for k in range(runs):
+        if run(tmp, "%dk" % kib, k) is None:
+            return False
+    return True
+
+
+def smallest(tmp, lo, hi, step, runs):
+    # Bisection on one run each, then the answer confirmed runs times (moving
+    # up a step while it is not).
+    while hi - lo > step:
+        mid = (lo + hi) // 2 // step * step
+        print("  trying %d KiB" % mid, file=sys.stderr, flush=True)
+        if run(tmp, "%dk" % mid, 0) is not None:
+            hi = mid
+        else:
+            lo = mid
+    while hi <= 1024 and not passes(tmp, hi, runs):
+        hi += step
+    return hi
+
+
+def idle(tmp):
+    with Scenario(os.path.join(tmp, "idle"), MICROPYTHON32, "1024k") as sc:
+        ch = sc.charger()
+        sc.booted()
+        import time
+        time.sleep(3)
+        h = ch.ok("heap")
+        return h["alloc"], [m for m in h["modules"] if m.startswith(("mpocpp", "mpocpp_board"))]
+
+
+# The list comes in a file: the 32-bit unix port dies on an argument of 256
+# characters or more ("FATAL: uncaught NLR").
+MODULE_SCRIPT = """
+import gc, sys
+with open(sys.argv[1]) as f:
+    mods = f.read().split()
+for m in mods:
+    __import__(m)
+gc.collect()
+a = gc.mem_alloc()
+__import__(sys.argv[2])
+gc.collect()
+print("HEAP", gc.mem_alloc() - a)
+"""
+
+
+def _import_cost(script, before, done, m):
+    with open(before, "w") as f:
+        f.write("\n".join(done))
+    p = subprocess.run([MICROPYTHON32, "-X", "heapsize=2M", script, before, m],
+                       capture_output=True, text=True,
+                       env=dict(os.environ, MICROPYPATH=".frozen:" + BUILD))
+    return int(p.stdout.split("HEAP")[1]) if "HEAP" in p.stdout else None
+
+
+def module_costs(tmp, modules):
+    # The heap each module adds, imported after those that cost less alone
+    # (so that, roughly, a module comes after what it imports).
+    script = os.path.join(tmp, "modcost.py")
+    with open(script, "w") as f:
+        f.write(MODULE_SCRIPT)
+    before = os.path.join(tmp, "before.txt")
+    alone = {m: _import_cost(script, before, [], m) for m in modules}
+    order = sorted(modules, key=lambda m: (alone[m] is None, alone[m] or 0, m))
+    out = []
+    done = []
+    for m in order:
+        out.append((m, _import_cost(script, before, done, m)))
+        done.append(m)
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    print("## Heap budget (issue 8)\n")
+    if MICROPYTHON32 is None:
+        print("Skipped: no 32-bit unix port (set MICROPYTHON32; ../shared/targets/unix32).\n")
+        return
+    subprocess.run([sys.executable, os.path.join(ROOT, "tools", "build_mpy.py"), "--board",
+                    "unix", "--no-lines", "--quiet"], check=True)
+    runs = 3 if a.quick else 10
+    with tempfile.TemporaryDirectory(prefix="bench-heap-") as tmp:
+        alloc, modules = idle(tmp)
+        fig = run(tmp, "1024k", 0)
+        low = smallest(tmp, 128, 512, 16 if a.quick else 8, runs)
+        costs = module_costs(tmp, modules)
+    print("32-bit unix port (`%s`), firmware as `.mpy` without line numbers, the simulated "
+          "board's modules included; TLS buffers (mbedTLS) are in the GC heap on this "
+          "port.\n" % os.path.relpath(MICROPYTHON32, ROOT))
+    print("| figure | value |")
+    print("|---|---|")
+    print("| heap in use after boot, idle, connected over wss | %.1f KiB |" % (alloc / 1024))
+    if fig:
+        print("| live peak during the scenario (sampled after a collection every 50 ms, %d "
+              "samples) | %.1f KiB |" % (fig["samples"], fig["peak"] / 1024))
+    print("| smallest `-X heapsize` that passes the scenario %d times out of %d | %d KiB |"
+          % (runs, runs, low))
+    print()
+    print("Heap each module loaded at boot adds, imported after those listed above it, "
+          "in fresh processes (bytecode, qstrs, globals):\n")
+    print("| module | KiB |")
+    print("|---|---|")
+    total = 0
+    for m, b in costs:
+        print("| `%s` | %s |" % (m, "%.1f" % (b / 1024) if b is not None else "import failed"))
+        total += b or 0
+    print("| all %d | %.1f |" % (len(costs), total / 1024))
+    print()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,64 @@
+"""The heap budget (issue 8): the scenario of heap_scenario.py on the 32-bit
+unix port with a fixed `-X heapsize`. A heap limit is deterministic, so a
+change that makes the firmware need more heap than BUDGET fails here; the
+figures themselves are measured by `make bench` (bench/bench_heap.py)."""
+import time
+
+import pytest
+
+from harness import MICROPYTHON32
+from heap_scenario import Scenario
+
+# The smallest heap that passed the scenario (272 KiB on 2026-12-03, measured by
+# bench_heap on the 32-bit port) plus a margin: see docs/benchmarks.md.
+BUDGET = "304k"
+
+
+@pytest.mark.skipif(MICROPYTHON32 is None,
+                    reason="no 32-bit unix port: set MICROPYTHON32 (../shared/targets/unix32)")
+def test_scenario_within_budget(tmp_path):
+    with Scenario(tmp_path, MICROPYTHON32, BUDGET) as sc:
+        try:
+            fig = sc.run()
+        except BaseException:
+            if sc.ch is not None:
+                print("---- charger log ----\n" + sc.ch.tail(80))
+            raise
+    assert fig["samples"] > 0
+
+
+@pytest.mark.skipif(MICROPYTHON32 is None,
+                    reason="no 32-bit unix port: set MICROPYTHON32 (../shared/targets/unix32)")
+def test_out_of_heap_restarts_cleanly(csms, charger_factory):
+    # The heap taken until a few KiB are left, in small blocks: every message
+    # then fails for memory. Each MemoryError is logged and followed by a
+    # collection; when they keep coming the charger restarts on its own, its
+    # transaction stopped, the queue and the configuration intact, and the
+    # reason logged at the next boot.
+    ch = charger_factory(micropython=MICROPYTHON32, heap="256k", extra=["--no-lines"])
+    csms.wait_for("StatusNotification", pred=lambda m: m.payload.get("connectorId") == 1,
+                  timeout=20)
+    assert csms.call("CP1", "ChangeConfiguration",
+                     {"key": "MeterValueSampleInterval", "value": "7"})["status"] == "Accepted"
+    ch.ok("plug_in", connector=1)
+    m = csms.mark()
+    ch.ok("swipe", idTag="OOM1")
+    start = csms.wait_for("StartTransaction", after=m, timeout=20)
+    ch.wait_state(lambda s: s["connectors"][0]["relay"], what="charging")
+    boot = ch.state()["boot"]
+    free = ch.ok("hog", leave=3072)["free"]
+    assert free <= 3072
+    m = csms.mark()
+    for i in range(8):
+        csms.call_async("CP1", "GetConfiguration", {})
+        time.sleep(0.3)
+    ch.wait_log("restarting: MemoryExhaustion", timeout=60)
+    ch.wait_log("restarted after MemoryExhaustion", timeout=60)
+    csms.wait_for("BootNotification", after=m, timeout=30)
+    stop = csms.wait_for("StopTransaction", after=m, timeout=30)
+    ans = csms.wait_for("StartTransaction", direction="out", pred=lambda x: x.id == start.id)
+    assert stop.payload["transactionId"] == ans.payload["transactionId"]
+    assert stop.payload["reason"] in ("Reboot", "PowerLoss")
+    assert ch.state()["boot"] == boot + 1
+    r = csms.call("CP1", "GetConfiguration", {"key": ["MeterValueSampleInterval"]})
+    assert r["configurationKey"][0]["value"] == "7"
