@@ -27,7 +27,7 @@ class RemoteTrigger:
         n = len(self._cons) - 1
         if cid is not None and (cid < 0 or cid > n):
             return {"status": "Rejected"}
-        if what not in _KNOWN or self._jobs is None and what in _FW:
+        if what not in _KNOWN or (self._jobs is None and what in _FW):
             return {"status": "NotImplemented"}
         if what == "BootNotification":
             if self._reg.status == ACCEPTED:
