@@ -337,8 +337,12 @@ def test_security_profile():
     assert c.change("SecurityProfile", "0") == "Rejected"  # never decreases
     assert c.change("SecurityProfile", "2") == "Rejected"  # no CA
     c.settings["caCert"] = _PEM
+    c.settings["csmsUrl"] = "http://127.0.0.1:9000/ocpp"
+    assert c.change("SecurityProfile", "2") == "Rejected"  # not a WebSocket URL
+    # ws:// is fine: the link connects with wss:// (same host, port, path)
     c.settings["csmsUrl"] = "ws://127.0.0.1:9000/ocpp"
-    assert c.change("SecurityProfile", "2") == "Rejected"  # not wss
+    assert c.change("SecurityProfile", "2") == "Accepted"
+    assert c.fallback_security()
     c.settings["csmsUrl"] = "wss://csms.example:443/ocpp"
     assert c.save()
     assert c.change("SecurityProfile", "2") == "Accepted"

@@ -483,9 +483,12 @@ def _policy(cfg, key, v):
         if v == 2:
             if not cfg.settings.get("caCert"):
                 raise ValueError("profile 2 needs a provisioned CA certificate")
+            # A ws:// csmsUrl is fine: profile 2 connects with wss:// to the
+            # same host, port and path (link.py), and falls back if it cannot.
             url = cfg.settings.get("csmsUrl")
-            if not isinstance(url, str) or not url.startswith("wss://"):
-                raise ValueError("profile 2 needs a wss:// csmsUrl")
+            if not isinstance(url, str) or (url[:6].lower() != "wss://"
+                                            and url[:5].lower() != "ws://"):
+                raise ValueError("profile 2 needs a ws:// or wss:// csmsUrl")
 
 
 def load(cfg, provisioning=None):
