@@ -7,6 +7,8 @@ schedules: test_smartcharging.py.)"""
 import datetime
 import time
 
+import pytest
+
 from test_sessions import boot, conf, no_call, start, wait_sn, wait_stop
 from test_smartcharging import composite, limits, set_profile
 
@@ -75,8 +77,9 @@ def test_parent_id_tag_from_start_transaction_conf(csms, charger_factory):
 
 class _CsmsTime:
     """The CSMS's clock: the host's, shifted so that the first currentTime
-    it gives (the BootNotification's) is 999 ms past a whole second. A
-    charger that dropped the milliseconds would run almost a second late."""
+    it gives (a BootNotification's or a Heartbeat's) is 999 ms past a whole
+    second. A charger that dropped the milliseconds would run almost a
+    second late."""
 
     def __init__(self):
         self.shift = None
@@ -88,13 +91,24 @@ class _CsmsTime:
         return t + self.shift
 
 
-def test_clock_keeps_sub_seconds(csms, charger_factory):
+@pytest.mark.parametrize("source", ["BootNotification", "Heartbeat"])
+def test_clock_keeps_sub_seconds(csms, charger_factory, source):
     # A schedule starting "now" by the CSMS's clock (whole seconds, as the
     # CSMS sends them) covers the whole composite schedule: no one-second
-    # period at the hardware limit before it.
-    csms.clock = _CsmsTime()
-    boot(charger_factory, csms)
-    assert conf(csms, "BootNotification").payload["currentTime"].endswith(".999Z")
+    # period at the hardware limit before it. The clock is set from the
+    # BootNotification.conf, or later from a Heartbeat.conf.
+    m = 0
+    if source == "BootNotification":
+        csms.clock = _CsmsTime()
+        boot(charger_factory, csms)
+    else:
+        boot(charger_factory, csms)
+        csms.clock = _CsmsTime()
+        m = csms.mark()
+        assert csms.call("CP1", "TriggerMessage", {"requestedMessage": "Heartbeat"}) == \
+            {"status": "Accepted"}
+        csms.wait_for("Heartbeat", after=m)
+    assert conf(csms, source, m).payload["currentTime"].endswith(".999Z")
     # Ask in the middle of a CSMS second: the few milliseconds the answer
     # took to arrive do not matter then.
     while not 0.3 <= csms.clock() % 1 < 0.6:
