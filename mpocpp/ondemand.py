@@ -23,7 +23,7 @@ class OnDemand:
         self.smart = None  # model.smartcharging.SmartCharging, once made
         # Without SmartCharging in SupportedFeatureProfiles its state is never
         # made (its operations are NotSupported, a RemoteStart's profile ignored).
-        self.smart_ok = cfg.supports("SmartCharging")
+        self._smart_ok = cfg.supports("SmartCharging")
 
     def use_metervalues(self):
         m = self.metervalues
@@ -46,7 +46,7 @@ class OnDemand:
         # Sample.Clock values are due without a transaction; stored charging
         # profiles apply before the first session (E3.37).
         self.configured("ClockAlignedDataInterval")
-        if self.smart_ok and fsutil.exists(self._cfg.dir + _CHPROFILES):
+        if self._smart_ok and fsutil.exists(self._cfg.dir + _CHPROFILES):
             self.use_smart().apply()
 
     def configured(self, name):
