@@ -1,7 +1,9 @@
 """Security profiles 1 and 2, AuthorizationKey, SecurityProfile changes and
 WebSocket keep-alive (checklist §1, scenarios 2-6)."""
 import base64
+import socket
 import ssl
+import threading
 import time
 
 import pytest
@@ -185,6 +187,110 @@ def test_security_profile_falls_back_when_it_cannot_connect(csms, charger_factor
     assert change(csms, "SecurityProfile", "1") == "Accepted"
     ch.wait_log("SecurityProfile change failed: falling back", timeout=15)
     csms.passwords = {}
+    conns = csms.connections("CP1")
+    csms.wait_connected("CP1", timeout=10, count=conns + 1)
+    assert "Authorization" not in csms.last_headers("CP1")  # profile 0 again
+    r = csms.call("CP1", "GetConfiguration", {"key": ["SecurityProfile"]})
+    assert r["configurationKey"][0]["value"] == "0"
+
+
+# --- SecurityProfile 0 -> 2 with a ws:// csmsUrl ------------------------------
+
+class SchemeSplitter:
+    """One port, two bench CSMSs: a TLS ClientHello (first byte 0x16) goes to
+    the wss:// one, anything else to the ws:// one, as a central system that
+    serves both on the same host, port and path."""
+
+    def __init__(self, plain_port, tls_port):
+        self.ports = (plain_port, tls_port)
+        self.tls = 0  # TLS connections passed on
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(c,), daemon=True).start()
+
+    def _serve(self, c):
+        try:
+            first = c.recv(1, socket.MSG_PEEK)
+            tls = first == b"\x16"
+            self.tls += tls
+            u = socket.create_connection(("127.0.0.1", self.ports[tls]))
+        except OSError:
+            c.close()
+            return
+        threading.Thread(target=self._pipe, args=(u, c), daemon=True).start()
+        self._pipe(c, u)
+
+    @staticmethod
+    def _pipe(a, b):
+        try:
+            while True:
+                d = a.recv(65536)
+                if not d:
+                    break
+                b.sendall(d)
+        except OSError:
+            pass
+        for s in (a, b):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def close(self):
+        self.sock.close()
+
+
+def _to_sp1_key(csms):
+    assert change(csms, "AuthorizationKey", KEY_HEX) == "Accepted"
+    csms.wait_connected("CP1", timeout=10, count=2)
+
+
+def test_sp0_to_sp2_from_ws_url_goes_wss(csms, tls_csms, charger_factory):
+    # Interop: a CA and an AuthorizationKey installed, the configured URL
+    # ws://: SecurityProfile 2 is Accepted and the charger reconnects with
+    # wss:// to the same host, port and path, verifying the CSMS with the CA.
+    c, p = tls_csms
+    c.passwords = {"CP1": KEY}
+    mux = SchemeSplitter(csms.port, c.port)
+    try:
+        url = "ws://localhost:%d%s" % (mux.port, csms.path)
+        ch = charger_factory(url=url, config={"security": {"caCert": _pem(p.ca_der)},
+                                              "settings": {"csmsUrl": url}})
+        booted(csms)
+        _to_sp1_key(csms)
+        assert mux.tls == 0
+        assert change(csms, "SecurityProfile", "2") == "Accepted"
+        c.wait_connected("CP1", timeout=15)
+        assert mux.tls >= 1
+        assert c.last_headers("CP1")["Authorization"] == basic("CP1", KEY)
+        r = c.call("CP1", "GetConfiguration", {"key": ["SecurityProfile"]})
+        assert r["configurationKey"][0]["value"] == "2"
+        assert "connecting to wss://localhost:%d%s/CP1" % (mux.port, csms.path) in ch.log_text()
+        assert c.calls("BootNotification") == []  # a reconnect, not a reboot
+    finally:
+        mux.close()
+
+
+def test_sp0_to_sp2_from_ws_url_falls_back(csms, charger_factory):
+    # The same change where nothing answers TLS on that port: after the
+    # failed attempts the charger is back on profile 0 over ws://.
+    from certs import pki
+    ch = charger_factory(config={"security": {"caCert": _pem(pki().ca_der)}})
+    booted(csms)
+    _to_sp1_key(csms)
+    assert change(csms, "SecurityProfile", "2") == "Accepted"
+    ch.wait_log("SecurityProfile change failed: falling back", timeout=15)
+    assert "connecting to wss://127.0.0.1:%d%s/CP1" % (csms.port, csms.path) in ch.log_text()
     conns = csms.connections("CP1")
     csms.wait_connected("CP1", timeout=10, count=conns + 1)
     assert "Authorization" not in csms.last_headers("CP1")  # profile 0 again

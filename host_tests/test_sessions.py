@@ -232,7 +232,7 @@ def test_23_same_tag_stops_without_authorize(csms, charger_factory, n):
     m = csms.mark()
     ch.ok("swipe", idTag="TAG1")
     stop = wait_stop(csms, m, txid)
-    assert stop.payload.get("reason", "Local") == "Local"
+    assert stop.payload["reason"] == "Local"  # always sent, Local included
     assert stop.payload["idTag"] == "TAG1"
     assert isinstance(stop.payload["meterStop"], int)
     wait_sn(csms, cid, "Finishing", m)
@@ -271,7 +271,7 @@ def test_24_parent_id_tag_stops(csms, charger_factory, n):
     ch.ok("swipe", idTag="TAG2")
     stop = wait_stop(csms, m, txid)
     assert stop.payload["idTag"] == "TAG2"
-    assert stop.payload.get("reason", "Local") == "Local"
+    assert stop.payload["reason"] == "Local"  # always sent, Local included
     wait_sn(csms, cid, "Finishing", m)
 
 
@@ -348,7 +348,7 @@ def test_26_invalid_start_suspends_when_not_stopping(csms, charger_factory):
     # The driver can still end it with the same card.
     k = csms.mark()
     ch.ok("swipe", idTag="TAG1")
-    assert wait_stop(csms, k, 77).payload.get("reason", "Local") == "Local"
+    assert wait_stop(csms, k, 77).payload["reason"] == "Local"
 
 
 def test_26_parent_releases_deauthorized_cable(csms, charger_factory):

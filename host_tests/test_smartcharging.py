@@ -295,6 +295,20 @@ def test_period_change_follows_time(csms, charger_factory):
     wait_offered(ch, 20, timeout=10)
 
 
+def test_composite_keeps_number_phases(csms, charger_factory):
+    # Interop: adjacent periods with the same limit but another numberPhases
+    # are two periods of the composite schedule, not one.
+    boot(charger_factory, csms)
+    assert set_profile(csms, 0, profile(pid=1, start=0, periods=(
+        (0, 16, 3), (600, 16, 1), (1200, 16, 1), (1800, 16, 3)))) == "Accepted"
+    res = composite(csms, 1, 2400)
+    got = [(q["limit"], q.get("numberPhases", 3))
+           for q in res["chargingSchedule"]["chargingSchedulePeriod"]]
+    assert got == [(16, 3), (16, 1), (16, 3)], res
+    starts = [q["startPeriod"] for q in res["chargingSchedule"]["chargingSchedulePeriod"]]
+    assert 590 < starts[1] <= 600 and starts[2] - starts[1] == 1200, starts
+
+
 def test_watts_converted_and_composite_in_watts(csms, charger_factory):
     ch = boot(charger_factory, csms)
     # 4140 W over 3 phases at 230 V = 6 A per phase; 2300 W on 1 phase = 10 A

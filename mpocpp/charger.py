@@ -131,7 +131,8 @@ class Charger:
                             self.configured, self.reset)
         if name == "remotetrigger":
             return mod.RemoteTrigger(cons, self.registration, self.sender, self.outbox,
-                                     self.ondemand.meter_values, self.jobs)
+                                     self.ondemand.meter_values,
+                                     self.jobs if cfg.supports("FirmwareManagement") else None)
         if name == "localauth":
             return mod.LocalAuthListManagement(cfg, self.authorization)
         if name == "reservation":

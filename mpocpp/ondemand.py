@@ -21,6 +21,9 @@ class OnDemand:
         self._limits = limits  # board.limits
         self.metervalues = None  # metering.metervalues.MeterValues, once made
         self.smart = None  # model.smartcharging.SmartCharging, once made
+        # Without SmartCharging in SupportedFeatureProfiles its state is never
+        # made (its operations are NotSupported, a RemoteStart's profile ignored).
+        self._smart_ok = cfg.supports("SmartCharging")
 
     def use_metervalues(self):
         m = self.metervalues
@@ -43,7 +46,7 @@ class OnDemand:
         # Sample.Clock values are due without a transaction; stored charging
         # profiles apply before the first session (E3.37).
         self.configured("ClockAlignedDataInterval")
-        if fsutil.exists(self._cfg.dir + _CHPROFILES):
+        if self._smart_ok and fsutil.exists(self._cfg.dir + _CHPROFILES):
             self.use_smart().apply()
 
     def configured(self, name):

@@ -239,6 +239,16 @@ def test_composite_periods_units_and_hardware():
     assert r.composite(1, T0, 60, [T0, T0])[0]["limit"] == 15.9
 
 
+def test_composite_keeps_number_phases():
+    # The same limit on another number of phases is another period.
+    s = pset((0, prof(pid=1, periods=((0, 16), (60, 16, 1), (120, 16, 1), (180, 16)),
+                      start=T0)))
+    out = s.composite(1, T0, 240, [T0, T0])
+    assert out == [{"startPeriod": 0, "limit": 16, "numberPhases": 3},
+                   {"startPeriod": 60, "limit": 16, "numberPhases": 1},
+                   {"startPeriod": 180, "limit": 16, "numberPhases": 3}], out
+
+
 def test_composite_bounded_steps():
     # A daily profile with 24 periods over a long duration stops at the cap.
     s = pset((0, prof(kind="Recurring", recur="Daily", start=T0,

@@ -337,8 +337,12 @@ def test_security_profile():
     assert c.change("SecurityProfile", "0") == "Rejected"  # never decreases
     assert c.change("SecurityProfile", "2") == "Rejected"  # no CA
     c.settings["caCert"] = _PEM
+    c.settings["csmsUrl"] = "http://127.0.0.1:9000/ocpp"
+    assert c.change("SecurityProfile", "2") == "Rejected"  # not a WebSocket URL
+    # ws:// is fine: the link connects with wss:// (same host, port, path)
     c.settings["csmsUrl"] = "ws://127.0.0.1:9000/ocpp"
-    assert c.change("SecurityProfile", "2") == "Rejected"  # not wss
+    assert c.change("SecurityProfile", "2") == "Accepted"
+    assert c.fallback_security()
     c.settings["csmsUrl"] = "wss://csms.example:443/ocpp"
     assert c.save()
     assert c.change("SecurityProfile", "2") == "Accepted"
@@ -588,6 +592,59 @@ def test_get_configuration():
     assert unknown == ["Foo", "BlinkRepeat"]
     known, unknown = c.get_configuration(["Foo"])
     assert known == [] and unknown == ["Foo"]
+
+
+_PROFILE_KEYS = {
+    "LocalAuthListManagement": ("LocalAuthListEnabled", "LocalAuthListMaxLength",
+                                "SendLocalListMaxLength"),
+    "SmartCharging": ("ChargeProfileMaxStackLevel", "ChargingScheduleAllowedChargingRateUnit",
+                      "ChargingScheduleMaxPeriods", "MaxChargingProfilesInstalled"),
+    "FirmwareManagement": ("SupportedFileTransferProtocols",),
+}
+
+
+def test_profiles_left_out_have_no_keys():
+    d = _tmpdir()
+    prov = {"keys": {"LocalAuthListEnabled": False, "HeartbeatInterval": 60,
+                     "SupportedFeatureProfiles": " Core , Reservation,RemoteTrigger",
+                     "ChargeProfileMaxStackLevel": 2}}
+    c = _new(d, prov=prov)
+    assert c.get("SupportedFeatureProfiles") == "Core,Reservation,RemoteTrigger"
+    assert c.profiles == ("Core", "Reservation", "RemoteTrigger")
+    assert c.supports("Reservation") and not c.supports("SmartCharging")
+    assert c.get("HeartbeatInterval") == 60
+    known, unknown = c.get_configuration()
+    names = [e["key"] for e in known]
+    absent = []
+    for v in _PROFILE_KEYS.values():
+        absent.extend(v)
+    for k in absent:
+        assert k not in names, k
+        assert c.change(k, "true") == "NotSupported", k
+    known, unknown = c.get_configuration(["localauthlistenabled", "HeartbeatInterval"])
+    assert [e["key"] for e in known] == ["HeartbeatInterval"]
+    assert unknown == ["localauthlistenabled"]
+    # The provisioned values of absent keys were skipped; the firmware's
+    # reads still get the defaults.
+    assert c.get("LocalAuthListEnabled") is True and c.get("ChargeProfileMaxStackLevel") == 8
+    c2 = _new(d)  # from flash
+    assert c2.profiles == ("Core", "Reservation", "RemoteTrigger")
+    assert c2.get_configuration(["SendLocalListMaxLength"]) == ([], ["SendLocalListMaxLength"])
+    # All six (the default): every key.
+    c3 = _new()
+    assert len(c3.get_configuration()[0]) == len(config_keys.KEYS)
+    assert c3.profiles == tuple(config_keys.PROFILES)
+
+
+def test_supported_feature_profiles_checked():
+    for bad in ("Reservation,SmartCharging", "Core,Foo", "Core,Core", ""):
+        c = _new(prov={"keys": {"SupportedFeatureProfiles": bad}})
+        assert c.profiles == tuple(config_keys.PROFILES), bad  # invalid: skipped
+    c = _new(limits={"SupportedFeatureProfiles": "Core,SmartCharging"})
+    assert c.profiles == ("Core", "SmartCharging")  # a board's own set
+    assert c.get_configuration(["SupportedFileTransferProtocols"])[1] == \
+        ["SupportedFileTransferProtocols"]
+    assert c.change("SupportedFeatureProfiles", "Core") == "Rejected"  # read-only
 
 
 def test_limits():

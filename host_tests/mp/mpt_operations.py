@@ -41,7 +41,8 @@ class Ops:
         self.outbox = _Outbox()
         self.sender = _Sender()
         self.made = []
-        self.d = Dispatcher(self.make)
+        self.jobs = _Jobs()
+        self.d = Dispatcher(self.make, self.r.cfg.supports)
 
     def make(self, name, mod):
         r = self.r
@@ -50,7 +51,7 @@ class Ops:
             return mod.Core(r.cfg, r.cons, r.sessions, r.availability, _AuthStore(),
                             self.reg, self.link, self._smart, self.configured, self.resets)
         if name == "remotetrigger":
-            return mod.RemoteTrigger(r.cons, self.reg, self.sender, self.outbox, _mv, _Jobs())
+            return mod.RemoteTrigger(r.cons, self.reg, self.sender, self.outbox, _mv, self.jobs)
         return None
 
     def _smart(self):
@@ -118,6 +119,54 @@ def test_dispatcher_imports_and_releases():
         o.d("GetDiagnostics", {"location": "http://x/"})  # make() returns None here
     except Reply as e:
         assert e.code == "NotSupported"
+
+
+def _callerror(o, action, payload):
+    try:
+        o.d(action, payload)
+    except Reply as e:
+        return e.code
+    raise AssertionError("no CALLERROR for " + action)
+
+
+def test_profiles_left_out_are_never_imported():
+    # SupportedFeatureProfiles without a profile: its module is not imported,
+    # no handler made; the spec's answers where it gives one, else NotSupported.
+    o = Ops(keys={"SupportedFeatureProfiles": "Core"})
+    assert o.r.cfg.profiles == ("Core",)
+    assert o.call("GetLocalListVersion", {})[0] == {"listVersion": -1}
+    assert o.call("SendLocalList", {"listVersion": 1, "updateType": "Full"})[0] == \
+        {"status": "NotSupported"}
+    assert o.call("ReserveNow", {"connectorId": 1, "expiryDate": "2030-01-01T00:00:00Z",
+                                 "idTag": "A", "reservationId": 1})[0] == {"status": "Rejected"}
+    assert _callerror(o, "CancelReservation", {"reservationId": 1}) == "NotSupported"
+    assert _callerror(o, "SetChargingProfile", {"connectorId": 1}) == "NotSupported"
+    assert _callerror(o, "GetCompositeSchedule", {"connectorId": 1, "duration": 60}) == \
+        "NotSupported"
+    assert _callerror(o, "ClearChargingProfile", {}) == "NotSupported"
+    assert _callerror(o, "UpdateFirmware", {"location": "http://x/",
+                                            "retrieveDate": "2030-01-01T00:00:00Z"}) == \
+        "NotSupported"
+    assert _callerror(o, "GetDiagnostics", {"location": "http://x/"}) == "NotSupported"
+    assert _callerror(o, "TriggerMessage", {"requestedMessage": "Heartbeat"}) == "NotSupported"
+    assert o.made == []
+    for m in ("localauth", "reservation", "smartcharging", "firmware", "diagnostics",
+              "remotetrigger"):
+        assert "mpocpp.operations." + m not in sys.modules, m
+    # Core stays.
+    assert o.call("ChangeAvailability", {"connectorId": 0, "type": "Operative"})[0] == \
+        {"status": "Accepted"}
+    assert o.made == ["core"]
+
+
+def test_remote_trigger_without_firmware_management():
+    o = Ops(keys={"SupportedFeatureProfiles": "Core,RemoteTrigger"})
+    o.jobs = None
+    for what in ("FirmwareStatusNotification", "DiagnosticsStatusNotification"):
+        assert o.call("TriggerMessage", {"requestedMessage": what})[0] == \
+            {"status": "NotImplemented"}
+    assert o.call("TriggerMessage", {"requestedMessage": "Heartbeat"})[0]["status"] == \
+        "Accepted"
 
 
 def test_get_and_change_configuration():

@@ -181,6 +181,20 @@ async def test_triggered_first_and_heartbeat_when_idle():
         r.done()
 
 
+async def test_triggered_heartbeat_sets_the_clock():
+    # A Heartbeat asked by TriggerMessage: its currentTime sets the clock,
+    # as an idle one's does.
+    r = Rig()
+    try:
+        r.ob.trigger("Heartbeat", {})
+        await r.run_for(300)
+        a = r.rpc.actions()
+        assert a[:2] == ["BootNotification", "Heartbeat"], a
+        assert r.clock.sets[-1] == 1767225660, r.clock.sets  # 2026-01-01T00:01:00Z
+    finally:
+        r.done()
+
+
 async def test_pending_answers_only_triggered_and_retries_boot():
     r = Rig(boot="Pending")
     try:

@@ -34,6 +34,8 @@ class Authorization:
         self._rpc = rpc
         self._on_conflict = on_conflict  # callable(errorCode): report LocalListConflict
         self._store = None
+        # Without LocalAuthListManagement no local list is consulted.
+        self._lal = cfg.supports("LocalAuthListManagement")
 
     def store(self):
         # The authstore.AuthStore, mounted on first use.
@@ -53,12 +55,15 @@ class Authorization:
         if not cfg.get("AuthorizationCacheEnabled") or not info:
             return
         st = self.store()
-        if cfg.get("LocalAuthListEnabled") and st.list_lookup(id_tag) is not None:
+        if self._list_on() and st.list_lookup(id_tag) is not None:
             return
         try:
             st.cache_put(id_tag, info)
         except Exception as e:
             log.exc(_TAG, "cache write failed", e)
+
+    def _list_on(self):
+        return self._lal and self._cfg.get("LocalAuthListEnabled")
 
     def _conflict(self, id_tag, info):
         # The CSMS disagrees with the local list: LocalListConflict (§3.5.2).
@@ -71,7 +76,7 @@ class Authorization:
         # -> (entry, from_list) from the local list, else the cache, else (None, False)
         cfg = self._cfg
         st = self.store()
-        if cfg.get("LocalAuthListEnabled"):
+        if self._list_on():
             e = st.list_lookup(id_tag)
             if e is not None:
                 return e, True

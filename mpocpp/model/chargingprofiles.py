@@ -333,6 +333,7 @@ class ProfileSet:
         out = []
         t = t0
         last = None
+        last_ph = 0
         hw = self.hw_amps * (self.n if cid == 0 else 1)
         while t < end or not out:
             self.next = FOREVER
@@ -344,9 +345,10 @@ class ProfileSet:
                 a, ph = hw, self.phases
             v = a * self.volts * ph if unit_w else a
             v = int(v * 10 + 1e-6) / 10  # the spec's 0.1 step, never above the limit
-            if v != last:
+            if v != last or ph != last_ph:  # same limit on other phases: a new period
                 out.append({"startPeriod": t - t0, "limit": v, "numberPhases": ph})
                 last = v
+                last_ph = ph
                 if len(out) >= _MAX_STEPS:
                     break
             nx = self.next

@@ -31,6 +31,7 @@ class Config:
         self.defaults = {}  # the board's limits over the table's defaults
         self.identity = {}  # BootNotification fields
         self.settings = {}  # non-OCPP settings (csmsUrl, chargeBoxId, ...)
+        self.profiles = ()  # SupportedFeatureProfiles, as a tuple (kept by keys.py)
         self.previous_security = None  # SecurityProfile before the last accepted change
         self.saved_ca = ""  # the CA certificate as in flash
         self.dir_ok = False
@@ -68,6 +69,11 @@ class Config:
             if len(k) == len(name) and k.lower() == low:
                 return k
         return None
+
+    def supports(self, profile):
+        # The feature profile is in SupportedFeatureProfiles (read-only: set by
+        # the board's limits or the provisioning, never changed while running).
+        return profile in self.profiles
 
     def max_keys(self):
         return self.values["GetConfigurationMaxKeys"]

@@ -39,6 +39,20 @@ W = const(16)
 ACCESS = const(24)
 # flags
 REBOOT = const(32)  # a change takes effect after a reboot: RebootRequired
+# the feature profile of a key that only exists with it (bits 6-9): absent
+# (unknown to GetConfiguration, NotSupported to ChangeConfiguration, skipped
+# in provisioning) when SupportedFeatureProfiles leaves the profile out
+LAL = const(64)  # LocalAuthListManagement
+SC = const(128)  # SmartCharging
+FW = const(256)  # FirmwareManagement
+RSV = const(512)  # Reservation
+PROFILE = const(960)
+
+_PROFILE_BITS = ((LAL, "LocalAuthListManagement"), (SC, "SmartCharging"),
+                 (FW, "FirmwareManagement"), (RSV, "Reservation"))
+PROFILES = ("Core", "FirmwareManagement", "LocalAuthListManagement", "Reservation",
+            "SmartCharging", "RemoteTrigger")
+_SFP = "SupportedFeatureProfiles"
 
 _S = const(4294967)  # intervals in seconds: 0..4294967 (decision)
 
@@ -88,16 +102,16 @@ KEYS = (
     ("UnlockConnectorOnEVSideDisconnect", BOOL | RW, True),  # R under LockCablePermanently
     ("WebSocketPingInterval", INT | RW, 0, 0, _S),
     # Local Auth List Management (9.2)
-    ("LocalAuthListEnabled", BOOL | RW, True),
-    ("LocalAuthListMaxLength", INT | R, 1024, 0, 100000),
-    ("SendLocalListMaxLength", INT | R, 255, 0, 100000),
+    ("LocalAuthListEnabled", BOOL | RW | LAL, True),
+    ("LocalAuthListMaxLength", INT | R | LAL, 1024, 0, 100000),
+    ("SendLocalListMaxLength", INT | R | LAL, 255, 0, 100000),
     # Smart Charging (9.4)
-    ("ChargeProfileMaxStackLevel", INT | R, 8, 0, 1000),
-    ("ChargingScheduleAllowedChargingRateUnit", CSL | R, "Current,Power"),  # E3.88
-    ("ChargingScheduleMaxPeriods", INT | R, 24, 1, 1000),
-    ("MaxChargingProfilesInstalled", INT | R, 10, 1, 1000),
+    ("ChargeProfileMaxStackLevel", INT | R | SC, 8, 0, 1000),
+    ("ChargingScheduleAllowedChargingRateUnit", CSL | R | SC, "Current,Power"),  # E3.88
+    ("ChargingScheduleMaxPeriods", INT | R | SC, 24, 1, 1000),
+    ("MaxChargingProfilesInstalled", INT | R | SC, 10, 1, 1000),
     # Firmware Management (E3.90)
-    ("SupportedFileTransferProtocols", CSL | R, "FTP,HTTP,HTTPS"),
+    ("SupportedFileTransferProtocols", CSL | R | FW, "FTP,HTTP,HTTPS"),
     # Security whitepaper
     ("SecurityProfile", INT | RW, 0, 0, 3),
     ("AuthorizationKey", AUTHKEY | W, ""),
@@ -192,7 +206,8 @@ def get_configuration(cfg, keys=None):
     unknown = []
     if not keys:
         for row in KEYS:
-            out.append(_entry(cfg, row))
+            if not _absent(cfg, row):
+                out.append(_entry(cfg, row))
         return out, unknown
     seen = []
     for k in keys:
@@ -281,18 +296,19 @@ def _put(cfg, key, v):
     old = cfg.values[key]
     if old == v and type(old) is type(v):
         return True
-    cfg.values[key] = v
+    _store(cfg, key, v)
     try:
         _save(cfg)
     except OSError as e:
-        cfg.values[key] = old
+        _store(cfg, key, old)
         log.exc(_TAG, "persist %s failed" % key, e)
         return False
     return True
 
 
-def _row(cfg, name):
-    # Canonical or case-insensitive (CiString50) match; None if unknown.
+def _row(cfg, name, every=False):
+    # Canonical or case-insensitive (CiString50) match; None if unknown or
+    # (unless every) absent with its feature profile.
     if not isinstance(name, str) or len(name) > _KEY_MAX:
         return None
     n = len(name)
@@ -300,13 +316,30 @@ def _row(cfg, name):
     for row in KEYS:
         k = row[0]
         if k == name:
-            return row
+            return row if every or not _absent(cfg, row) else None
         if len(k) == n:
             if low is None:
                 low = name.lower()
             if k.lower() == low:
-                return row
+                return row if every or not _absent(cfg, row) else None
     return None
+
+
+def _absent(cfg, row):
+    # The key belongs to a feature profile SupportedFeatureProfiles leaves out.
+    bit = row[1] & PROFILE
+    if not bit:
+        return False
+    for b, name in _PROFILE_BITS:
+        if b == bit:
+            return name not in cfg.profiles
+    return False
+
+
+def _store(cfg, key, v):
+    cfg.values[key] = v
+    if key == _SFP:
+        cfg.profiles = tuple(v.split(","))
 
 
 def _readonly(cfg, row):
@@ -350,6 +383,8 @@ def _parse(cfg, row, val, loading=False):
         raise ValueError("longer than 500")
     if t == MEAS:
         return _measurands(cfg, row[0], val)
+    if row[0] == _SFP:
+        return _profiles(val)
     if t == ROT:
         return _rotation(cfg, val)
     if t == IDTAG:
@@ -372,6 +407,19 @@ def _measurands(cfg, name, s):
         if m not in MEASURANDS:
             raise ValueError("unsupported measurand %s" % m[:40])
         items[i] = m
+    return ",".join(items)
+
+
+def _profiles(s):
+    # SupportedFeatureProfiles: known profiles, Core among them, each once.
+    items = s.split(",")
+    for i in range(len(items)):
+        p = items[i].strip()
+        if p not in PROFILES or p in items[:i]:
+            raise ValueError("unknown or repeated profile %s" % p[:40])
+        items[i] = p
+    if "Core" not in items:
+        raise ValueError("Core is required")
     return ",".join(items)
 
 
@@ -435,9 +483,12 @@ def _policy(cfg, key, v):
         if v == 2:
             if not cfg.settings.get("caCert"):
                 raise ValueError("profile 2 needs a provisioned CA certificate")
+            # A ws:// csmsUrl is fine: profile 2 connects with wss:// to the
+            # same host, port and path (link.py), and falls back if it cannot.
             url = cfg.settings.get("csmsUrl")
-            if not isinstance(url, str) or not url.startswith("wss://"):
-                raise ValueError("profile 2 needs a wss:// csmsUrl")
+            if not isinstance(url, str) or (url[:6].lower() != "wss://"
+                                            and url[:5].lower() != "ws://"):
+                raise ValueError("profile 2 needs a ws:// or wss:// csmsUrl")
 
 
 def load(cfg, provisioning=None):
@@ -578,33 +629,40 @@ def _apply_keys(cfg, d, src, loading):
     # Read-only integers (NumberOfConnectors, *MaxLength) first: the lists
     # are checked against them; AuthorizationKey after
     # UseAuthorizationKeyWithoutDecoding, SecurityProfile after the key.
+    # SupportedFeatureProfiles before everything: the keys of a profile left
+    # out are skipped.
     ranked = {}
     for name, v in d.items():
-        row = _row(cfg, name)
+        row = _row(cfg, name, True)
         if row is None:
             if src != "limits":  # boards may hand in other limits too
                 log.warn(_TAG, "%s: unknown key %s ignored", src, name)
             continue
         spec = row[1]
-        if row[0] == _SP:
-            rank = 3
-        elif spec & TYPE == AUTHKEY:
-            rank = 2
-        elif spec & TYPE == INT and spec & ACCESS == R:
+        if row[0] == _SFP:
             rank = 0
-        else:
+        elif row[0] == _SP:
+            rank = 4
+        elif spec & TYPE == AUTHKEY:
+            rank = 3
+        elif spec & TYPE == INT and spec & ACCESS == R:
             rank = 1
+        else:
+            rank = 2
         ranked[row[0]] = (rank, row, v)
-    for rank in range(4):
+    for rank in range(5):
         for key, item in ranked.items():
             if item[0] != rank:
+                continue
+            if _absent(cfg, item[1]):
+                log.warn(_TAG, "%s: %s ignored: its feature profile is not supported", src, key)
                 continue
             try:
                 v = _parse(cfg, item[1], item[2], loading)
             except ValueError as e:
                 log.error(_TAG, "%s: %s %s", src, key, e)
                 continue
-            cfg.values[key] = v
+            _store(cfg, key, v)
             if src == "limits":
                 cfg.defaults[key] = v
 
@@ -640,7 +698,7 @@ def init(cfg, limits):
     for k, v in _SETTINGS:
         cfg.settings[k] = v
     for row in KEYS:
-        cfg.values[row[0]] = row[2]
+        _store(cfg, row[0], row[2])
     cfg.values[_MAXKEYS] = cfg.defaults[_MAXKEYS] = len(KEYS)
     if isinstance(limits, dict):
         _apply_keys(cfg, limits, "limits", True)

@@ -41,21 +41,39 @@ PROFILES = {
     "smartcharging": "SmartCharging", "remotetrigger": "RemoteTrigger",
 }
 
+# The answers of a profile SupportedFeatureProfiles leaves out, where the
+# spec gives one (GetLocalListVersion §5.10, SendLocalList §5.15, ReserveNow
+# §5.13); every other action of such a profile is a NotSupported CALLERROR
+# (OCPP-J table of error codes, errata E3.39 for SmartCharging).
+_ABSENT = {
+    "GetLocalListVersion": {"listVersion": -1},
+    "SendLocalList": {"status": "NotSupported"},
+    "ReserveNow": {"status": "Rejected"},
+}
+
 _PKG = "mpocpp.operations."
 
 
 class Dispatcher:
     # rpc.Rpc's dispatch: action -> the handler object the composition root
     # makes for its module (make(name, module) -> object with a method per
-    # action), then the module is released.
-    def __init__(self, make):
+    # action), then the module is released. supports(profile) -> bool: the
+    # profile is in SupportedFeatureProfiles; the module of a profile left
+    # out is never imported.
+    def __init__(self, make, supports):
         self._make = make
+        self._supports = supports
 
     def __call__(self, action, payload):
         from mpocpp.protocol.rpc import Reply, NOT_SUPPORTED
         name = ACTIONS.get(action)
         if name is None:
             raise Reply(NOT_SUPPORTED, action + " not supported")
+        if not self._supports(PROFILES[name]):
+            res = _ABSENT.get(action)
+            if res is None:
+                raise Reply(NOT_SUPPORTED, PROFILES[name] + " not supported")
+            return res
         try:
             h = self._make(name, modules.load(_PKG + name))
             if h is None:

@@ -83,6 +83,9 @@ class Core:
         if cid is not None and (cid < 1 or cid >= len(self._cons)):
             return _REJECTED
         profile = req.get("chargingProfile")
+        if profile is not None and not self._cfg.supports("SmartCharging"):
+            log.info(_TAG, "RemoteStartTransaction: chargingProfile ignored (no SmartCharging)")
+            profile = None  # §5.11: ignored by a charge point without smart charging
         if profile is not None and (profile.get("chargingProfilePurpose") != "TxProfile" or
                                     not self._smart().remote_profile_ok(profile, cid)):
             return _REJECTED

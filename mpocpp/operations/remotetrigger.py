@@ -6,9 +6,13 @@ from mpocpp.protocol.registration import ACCEPTED
 _KNOWN = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
           "Heartbeat", "MeterValues", "StatusNotification")
 
+_FW = ("DiagnosticsStatusNotification", "FirmwareStatusNotification")
+
 
 class RemoteTrigger:
-    # meter_values(cid) -> a MeterValues payload with the latest values, or None.
+    # meter_values(cid) -> a MeterValues payload with the latest values, or None;
+    # jobs: transfer.jobs.Jobs, None without FirmwareManagement (its status
+    # notifications are then NotImplemented).
     def __init__(self, connectors, registration, sender, outbox, meter_values, jobs):
         self._cons = connectors
         self._reg = registration
@@ -23,7 +27,7 @@ class RemoteTrigger:
         n = len(self._cons) - 1
         if cid is not None and (cid < 0 or cid > n):
             return {"status": "Rejected"}
-        if what not in _KNOWN:
+        if what not in _KNOWN or (self._jobs is None and what in _FW):
             return {"status": "NotImplemented"}
         if what == "BootNotification":
             if self._reg.status == ACCEPTED:

@@ -143,6 +143,10 @@ class Link:
     def _url(self):
         s = self._cfg.settings
         base = s.get("csmsUrl") or ""
+        if base[:5].lower() == "ws://" and self._cfg.get("SecurityProfile") >= 2:
+            # Profile 2 is TLS: the same host, port and path over wss://. A
+            # fallback to the previous profile brings ws:// back.
+            base = "wss://" + base[5:]
         return base.rstrip("/") + "/" + quote(s.get("chargeBoxId") or "")
 
     async def _connect(self):

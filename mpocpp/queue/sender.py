@@ -102,6 +102,9 @@ class Sender:
         if not t:
             return False
         m = t.pop(0)
+        if m.action == "Heartbeat":
+            await self._reg.heartbeat(self.call)  # its currentTime sets the clock too
+            return True
         try:
             await self.call(m.action, m.payload)
         except (CallError, CallTimeout):
