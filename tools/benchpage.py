@@ -189,6 +189,10 @@ class BenchPage:
 
     async def _close(self):
         self._poller.cancel()
+        try:
+            await self._poller  # ended here, not destroyed pending with the loop
+        except asyncio.CancelledError:
+            pass
         self._server.close()
         await self._server.wait_closed()
         for ch in self.chargers.values():
