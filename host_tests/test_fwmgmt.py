@@ -273,6 +273,16 @@ def test_diagnostics_http(csms, charger, http):
     assert (path, field, fname) == ("/upload", "file", name)
     text = data.decode()
     assert "[configuration]" in text and "HeartbeatInterval=" in text
+    # The transfer code is released with the job (heap on a board).
+    deadline = time.time() + 10
+    while True:
+        mods = charger.ok("heap")["modules"]
+        loaded = [m for m in mods
+                  if m.startswith("mpocpp.transfer.") and m != "mpocpp.transfer.jobs"]
+        if not loaded:
+            break
+        assert time.time() < deadline, loaded
+        time.sleep(0.2)
     assert "\nAuthorizationKey=" not in text and "BEGIN CERTIFICATE" not in text
     assert "BootNotification Accepted" in text  # the log lines in flash
     assert "connector1=Available" in text

@@ -106,6 +106,8 @@ def test_largest_list_streamed_to_flash(csms, charger):
     entries = full_list()
     assert send(csms, 9, "Full", entries) == "Accepted"
     assert version(csms) == 9
+    # The stream parser is released with the message (heap on a board).
+    assert "mpocpp.protocol.jsonstream" not in charger.ok("heap")["modules"]
     charger.op("network", up=False)  # offline: the list alone decides
     charger.ok("plug_in", connector=1)
     charger.ok("swipe", idTag=entries[254]["idTag"].lower())

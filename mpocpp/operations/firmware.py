@@ -109,6 +109,7 @@ class FirmwareManagement:
                 for c in held:
                     c.operative = True
                     c.update()
+            self._jobs.ended(self._jobs.upload)
 
 
 class _Job:

@@ -6,6 +6,7 @@ import json
 import asyncio
 from micropython import const
 from mpocpp.util import log
+from mpocpp.util import modules
 from mpocpp.protocol import validate
 
 _CALL = const(2)
@@ -253,6 +254,7 @@ class Rpc:
             await self._on_frame(msg, None)
         finally:
             f.close()
+            modules.release("mpocpp.protocol.jsonstream")  # rare: large messages only
 
     async def _on_call(self, mid, action, payload, streamed):
         # payload: a dict, or (streamed) the Spilled message the handler reads.

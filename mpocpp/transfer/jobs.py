@@ -3,9 +3,13 @@
 # status TriggerMessage reports, the running tasks, and how a job tells the
 # central system about its progress.
 from mpocpp.util import log
+from mpocpp.util import modules
 
 IDLE = "Idle"
 _TAG = "jobs"
+# The code of a transfer, loaded by a job and released when the last ends.
+_TRANSFER = ("mpocpp.transfer.files", "mpocpp.transfer.http", "mpocpp.transfer.ftp",
+             "mpocpp.transfer.fwimage")
 
 
 class Jobs:
@@ -16,6 +20,13 @@ class Jobs:
         self.diagnostics = IDLE  # DiagnosticsStatusNotification status for a trigger
         self.update = None  # the UpdateFirmware task
         self.upload = None  # the GetDiagnostics task
+
+    def ended(self, other):
+        # A job ended: the transfer code goes too, unless `other` (the other
+        # job's task) still runs.
+        if other is None or other.done():
+            for name in _TRANSFER:
+                modules.release(name)
 
     async def notify(self, action, status):
         # At once when registered, else queued for the sender (sent after
