@@ -3,6 +3,8 @@ expiry, and who may charge on a reserved connector."""
 import datetime
 import time
 
+from test_sessions import sns, transitions_checked  # noqa: F401 (autouse)
+
 
 def iso(seconds_from_now):
     t = datetime.datetime.now(datetime.timezone.utc) + datetime.timedelta(seconds=seconds_from_now)
@@ -84,3 +86,48 @@ def test_free_charging_rejects(csms, charger):
         == "Accepted"
     )
     assert reserve(csms, 1, "OWNER") == "Rejected"
+
+
+def test_reserved_stays_reserved_until_its_identity(csms, charger_factory):
+    # A cable, a stranger's card and ConnectionTimeOut leave the connector
+    # Reserved; the reservation's own card moves it to Preparing.
+    ch = charger_factory(config={"keys": {"ConnectionTimeOut": 1}})
+    csms.wait_for("StatusNotification", pred=lambda m: m.payload["connectorId"] == 1, timeout=15)
+    mark = csms.mark()
+    assert reserve(csms, 1, "OWNER", rid=11) == "Accepted"
+    status_sn(csms, "Reserved", mark)
+    ch.ok("plug_in", connector=1)
+    ch.ok("swipe", idTag="STRANGER")
+    csms.wait_for("Authorize", after=mark, pred=lambda m: m.payload["idTag"] == "STRANGER")
+    time.sleep(2.0)  # ConnectionTimeOut (1 s) runs out with the cable in
+    assert ch.connector(1)["status"] == "Reserved"
+    assert csms.calls("StartTransaction", after=mark) == []
+    assert sns(csms, 1, mark) == ["Reserved"]
+    m2 = csms.mark()
+    assert csms.call("CP1", "TriggerMessage", {"requestedMessage": "StatusNotification",
+                                               "connectorId": 1})["status"] == "Accepted"
+    status_sn(csms, "Reserved", m2)
+    ch.ok("swipe", idTag="OWNER")
+    st = csms.wait_for("StartTransaction", after=m2, timeout=5)
+    assert st.payload["reservationId"] == 11
+    status_sn(csms, "Charging", m2)
+    assert sns(csms, 1, m2)[:3] == ["Reserved", "Preparing", "Charging"]
+
+
+def test_reserved_one_of_two_the_other_works(csms, charger_factory):
+    ch = charger_factory(connectors=2)
+    csms.wait_for("StatusNotification", pred=lambda m: m.payload["connectorId"] == 2, timeout=15)
+    mark = csms.mark()
+    assert reserve(csms, 2, "OWNER", rid=12) == "Accepted"
+    status_sn(csms, "Reserved", mark, cid=2)
+    ch.ok("plug_in", connector=2)
+    ch.ok("plug_in", connector=1)
+    status_sn(csms, "Preparing", mark, cid=1)
+    ch.ok("swipe", idTag="STRANGER")  # goes to the free connector 1
+    st = csms.wait_for("StartTransaction", after=mark, timeout=5)
+    assert st.payload["connectorId"] == 1 and "reservationId" not in st.payload
+    assert ch.connector(2)["status"] == "Reserved"
+    ch.ok("swipe", idTag="OWNER")
+    st = csms.wait_for("StartTransaction", after=mark, timeout=5,
+                       pred=lambda m: m.payload["idTag"] == "OWNER")
+    assert st.payload["connectorId"] == 2 and st.payload["reservationId"] == 12

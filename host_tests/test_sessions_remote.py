@@ -243,6 +243,44 @@ def test_34_charge_point_inoperative_waits_for_all(csms, charger_factory):
     wait_sn(csms, 0, "Unavailable", m)
 
 
+@BOTH
+def test_34_inoperative_while_preparing_is_scheduled(csms, charger_factory, n):
+    # §4.9 has no Preparing -> Unavailable: Scheduled, applied once Available.
+    ch = boot(charger_factory, csms, n)
+    m = csms.mark()
+    ch.ok("plug_in", connector=n)
+    wait_sn(csms, n, "Preparing", m)
+    r = call(csms, "ChangeAvailability", {"connectorId": n, "type": "Inoperative"})
+    assert r["status"] == "Scheduled"
+    time.sleep(0.3)
+    assert ch.connector(n)["status"] == "Preparing"
+    assert "Unavailable" not in sns(csms, n, m)
+    ch.ok("plug_out", connector=n)
+    wait_sn(csms, n, "Unavailable", m)
+    assert sns(csms, n, m)[-2:] == ["Available", "Unavailable"]
+    assert ch.connector(n)["operative"] is False
+    if n == 2:
+        assert_idle(ch, 1)
+
+
+@BOTH
+def test_34_charge_point_inoperative_waits_for_preparing(csms, charger_factory, n):
+    ch = boot(charger_factory, csms, n)
+    m = csms.mark()
+    ch.ok("plug_in", connector=n)
+    wait_sn(csms, n, "Preparing", m)
+    r = call(csms, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})
+    assert r["status"] == "Scheduled"
+    if n == 2:
+        wait_sn(csms, 1, "Unavailable", m)  # the idle connector at once
+    time.sleep(0.3)
+    assert "Unavailable" not in sns(csms, 0, m) + sns(csms, n, m)
+    ch.ok("plug_out", connector=n)
+    wait_sn(csms, n, "Unavailable", m)
+    wait_sn(csms, 0, "Unavailable", m)
+    assert ch.state()["status0"] == "Unavailable"
+
+
 def test_34_scheduled_change_survives_power_cut(csms, charger_factory):
     ch = boot(charger_factory, csms, 1)
     txid = start(ch, csms, 1)

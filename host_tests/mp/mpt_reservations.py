@@ -1,5 +1,7 @@
 # Reservations (model/reservations.py) and ReserveNow / CancelReservation
 # (operations/reservation.py) on fake hardware, inside MicroPython.
+import time
+
 from fakes import T0, Rig, clock, settle
 
 from mpocpp.model.reservations import Reservations, same_tag
@@ -89,3 +91,32 @@ async def test_start_takes_the_reservation_and_reports_its_id():
     assert r.queue.last("StartTransaction")["reservationId"] == 5
     await settle()
     assert clock.now() == T0
+
+
+async def test_reserved_stays_reserved_with_a_cable_and_a_stranger():
+    r, h = _rig(n=1, keys={"ConnectionTimeOut": 1})
+    assert _reserve(h, 1, rid=5, tag="R1") == "Accepted"
+    c = r.con(1)
+    r.ev("B", 1)  # a cable plugged in
+    assert c.status == "Reserved"
+    r.auth.answers["OTHER"] = {"status": "Accepted"}
+    await r.swipe("OTHER")
+    assert c.status == "Reserved" and c.tx is None
+    r.sessions.tick(time.ticks_add(time.ticks_ms(), 5000))  # ConnectionTimeOut ran out
+    assert c.status == "Reserved"
+    assert "Preparing" not in r.statuses(1) and "Finishing" not in r.statuses(1)
+    r.auth.answers["R1"] = {"status": "Accepted"}
+    await r.swipe("R1")  # the reservation's identity: Preparing, the transaction
+    assert c.tx is not None and r.queue.last("StartTransaction")["reservationId"] == 5
+    assert r.statuses(1)[:2] == ["Reserved", "Preparing"]
+
+
+async def test_reserved_to_preparing_for_the_owner_before_the_plug():
+    r, h = _rig(n=1)
+    assert _reserve(h, 1, rid=6, tag="R1", parent="FLEET") == "Accepted"
+    r.auth.answers["MATE"] = {"status": "Accepted", "parentIdTag": "FLEET"}
+    await r.swipe("MATE")  # the group: waits for the plug
+    c = r.con(1)
+    assert c.status == "Preparing" and c.pending is not None
+    r.ev("B", 1)
+    assert c.tx is not None and r.queue.last("StartTransaction")["reservationId"] == 6

@@ -152,6 +152,7 @@ class Sessions:
             if conn.has_lock and conn.hw.lock.locked and not cfg.get("LockCablePermanently"):
                 self._unlock(conn)
         conn.update()
+        self._avail.settle(conn)  # a Scheduled Inoperative once no longer Preparing
 
     def swipe(self, id_tag):
         log.info(_TAG, "card presented: %s", id_tag)
@@ -284,7 +285,6 @@ class Sessions:
         conn.finishing = conn.plugged
         self._hooks.tx_stopped(conn)
         log.info(_TAG, "connector %d: transaction stopped (%s)", conn.id, reason)
-        self._avail.transaction_ended(conn)
         if reason == "DeAuthorized":
             conn.locked_for = Holder(tx.id_tag, tx.parent)  # until that card or its group
         elif reason not in _KEEP_LOCK and not boot and not self._cfg.get("LockCablePermanently"):
@@ -292,6 +292,7 @@ class Sessions:
         if conn.ev_disconnected:
             conn.set_status(FINISHING, NO_ERROR, "EV side disconnected")
         conn.update()
+        self._avail.transaction_ended(conn)  # (after Finishing: F -> H, never B -> H)
         return True
 
     def stop(self, conn, reason, id_tag=None):
@@ -407,7 +408,9 @@ class Sessions:
                 c.remote_profile = None
                 changed = True
             if c.tx is None and c.pending is None and c.plugged and not c.finishing \
-                    and c.plug_since is not None and not cfg.get("FreeCharging"):
+                    and c.plug_since is not None and c.reservation is None \
+                    and not cfg.get("FreeCharging"):
+                # (a reserved connector stays Reserved with a cable in)
                 if time.ticks_diff(now_ms, c.plug_since) >= cfg.get("ConnectionTimeOut") * 1000:
                     log.info(_TAG, "connector %d: ConnectionTimeOut without authorization", c.id)
                     c.finishing = True
