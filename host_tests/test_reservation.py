@@ -131,3 +131,51 @@ def test_reserved_one_of_two_the_other_works(csms, charger_factory):
     st = csms.wait_for("StartTransaction", after=mark, timeout=5,
                        pred=lambda m: m.payload["idTag"] == "OWNER")
     assert st.payload["connectorId"] == 2 and st.payload["reservationId"] == 12
+
+
+def _group_authorize(tag):
+    return {"status": "Accepted", "parentIdTag": "FLEET" if tag != "OUTSIDER" else "OTHER"}
+
+
+def test_remote_start_for_the_group_of_a_reservation(csms, charger):
+    # §5.13: RemoteStart for another idTag of the reservation's group is
+    # Accepted; the parent (here from Authorize) decides whether it starts.
+    csms.authorize = _group_authorize
+    mark = csms.mark()
+    assert reserve(csms, 1, "OWNER", rid=21, parent="FLEET") == "Accepted"
+    status_sn(csms, "Reserved", mark)
+    r = csms.call("CP1", "RemoteStartTransaction", {"idTag": "OUTSIDER", "connectorId": 1})
+    assert r["status"] == "Accepted"
+    csms.wait_for("Authorize", after=mark, pred=lambda m: m.payload["idTag"] == "OUTSIDER")
+    time.sleep(0.5)
+    assert charger.connector(1)["status"] == "Reserved"
+    r = csms.call("CP1", "RemoteStartTransaction", {"idTag": "COLLEAGUE", "connectorId": 1})
+    assert r["status"] == "Accepted"
+    status_sn(csms, "Preparing", mark)
+    charger.ok("plug_in", connector=1)
+    st = csms.wait_for("StartTransaction", after=mark, timeout=5)
+    assert st.payload["idTag"] == "COLLEAGUE" and st.payload["reservationId"] == 21
+
+
+def test_remote_start_for_the_group_parent_from_the_cache(csms, charger_factory):
+    # AuthorizeRemoteTxRequests=false: the local list knows COLLEAGUE's
+    # parent, no Authorize is sent; two connectors, the other one charging.
+    ch = charger_factory(connectors=2, config={"keys": {"AuthorizeRemoteTxRequests": False}})
+    csms.wait_for("StatusNotification", pred=lambda m: m.payload["connectorId"] == 2, timeout=15)
+    csms.authorize = _group_authorize
+    assert csms.call("CP1", "SendLocalList", {
+        "listVersion": 1, "updateType": "Full", "localAuthorizationList": [
+            {"idTag": "COLLEAGUE", "idTagInfo": {"status": "Accepted", "parentIdTag": "FLEET"}}]}
+    )["status"] == "Accepted"
+    ch.ok("plug_in", connector=1)
+    ch.ok("swipe", idTag="OTHER1")
+    csms.wait_for("StartTransaction", timeout=5)
+    mark = csms.mark()
+    assert reserve(csms, 2, "OWNER", rid=22, parent="FLEET") == "Accepted"
+    status_sn(csms, "Reserved", mark, cid=2)
+    ch.ok("plug_in", connector=2)
+    r = csms.call("CP1", "RemoteStartTransaction", {"idTag": "COLLEAGUE", "connectorId": 2})
+    assert r["status"] == "Accepted"
+    st = csms.wait_for("StartTransaction", after=mark, timeout=5)
+    assert st.payload["connectorId"] == 2 and st.payload["reservationId"] == 22
+    assert csms.calls("Authorize", after=mark) == []

@@ -120,3 +120,43 @@ async def test_reserved_to_preparing_for_the_owner_before_the_plug():
     assert c.status == "Preparing" and c.pending is not None
     r.ev("B", 1)
     assert c.tx is not None and r.queue.last("StartTransaction")["reservationId"] == 6
+
+
+async def test_remote_start_for_the_group_resolves_the_parent():
+    # §5.13: another idTag on a connector reserved with a parentIdTag is not
+    # refused up front; its parent comes from the list / cache, else Authorize.
+    r, h = _rig(n=1, keys={"AuthorizeRemoteTxRequests": False})
+    assert _reserve(h, 1, rid=9, tag="R1", parent="FLEET") == "Accepted"
+    c = r.con(1)
+    r.auth.parents["CACHED"] = "FLEET"
+    assert r.sessions.remote_start("CACHED", 1) == "Accepted"
+    await settle()
+    assert r.auth.asked == []  # the cache knew the parent
+    assert c.pending is not None and c.status == "Preparing"
+    r.ev("B", 1)
+    assert c.tx is not None and r.queue.last("StartTransaction")["reservationId"] == 9
+
+
+async def test_remote_start_for_the_group_asks_authorize():
+    r, h = _rig(n=1, keys={"AuthorizeRemoteTxRequests": False})
+    assert _reserve(h, 1, rid=9, tag="R1", parent="FLEET") == "Accepted"
+    c = r.con(1)
+    r.ev("B", 1)  # plugged: still Reserved
+    r.auth.answers["MATE"] = {"status": "Accepted", "parentIdTag": "fleet"}
+    r.auth.answers["OUTSIDER"] = {"status": "Accepted", "parentIdTag": "OTHER"}
+    assert r.sessions.remote_start("OUTSIDER", 1) == "Accepted"
+    await settle()
+    assert r.auth.asked == ["OUTSIDER"] and c.tx is None and c.status == "Reserved"
+    assert r.sessions.remote_start("MATE", 1) == "Accepted"
+    await settle()
+    assert c.tx is not None and r.queue.last("StartTransaction")["reservationId"] == 9
+
+
+async def test_remote_start_refused_up_front_without_a_group():
+    r, h = _rig(n=2)
+    assert _reserve(h, 1, rid=9, tag="R1") == "Accepted"  # no parentIdTag
+    assert r.sessions.remote_start("OTHER", 1) == "Rejected"
+    r.auth.answers["OTHER"] = {"status": "Accepted"}
+    assert r.sessions.remote_start("OTHER", None) == "Accepted"  # connector 2
+    await settle()
+    assert r.con(2).pending is not None and r.con(1).status == "Reserved"

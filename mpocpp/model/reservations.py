@@ -62,6 +62,13 @@ class Reservations:
         return same_tag(r.id_tag, id_tag) or (parent is not None and same_tag(r.parent, parent))
 
     @staticmethod
+    def may_match(conn, id_tag):
+        # Could this idTag use the connector once its parent is known? The
+        # reservation's idTag, or a reservation with a parentIdTag (§5.13).
+        r = conn.reservation
+        return r is None or same_tag(r.id_tag, id_tag) or r.parent is not None
+
+    @staticmethod
     def take(conn):
         # A transaction starts on the connector: its reservation ends; -> the
         # reservationId for StartTransaction, or None.

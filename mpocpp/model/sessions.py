@@ -366,10 +366,15 @@ class Sessions:
     def remote_start(self, id_tag, cid, profile=None):
         # RemoteStartTransaction after its checks -> Accepted / Rejected.
         # profile: a validated TxProfile to apply when the transaction starts.
+        # A connector reserved with a parentIdTag for another idTag is not
+        # refused here: the group is known only once the parent is resolved
+        # (_remote_start, §5.13), which the handler must not wait for.
         cons = self._cons() if cid is None else [self.connectors[cid]]
+        res = self._res
         ok = [c for c in cons if self._startable(c) and c.pending is None
-              and c.status != FINISHING and self._res.matches(c, id_tag, None)]
+              and c.status != FINISHING and res.may_match(c, id_tag)]
         if cid is None:
+            ok = [c for c in ok if res.matches(c, id_tag, None)] or ok
             ok = [c for c in ok if c.plugged] or ok
         if not ok:
             return "Rejected"
@@ -380,12 +385,30 @@ class Sessions:
 
     async def _remote_start(self, conn, id_tag):
         parent = None
+        auth = self._auth
+        asked = False
         if self._cfg.get("AuthorizeRemoteTxRequests"):
-            info = await self._auth.authorize(id_tag)
+            info = await auth.authorize(id_tag)
             if info.get("status") != _ACCEPTED:
                 log.info(_TAG, "remote start for %s refused: %s", id_tag, info.get("status"))
+                conn.remote_profile = None
                 return
             parent = info.get("parentIdTag")
+            asked = True
+        res = self._res
+        if not res.matches(conn, id_tag, parent) and not asked:
+            # Reserved for a group (§5.13): the parent from the local list or
+            # the cache, else from an Authorize.
+            parent = auth.parent_of(id_tag)
+            if parent is None:
+                info = await auth.authorize(id_tag)
+                if info.get("status") == _ACCEPTED:
+                    parent = info.get("parentIdTag")
+        if not res.matches(conn, id_tag, parent):
+            log.info(_TAG, "remote start for %s refused: connector %d reserved for another",
+                     id_tag, conn.id)
+            conn.remote_profile = None
+            return
         if conn.tx is not None:
             return
         if conn.plugged:
