@@ -104,6 +104,10 @@ class Sessions:
         self._avail.load()
         q = self._queue
         for c in self._cons():
+            # An EV still plugged in (the power went, not the car): the
+            # connector comes back Preparing, or Finishing after its
+            # transaction's PowerLoss stop.
+            c.poll()
             tx = transaction.load(self._dir, c.id)
             if tx is None:
                 continue
