@@ -179,3 +179,70 @@ def test_remote_start_for_the_group_parent_from_the_cache(csms, charger_factory)
     st = csms.wait_for("StartTransaction", after=mark, timeout=5)
     assert st.payload["connectorId"] == 2 and st.payload["reservationId"] == 22
     assert csms.calls("Authorize", after=mark) == []
+
+
+_ZERO = {"keys": {"ReserveConnectorZeroSupported": True}}
+
+
+def test_connector_zero_key_is_read_only_and_provisioned(csms, charger_factory):
+    ch = charger_factory(config=_ZERO)  # noqa: F841
+    csms.wait_for("StatusNotification", pred=lambda m: m.payload["connectorId"] == 1, timeout=15)
+    r = csms.call("CP1", "GetConfiguration", {"key": ["ReserveConnectorZeroSupported"]})
+    assert r["configurationKey"] == [
+        {"key": "ReserveConnectorZeroSupported", "readonly": True, "value": "true"}]
+    assert csms.call("CP1", "ChangeConfiguration", {
+        "key": "ReserveConnectorZeroSupported", "value": "false"})["status"] == "Rejected"
+
+
+def test_connector_zero_one_connector(csms, charger_factory):
+    ch = charger_factory(config=_ZERO)
+    csms.wait_for("StatusNotification", pred=lambda m: m.payload["connectorId"] == 1, timeout=15)
+    mark = csms.mark()
+    assert reserve(csms, 0, "OWNER", rid=60) == "Accepted"
+    assert reserve(csms, 1, "OTHER", rid=61) == "Occupied"  # kept for connector 0's
+    r = csms.call("CP1", "RemoteStartTransaction", {"idTag": "STRANGER", "connectorId": 1})
+    assert r["status"] == "Rejected"
+    ch.ok("plug_in", connector=1)
+    ch.ok("swipe", idTag="STRANGER")
+    csms.wait_for("Authorize", after=mark, pred=lambda m: m.payload["idTag"] == "STRANGER")
+    time.sleep(0.5)
+    assert csms.calls("StartTransaction", after=mark) == []
+    ch.ok("swipe", idTag="OWNER")
+    st = csms.wait_for("StartTransaction", after=mark, timeout=5)
+    assert st.payload["idTag"] == "OWNER" and st.payload["reservationId"] == 60
+    # the reservation ended with the transaction: a new one, cancelled, expiring
+    ch.ok("swipe", idTag="OWNER")
+    csms.wait_for("StopTransaction", after=mark, timeout=5)
+    ch.ok("plug_out", connector=1)
+    status_sn(csms, "Available", mark)
+    assert reserve(csms, 0, "OWNER", rid=62) == "Accepted"
+    assert csms.call("CP1", "CancelReservation", {"reservationId": 62})["status"] == "Accepted"
+    assert reserve(csms, 0, "OWNER", rid=63, secs=2) == "Accepted"
+    assert reserve(csms, 1, "OTHER", rid=64) == "Occupied"
+    ch.wait_state(lambda s: reserve(csms, 1, "OTHER", rid=64) == "Accepted", timeout=10,
+                  what="connector 0's reservation expired")
+    assert csms.call("CP1", "CancelReservation", {"reservationId": 63})["status"] == "Rejected"
+    assert set(sns(csms, 0, mark)) <= {"Available"}  # connector 0 is never Reserved
+
+
+def test_connector_zero_two_connectors(csms, charger_factory):
+    ch = charger_factory(connectors=2, config=_ZERO)
+    csms.wait_for("StatusNotification", pred=lambda m: m.payload["connectorId"] == 2, timeout=15)
+    mark = csms.mark()
+    assert reserve(csms, 0, "OWNER", rid=70) == "Accepted"
+    ch.ok("plug_in", connector=1)
+    ch.ok("swipe", idTag="STRANGER")  # the other connector stays free: it starts
+    st = csms.wait_for("StartTransaction", after=mark, timeout=5)
+    assert st.payload["connectorId"] == 1 and "reservationId" not in st.payload
+    m2 = csms.mark()
+    r = csms.call("CP1", "RemoteStartTransaction", {"idTag": "THIRD", "connectorId": 2})
+    assert r["status"] == "Rejected"  # the last free connector is the reservation's
+    assert reserve(csms, 2, "THIRD", rid=71) == "Occupied"
+    assert ch.connector(2)["status"] == "Available"
+    r = csms.call("CP1", "RemoteStartTransaction", {"idTag": "OWNER"})
+    assert r["status"] == "Accepted"
+    ch.ok("plug_in", connector=2)
+    st = csms.wait_for("StartTransaction", after=m2, timeout=5)
+    assert st.payload["connectorId"] == 2 and st.payload["idTag"] == "OWNER"
+    assert st.payload["reservationId"] == 70
+    assert csms.call("CP1", "CancelReservation", {"reservationId": 70})["status"] == "Rejected"

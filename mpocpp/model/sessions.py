@@ -220,8 +220,7 @@ class Sessions:
             return
         parent = info.get("parentIdTag")
         res = self._res
-        cands = [c for c in cands if res.matches(c, id_tag, parent)] or \
-            [c for c in cands if c.reservation is None]
+        cands = [c for c in cands if res.matches(c, id_tag, parent)]
         if not cands:
             log.info(_TAG, "connector reserved for another card")
             return
@@ -253,7 +252,7 @@ class Sessions:
             self._refused()
             conn.update()
             return False
-        rid = self._res.take(conn)
+        rid = self._res.take(conn, id_tag, parent)
         meter_start = self.energy(conn)
         now = clock.now()
         txid = q.new_placeholder()
