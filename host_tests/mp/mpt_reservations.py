@@ -229,3 +229,20 @@ async def test_connector_zero_for_the_group_by_remote_start():
     r.ev("B", 1)
     assert r.con(1).tx is not None
     assert r.queue.last("StartTransaction")["reservationId"] == 50
+
+
+async def test_connection_timeout_counts_from_the_reservation_end():
+    r, h = _rig(n=1, keys={"ConnectionTimeOut": 10})
+    assert _reserve(h, 1, rid=5, tag="R1", expiry="2026-01-01T00:10:00Z") == "Accepted"
+    c = r.con(1)
+    r.ev("B", 1)
+    now = time.ticks_ms()
+    r.sessions.tick(time.ticks_add(now, 60000))  # plugged a minute while reserved
+    assert c.status == "Reserved"
+    assert r.reservations.tick(T0 + 600)  # expired: Preparing, the timeout starts now
+    assert c.status == "Preparing"
+    r.sessions.tick(time.ticks_add(now, 65000))
+    assert c.status == "Preparing"
+    r.sessions.tick(time.ticks_add(now, 71000))
+    assert c.status == "Finishing"
+    assert r.statuses(1) == ["Reserved", "Preparing", "Finishing"]

@@ -433,10 +433,13 @@ class Sessions:
                 c.pending = None
                 c.remote_profile = None
                 changed = True
-            if c.tx is None and c.pending is None and c.plugged and not c.finishing \
-                    and c.plug_since is not None and c.reservation is None \
-                    and not cfg.get("FreeCharging"):
-                # (a reserved connector stays Reserved with a cable in)
+            if c.reservation is not None:
+                # A reserved connector stays Reserved with a cable in;
+                # ConnectionTimeOut counts from the reservation's end.
+                if c.plug_since is not None:
+                    c.plug_since = now_ms
+            elif c.tx is None and c.pending is None and c.plugged and not c.finishing \
+                    and c.plug_since is not None and not cfg.get("FreeCharging"):
                 if time.ticks_diff(now_ms, c.plug_since) >= cfg.get("ConnectionTimeOut") * 1000:
                     log.info(_TAG, "connector %d: ConnectionTimeOut without authorization", c.id)
                     c.finishing = True
