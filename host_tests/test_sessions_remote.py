@@ -169,7 +169,8 @@ def test_33_change_availability_survives_reboot(csms, charger_factory, n):
         == "Accepted"
     )
     for cid in range(n + 1):
-        wait_sn(csms, cid, "Available", m)
+        # the EV plugged in before the restart is still there
+        wait_sn(csms, cid, "Preparing" if cid == n else "Available", m)
 
 
 def test_33_one_connector_inoperative(csms, charger_factory):
@@ -188,7 +189,8 @@ def test_33_one_connector_inoperative(csms, charger_factory):
     ch.restart()
     csms.wait_for("BootNotification", after=m, timeout=15)
     assert wait_sn(csms, 2, None, m).payload["status"] == "Unavailable"
-    assert wait_sn(csms, 1, None, m).payload["status"] == "Available"
+    # the EV stayed plugged through the restart: Finishing after PowerLoss
+    assert wait_sn(csms, 1, None, m).payload["status"] == "Finishing"
     assert wait_sn(csms, 0, None, m).payload["status"] == "Available"
 
 
@@ -243,6 +245,44 @@ def test_34_charge_point_inoperative_waits_for_all(csms, charger_factory):
     wait_sn(csms, 0, "Unavailable", m)
 
 
+@BOTH
+def test_34_inoperative_while_preparing_is_scheduled(csms, charger_factory, n):
+    # §4.9 has no Preparing -> Unavailable: Scheduled, applied once Available.
+    ch = boot(charger_factory, csms, n)
+    m = csms.mark()
+    ch.ok("plug_in", connector=n)
+    wait_sn(csms, n, "Preparing", m)
+    r = call(csms, "ChangeAvailability", {"connectorId": n, "type": "Inoperative"})
+    assert r["status"] == "Scheduled"
+    time.sleep(0.3)
+    assert ch.connector(n)["status"] == "Preparing"
+    assert "Unavailable" not in sns(csms, n, m)
+    ch.ok("plug_out", connector=n)
+    wait_sn(csms, n, "Unavailable", m)
+    assert sns(csms, n, m)[-2:] == ["Available", "Unavailable"]
+    assert ch.connector(n)["operative"] is False
+    if n == 2:
+        assert_idle(ch, 1)
+
+
+@BOTH
+def test_34_charge_point_inoperative_waits_for_preparing(csms, charger_factory, n):
+    ch = boot(charger_factory, csms, n)
+    m = csms.mark()
+    ch.ok("plug_in", connector=n)
+    wait_sn(csms, n, "Preparing", m)
+    r = call(csms, "ChangeAvailability", {"connectorId": 0, "type": "Inoperative"})
+    assert r["status"] == "Scheduled"
+    if n == 2:
+        wait_sn(csms, 1, "Unavailable", m)  # the idle connector at once
+    time.sleep(0.3)
+    assert "Unavailable" not in sns(csms, 0, m) + sns(csms, n, m)
+    ch.ok("plug_out", connector=n)
+    wait_sn(csms, n, "Unavailable", m)
+    wait_sn(csms, 0, "Unavailable", m)
+    assert ch.state()["status0"] == "Unavailable"
+
+
 def test_34_scheduled_change_survives_power_cut(csms, charger_factory):
     ch = boot(charger_factory, csms, 1)
     txid = start(ch, csms, 1)
@@ -272,8 +312,9 @@ def test_35_soft_reset_in_transaction(csms, charger_factory, n):
     for s in stops:
         assert s.payload["reason"] == "SoftReset"
         assert s.t < b.t  # graceful: the stop went out before the restart
+    # The EVs are still plugged in: Preparing (a card starts a new session).
     for cid in range(n + 1):
-        wait_sn(csms, cid, "Available", csms.messages.index(b))
+        wait_sn(csms, cid, "Preparing" if cid else "Available", csms.messages.index(b))
     st = ch.wait_state(lambda s: s["registration"] == "Accepted", timeout=10)
     assert st["boot"] == boot_n + 1
     time.sleep(0.5)
@@ -386,8 +427,35 @@ def test_power_loss_stop_after_reboot(csms, charger_factory, n):
     time.sleep(0.5)
     assert len(csms.calls("StopTransaction", after=m)) == 1
     assert csms.calls("StartTransaction", after=m) == []
-    for cid in range(1, n + 1):
+    # The EV stayed plugged through the cut: Finishing, as a real one would be.
+    assert wait_sn(csms, n, None, m).payload["status"] == "Finishing"
+    c = ch.connector(n)
+    assert c["status"] == "Finishing" and c["transaction"] is None and not c["relay"], c
+    for cid in range(1, n):
         assert_idle(ch, cid)
+    m = csms.mark()
+    ch.ok("plug_out", connector=n)
+    wait_sn(csms, n, "Available", m)
+
+
+@BOTH
+def test_power_cut_with_an_ev_plugged_and_no_transaction(csms, charger_factory, n):
+    ch = boot(charger_factory, csms, n)
+    m = csms.mark()
+    ch.ok("plug_in", connector=n)
+    wait_sn(csms, n, "Preparing", m)
+    m = csms.mark()
+    ch.power_cut()
+    ch.start()
+    csms.wait_for("BootNotification", after=m, timeout=15)
+    assert wait_sn(csms, n, None, m).payload["status"] == "Preparing"
+    for cid in range(1, n):
+        assert wait_sn(csms, cid, None, m).payload["status"] == "Available"
+    assert ch.connector(n)["status"] == "Preparing"
+    ch.ok("swipe", idTag="TAG1")  # the plugged EV starts at once
+    st = csms.wait_for("StartTransaction", after=m, timeout=10)
+    assert st.payload["connectorId"] == n
+    wait_sn(csms, n, "Charging", m)
 
 
 @BOTH

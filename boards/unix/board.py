@@ -69,7 +69,10 @@ class Board:
             return
         self.sim = simhw
         for i in range(1, self.n + 1):
-            self._hw[i] = simhw.make_connector(i, phases=self.phases, max_amps=self.max_amps)
+            # the simulated EV is kept beside the flash image (ev<N>.json):
+            # it stays plugged across a power cut
+            self._hw[i] = simhw.make_connector(i, phases=self.phases, max_amps=self.max_amps,
+                                               state_path="%s/ev%d.json" % (self.data_dir, i))
         self.led = simhw.make_led()
 
     def connector_hw(self, i):

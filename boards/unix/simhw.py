@@ -5,6 +5,8 @@
 # min(load, offered) per phase while the contactor is closed.
 # ADC reads allocate nothing: waves come from an integer sine table and an
 # integer noise generator, amplitudes are recomputed only on events.
+import json
+import os
 import time
 import math
 from array import array
@@ -162,7 +164,10 @@ def _per_phase(x, n, what):
 
 
 class SimConnectorHw:
-    def __init__(self, connector_id, phases=3, max_amps=32, mains_hz=50):
+    # state_path: a host file (beside the flash image, not in it) that keeps
+    # the EV across a power cut: a real EV stays plugged while the charger
+    # is off, so after a restart on the same --data it is still there.
+    def __init__(self, connector_id, phases=3, max_amps=32, mains_hz=50, state_path=None):
         if phases not in (1, 3):
             raise ValueError("phases must be 1 or 3")
         self.connector_id = connector_id
@@ -201,7 +206,35 @@ class SimConnectorHw:
             SimWaveAdc(i * third, _MID - 51 + 17 * i, 202 + 10 * connector_id + i,
                        mains_hz) for i in range(phases))
         self.temp_adc = SimTempAdc(self)
+        self._state_path = state_path
+        self._restore()
         self._update()
+
+    # --- the EV across a power cut ---
+    def _restore(self):
+        path = self._state_path
+        if path is None:
+            return
+        try:
+            with open(path) as f:
+                st = json.load(f)
+            ev = st["ev"]
+            want = [float(a) for a in st["amps"]]
+        except (OSError, ValueError, KeyError, TypeError):
+            return  # no EV remembered (or a write cut short): unplugged
+        if ev in EV_STATES and ev != "A" and len(want) == self.phases:
+            self.plugged = bool(st.get("plugged"))
+            self.ev = ev
+            self._want = want
+
+    def _save(self):
+        path = self._state_path
+        if path is None:
+            return
+        tmp = path + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump({"plugged": self.plugged, "ev": self.ev, "amps": self._want}, f)
+        os.rename(tmp, path)
 
     # --- EV side (bench commands) ---
     def plug_in(self, ev="C"):
@@ -210,6 +243,7 @@ class SimConnectorHw:
 
     def plug_out(self):
         self.plugged = False
+        self._save()
         self._update()
 
     def ev_state(self, s):
@@ -222,6 +256,7 @@ class SimConnectorHw:
             return
         self.plugged = True
         self.ev = s
+        self._save()
         self._update()
 
     def load(self, amps=None, volts=None, pf=None):
@@ -229,6 +264,7 @@ class SimConnectorHw:
         # the power factor of the load (0 < pf <= 1: the current lags).
         if amps is not None:
             self._want = _per_phase(amps, self.phases, "amps")
+            self._save()
         if volts is not None:
             self._grid = _per_phase(volts, self.phases, "volts")
         if pf is not None:
@@ -369,8 +405,8 @@ class Drivers(ConnectorHw):
         self.sim = sim
 
 
-def make_connector(connector_id, phases=3, max_amps=32):
-    return SimConnectorHw(connector_id, phases, max_amps).drivers()
+def make_connector(connector_id, phases=3, max_amps=32, state_path=None):
+    return SimConnectorHw(connector_id, phases, max_amps, state_path=state_path).drivers()
 
 
 def make_led():

@@ -214,6 +214,10 @@ class Auth:
         self.answers = answers or {}
         self.asked = []
         self.gate = None  # an asyncio.Event to hold the answer back
+        self.parents = {}  # idTag -> parentIdTag in the local list or cache
+
+    def parent_of(self, id_tag):
+        return self.parents.get(id_tag)
 
     async def authorize(self, id_tag):
         self.asked.append(id_tag)

@@ -47,3 +47,35 @@ async def test_kept_in_flash_scheduled_included():
     assert not r2.con(1).operative  # the scheduled change applies after a reboot
     assert r2.cons[0].operative
     assert c.operative  # the running one is untouched in the old run
+
+
+async def test_scheduled_while_preparing_until_available():
+    # §4.9 has no Preparing -> Unavailable: Scheduled, applied at Available.
+    r = Rig(n=2)
+    av = r.availability
+    r.ev("B", 1)  # plugged, no card yet
+    assert r.con(1).status == "Preparing"
+    assert av.change(1, False) == "Scheduled"
+    assert r.con(1).status == "Preparing" and r.con(1).operative
+    assert av.change(0, False) == "Scheduled"  # connector 0: one is Preparing
+    assert r.con(2).status == "Unavailable" and r.cons[0].operative
+    r.ev("A", 1)  # unplugged: Available, then the change applies
+    assert r.statuses(1)[-2:] == ["Available", "Unavailable"]
+    assert not r.con(1).operative and not r.cons[0].operative
+    assert r.cons[0].status == "Unavailable"
+
+
+async def test_scheduled_while_preparing_for_a_card():
+    r = Rig(n=1, answers={"T1": {"status": "Accepted"}})
+    await r.swipe("T1")  # authorized, waiting for the plug
+    assert r.con(1).status == "Preparing"
+    assert r.availability.change(1, False) == "Scheduled"
+    assert r.availability.change(1, True) == "Accepted"  # cancels the scheduled change
+    assert r.con(1).scheduled is None
+    assert r.availability.change(1, False) == "Scheduled"
+    r.ev("B", 1)  # the session starts: now the transaction's end decides
+    c = r.con(1)
+    assert c.tx is not None and c.operative
+    r.sessions.stop(c, "Local")
+    assert not c.operative  # Finishing (cable in) is not Preparing: applies
+    assert r.statuses(1)[-2:] == ["Finishing", "Unavailable"]

@@ -28,7 +28,8 @@ _READONLY = (
     "LocalAuthListMaxLength", "SendLocalListMaxLength",
     "ChargeProfileMaxStackLevel", "ChargingScheduleAllowedChargingRateUnit",
     "ChargingScheduleMaxPeriods", "MaxChargingProfilesInstalled",
-    "SupportedFileTransferProtocols", "AdditionalRootCertificateCheck")
+    "SupportedFileTransferProtocols", "AdditionalRootCertificateCheck",
+    "ReserveConnectorZeroSupported")
 
 _RW = (
     "AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled",
@@ -45,7 +46,7 @@ _RW = (
     "PowerActiveImportDeltaForEagerMeterValueSample",
     "UseAuthorizationKeyWithoutDecoding")
 
-_ABSENT = ("BlinkRepeat", "MaxEnergyOnInvalidId", "ReserveConnectorZeroSupported",
+_ABSENT = ("BlinkRepeat", "MaxEnergyOnInvalidId",
            "ConnectorSwitch3to1PhaseSupported", "CpoName",
            "CertificateStoreMaxLength", "CertificateSignedMaxChainSize", "Testing")
 
@@ -124,7 +125,8 @@ def test_table_defaults():
         "LocalAuthListMaxLength": 1024, "SendLocalListMaxLength": 255,
         "ChargeProfileMaxStackLevel": 8, "ChargingScheduleMaxPeriods": 24,
         "MaxChargingProfilesInstalled": 10, "AdditionalRootCertificateCheck": False,
-        "PowerActiveImportDeltaForEagerMeterValueSample": 0, "LightIntensity": 100}
+        "PowerActiveImportDeltaForEagerMeterValueSample": 0, "LightIntensity": 100,
+        "ReserveConnectorZeroSupported": False}
     for k, v in want.items():
         assert c.get(k) == v and type(c.get(k)) is type(v), (k, c.get(k))
     assert c.max_keys() >= len(names)

@@ -196,3 +196,28 @@ def test_led_factory_reads_back():
     assert led.sim.rgb() == (255, 0, 0) == led.rgb
     led.intensity(50)
     assert led.sim.rgb() == (127, 0, 0)
+
+
+def test_the_ev_stays_plugged_across_a_restart():
+    # The EV is kept in a host file beside the flash image: a new
+    # SimConnectorHw over the same file (the process restarted) finds it.
+    from fakes import tmpdir, rmtree
+    d0 = tmpdir("mpt_simhw_ev")
+    path = d0 + "/ev1.json"
+    try:
+        hw, d = _conn(state_path=path)
+        assert not hw.plugged
+        hw.plug_in("B")
+        hw.load(amps=[10, 11, 12])
+        hw2, d2 = _conn(state_path=path)
+        assert hw2.plugged and hw2.ev == "B" and hw2._want == [10.0, 11.0, 12.0]
+        assert d2.pilot.read_state() == "B"
+        hw2.plug_out()
+        hw3, _ = _conn(state_path=path)
+        assert not hw3.plugged
+        with open(path, "w") as f:
+            f.write("{\"plugged\": tr")  # a write cut short: unplugged
+        hw4, _ = _conn(state_path=path)
+        assert not hw4.plugged
+    finally:
+        rmtree(d0)

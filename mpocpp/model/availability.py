@@ -1,8 +1,11 @@
 # Availability (OCPP 1.6 §5.2, §4.9): ChangeAvailability of a connector or
 # of the whole charge point (connector 0), Scheduled while a transaction
-# runs, and what the central system asked for kept in flash across reboots.
+# runs or a connector is Preparing (the §4.9 table has no Preparing ->
+# Unavailable), and what the central system asked for kept in flash across
+# reboots.
 import json
 from mpocpp.util import fsutil
+from mpocpp.model.connector import PREPARING
 
 ACCEPTED = "Accepted"
 SCHEDULED = "Scheduled"
@@ -35,20 +38,30 @@ class Availability:
             flags.append(1 if (c.operative if c.scheduled is None else c.scheduled) else 0)
         fsutil.write_atomic(self._path, json.dumps(flags).encode())
 
+    @staticmethod
+    def _busy(c):
+        # A transaction runs, or a session is being prepared (Preparing):
+        # Inoperative waits.
+        return c.tx is not None or c.derive() == PREPARING
+
+    def _any_busy(self):
+        for c in self._cons[1:]:
+            if self._busy(c):
+                return True
+        return False
+
     def change(self, cid, operative):
         # -> Accepted, Scheduled or Rejected.
         if cid < 0 or cid >= len(self._cons):
             return REJECTED
         cons = self._cons
         targets = cons if cid == 0 else [cons[cid]]
-        busy = False
-        for c in cons[1:]:
-            if c.tx is not None:
-                busy = True
+        busy = self._any_busy()
         scheduled = False
         for c in targets:
-            if not operative and (c.tx is not None or (c.id == 0 and busy)):
-                # Inoperative waits for the transaction(s) to end.
+            if not operative and (self._busy(c) or (c.id == 0 and busy)):
+                # Inoperative waits for the transaction(s) to end, or for
+                # a Preparing connector to be Available again.
                 if c.operative:
                     c.scheduled = False
                     scheduled = True
@@ -63,20 +76,25 @@ class Availability:
             c.update()
         return SCHEDULED if scheduled else ACCEPTED
 
-    def transaction_ended(self, conn):
-        # A change answered Scheduled takes effect at the transaction's end;
-        # connector 0's once no transaction is left.
+    def settle(self, conn):
+        # A change answered Scheduled takes effect once the connector has
+        # neither a transaction nor a session being prepared (the end of the
+        # transaction, or Preparing -> Available); connector 0's once no
+        # connector is left busy. Called after every event of conn.
         cons = self._cons
-        for c in (conn, cons[0]):
+        c0 = cons[0]
+        if conn.scheduled is None and c0.scheduled is None:
+            return
+        for c in (conn, c0):
             if c.scheduled is None:
                 continue
-            if c.id == 0:
-                busy = False
-                for x in cons[1:]:
-                    if x.tx is not None:
-                        busy = True
-                if busy:
-                    continue
+            if (c.id == 0 and self._any_busy()) or (c.id and self._busy(c)):
+                continue
             c.operative = c.scheduled
             c.scheduled = None
+            if not c.operative:
+                c.pending = None
             c.update()
+
+    def transaction_ended(self, conn):
+        self.settle(conn)

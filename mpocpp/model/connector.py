@@ -168,18 +168,22 @@ class Connector:
                 return SUSPENDED_EVSE
             if self.pilot in "CD" and not self.ev_error:
                 return CHARGING  # (after a pilot error no energy flows until unplugged)
-            if self.status == PREPARING and \
+            if (self.status == PREPARING or self.status == RESERVED) and \
                     time.ticks_diff(time.ticks_ms(), self.tx_since) < _EV_RESPONSE_MS:
                 return PREPARING  # the EV has not answered the offer yet
             return SUSPENDED_EV
         if not self.operative:
             return UNAVAILABLE
-        if self.finishing and self.plugged:
-            return FINISHING
-        if self.pending is not None or self.plugged:
+        if self.pending is not None:
             return PREPARING
         if self.reservation is not None:
+            # Reserved -> Preparing only for the reservation's identity (a
+            # Pending); a cable plugged in does not end it.
             return RESERVED
+        if self.finishing and self.plugged:
+            return FINISHING
+        if self.plugged:
+            return PREPARING
         return AVAILABLE
 
     def evse_suspended(self):

@@ -9,9 +9,9 @@
 #   (name, spec, default)            bool / CSL / string keys
 #   (name, spec, default, lo, hi)    integer keys (inclusive range)
 # spec = type | access | flags. Keys that are absent on purpose (BlinkRepeat,
-# MaxEnergyOnInvalidId, ReserveConnectorZeroSupported,
-# ConnectorSwitch3to1PhaseSupported, CpoName, CertificateStoreMaxLength,
-# CertificateSignedMaxChainSize) are simply not listed: unknown, NotSupported.
+# MaxEnergyOnInvalidId, ConnectorSwitch3to1PhaseSupported, CpoName,
+# CertificateStoreMaxLength, CertificateSignedMaxChainSize) are simply not
+# listed: unknown, NotSupported.
 import json
 from micropython import const
 
@@ -105,6 +105,8 @@ KEYS = (
     ("LocalAuthListEnabled", BOOL | RW | LAL, True),
     ("LocalAuthListMaxLength", INT | R | LAL, 1024, 0, 100000),
     ("SendLocalListMaxLength", INT | R | LAL, 255, 0, 100000),
+    # Reservation (9.3): provisioned per board (true: ReserveNow for connector 0)
+    ("ReserveConnectorZeroSupported", BOOL | R | RSV, False),
     # Smart Charging (9.4)
     ("ChargeProfileMaxStackLevel", INT | R | SC, 8, 0, 1000),
     ("ChargingScheduleAllowedChargingRateUnit", CSL | R | SC, "Current,Power"),  # E3.88

@@ -104,6 +104,10 @@ class Sessions:
         self._avail.load()
         q = self._queue
         for c in self._cons():
+            # An EV still plugged in (the power went, not the car): the
+            # connector comes back Preparing, or Finishing after its
+            # transaction's PowerLoss stop.
+            c.poll()
             tx = transaction.load(self._dir, c.id)
             if tx is None:
                 continue
@@ -152,6 +156,7 @@ class Sessions:
             if conn.has_lock and conn.hw.lock.locked and not cfg.get("LockCablePermanently"):
                 self._unlock(conn)
         conn.update()
+        self._avail.settle(conn)  # a Scheduled Inoperative once no longer Preparing
 
     def swipe(self, id_tag):
         log.info(_TAG, "card presented: %s", id_tag)
@@ -215,8 +220,7 @@ class Sessions:
             return
         parent = info.get("parentIdTag")
         res = self._res
-        cands = [c for c in cands if res.matches(c, id_tag, parent)] or \
-            [c for c in cands if c.reservation is None]
+        cands = [c for c in cands if res.matches(c, id_tag, parent)]
         if not cands:
             log.info(_TAG, "connector reserved for another card")
             return
@@ -248,7 +252,7 @@ class Sessions:
             self._refused()
             conn.update()
             return False
-        rid = self._res.take(conn)
+        rid = self._res.take(conn, id_tag, parent)
         meter_start = self.energy(conn)
         now = clock.now()
         txid = q.new_placeholder()
@@ -284,7 +288,6 @@ class Sessions:
         conn.finishing = conn.plugged
         self._hooks.tx_stopped(conn)
         log.info(_TAG, "connector %d: transaction stopped (%s)", conn.id, reason)
-        self._avail.transaction_ended(conn)
         if reason == "DeAuthorized":
             conn.locked_for = Holder(tx.id_tag, tx.parent)  # until that card or its group
         elif reason not in _KEEP_LOCK and not boot and not self._cfg.get("LockCablePermanently"):
@@ -292,6 +295,7 @@ class Sessions:
         if conn.ev_disconnected:
             conn.set_status(FINISHING, NO_ERROR, "EV side disconnected")
         conn.update()
+        self._avail.transaction_ended(conn)  # (after Finishing: F -> H, never B -> H)
         return True
 
     def stop(self, conn, reason, id_tag=None):
@@ -365,10 +369,15 @@ class Sessions:
     def remote_start(self, id_tag, cid, profile=None):
         # RemoteStartTransaction after its checks -> Accepted / Rejected.
         # profile: a validated TxProfile to apply when the transaction starts.
+        # A connector reserved with a parentIdTag for another idTag is not
+        # refused here: the group is known only once the parent is resolved
+        # (_remote_start, §5.13), which the handler must not wait for.
         cons = self._cons() if cid is None else [self.connectors[cid]]
+        res = self._res
         ok = [c for c in cons if self._startable(c) and c.pending is None
-              and c.status != FINISHING and self._res.matches(c, id_tag, None)]
+              and c.status != FINISHING and res.may_match(c, id_tag)]
         if cid is None:
+            ok = [c for c in ok if res.matches(c, id_tag, None)] or ok
             ok = [c for c in ok if c.plugged] or ok
         if not ok:
             return "Rejected"
@@ -379,12 +388,30 @@ class Sessions:
 
     async def _remote_start(self, conn, id_tag):
         parent = None
+        auth = self._auth
+        asked = False
         if self._cfg.get("AuthorizeRemoteTxRequests"):
-            info = await self._auth.authorize(id_tag)
+            info = await auth.authorize(id_tag)
             if info.get("status") != _ACCEPTED:
                 log.info(_TAG, "remote start for %s refused: %s", id_tag, info.get("status"))
+                conn.remote_profile = None
                 return
             parent = info.get("parentIdTag")
+            asked = True
+        res = self._res
+        if not res.matches(conn, id_tag, parent) and not asked:
+            # Reserved for a group (§5.13): the parent from the local list or
+            # the cache, else from an Authorize.
+            parent = auth.parent_of(id_tag)
+            if parent is None:
+                info = await auth.authorize(id_tag)
+                if info.get("status") == _ACCEPTED:
+                    parent = info.get("parentIdTag")
+        if not res.matches(conn, id_tag, parent):
+            log.info(_TAG, "remote start for %s refused: connector %d reserved for another",
+                     id_tag, conn.id)
+            conn.remote_profile = None
+            return
         if conn.tx is not None:
             return
         if conn.plugged:
@@ -406,7 +433,12 @@ class Sessions:
                 c.pending = None
                 c.remote_profile = None
                 changed = True
-            if c.tx is None and c.pending is None and c.plugged and not c.finishing \
+            if c.reservation is not None:
+                # A reserved connector stays Reserved with a cable in;
+                # ConnectionTimeOut counts from the reservation's end.
+                if c.plug_since is not None:
+                    c.plug_since = now_ms
+            elif c.tx is None and c.pending is None and c.plugged and not c.finishing \
                     and c.plug_since is not None and not cfg.get("FreeCharging"):
                 if time.ticks_diff(now_ms, c.plug_since) >= cfg.get("ConnectionTimeOut") * 1000:
                     log.info(_TAG, "connector %d: ConnectionTimeOut without authorization", c.id)
