@@ -43,13 +43,14 @@ def main():
         try:
             wire(p)
             p.start()
-            built = p.wait_for("HEAP built", timeout=300).splitlines()[-1].split()
+            p.wait_for("HEAP built", timeout=300)
             p.wait_for("HEAP run", timeout=120, after=p.mark())
             t0 = p.emu_ms()
             while p.emu_ms() - t0 < run_s * 1000:
                 time.sleep(1)
-            runs = [line.split() for line in p.console().splitlines()
-                    if line.startswith("HEAP run")]
+            lines = p.console().splitlines()
+            built = [x.split() for x in lines if x.startswith("HEAP built")][-1]
+            runs = [x.split() for x in lines if x.startswith("HEAP run")]
         finally:
             p.stop()
     alloc = [int(r[2]) for r in runs]
