@@ -17,13 +17,14 @@ UNAVAILABLE = "Unavailable"
 FAULTED = "Faulted"
 NO_ERROR = "NoError"
 
-# Allowed transitions (OCPP 1.6 §4.9 with errata E3.20), by first letter
-# code: A=Available B=Preparing C=Charging D=SuspendedEV E=SuspendedEVSE
-# F=Finishing G=Reserved H=Unavailable I=Faulted.
-_CODE = {AVAILABLE: "A", PREPARING: "B", CHARGING: "C", SUSPENDED_EV: "D",
-         SUSPENDED_EVSE: "E", FINISHING: "F", RESERVED: "G", UNAVAILABLE: "H", FAULTED: "I"}
-_ALLOWED = {"A": "BCDEGHI", "B": "ACDEFI", "C": "ADEFHI", "D": "ACEFHI", "E": "ACDFHI",
-            "F": "ABHI", "G": "ABHI", "H": "ABCDEI", "I": "ABCDEFGH"}
+# Allowed transitions (OCPP 1.6 §4.9 with errata E3.20), by a letter code:
+# A=Available B=Preparing C=Charging D=SuspendedEV E=SuspendedEVSE
+# F=Finishing G=Reserved H=Unavailable I=Faulted. Bytes, not str: bytes
+# constants are not interned (each qstr costs heap for good on a board).
+_CODE = {AVAILABLE: 0, PREPARING: 1, CHARGING: 2, SUSPENDED_EV: 3, SUSPENDED_EVSE: 4,
+         FINISHING: 5, RESERVED: 6, UNAVAILABLE: 7, FAULTED: 8}
+_ALLOWED = (b"BCDEGHI", b"ACDEFI", b"ADEFHI", b"ACEFHI", b"ACDFHI", b"ABHI", b"ABHI",
+            b"ABCDEI", b"ABCDEFGH")
 
 LED = {AVAILABLE: "available", PREPARING: "preparing", CHARGING: "charging",
         SUSPENDED_EV: "suspended", SUSPENDED_EVSE: "suspended", FINISHING: "preparing",
@@ -38,7 +39,7 @@ _EV_RESPONSE_MS = const(3000)  # an EV gets this long to answer the PWM before S
 
 
 def allowed(old, new):
-    return _CODE[new] in _ALLOWED[_CODE[old]]
+    return 65 + _CODE[new] in _ALLOWED[_CODE[old]]  # 65: b"A"
 
 
 class Fault:

@@ -23,33 +23,33 @@ _FILE = "/config.json"
 _CA = "/ca.crt"
 
 # type (bits 0-2)
-BOOL = const(0)
+_BOOL = const(0)
 INT = const(1)
-STR = const(2)
-CSL = const(3)  # read-only list, reported as is
-MEAS = const(4)  # CSL of measurands, <= <name>MaxLength items
-ROT = const(5)  # ConnectorPhaseRotation: CSL of <connector>.<rotation>
-IDTAG = const(6)  # CiString20, non-empty
-AUTHKEY = const(7)  # AuthorizationKey (write-only secret)
+_STR = const(2)
+_CSL = const(3)  # read-only list, reported as is
+_MEAS = const(4)  # CSL of measurands, <= <name>MaxLength items
+_ROT = const(5)  # ConnectorPhaseRotation: CSL of <connector>.<rotation>
+_IDTAG = const(6)  # CiString20, non-empty
+_AUTHKEY = const(7)  # AuthorizationKey (write-only secret)
 TYPE = const(7)
 # access (bits 3-4)
-R = const(0)
+_R = const(0)
 RW = const(8)
-W = const(16)
-ACCESS = const(24)
+_W = const(16)
+_ACCESS = const(24)
 # flags
 REBOOT = const(32)  # a change takes effect after a reboot: RebootRequired
 # the feature profile of a key that only exists with it (bits 6-9): absent
 # (unknown to GetConfiguration, NotSupported to ChangeConfiguration, skipped
 # in provisioning) when SupportedFeatureProfiles leaves the profile out
-LAL = const(64)  # LocalAuthListManagement
-SC = const(128)  # SmartCharging
-FW = const(256)  # FirmwareManagement
-RSV = const(512)  # Reservation
-PROFILE = const(960)
+_LAL = const(64)  # LocalAuthListManagement
+_SC = const(128)  # SmartCharging
+_FW = const(256)  # FirmwareManagement
+_RSV = const(512)  # Reservation
+_PROFILE = const(960)
 
-_PROFILE_BITS = ((LAL, "LocalAuthListManagement"), (SC, "SmartCharging"),
-                 (FW, "FirmwareManagement"), (RSV, "Reservation"))
+_PROFILE_BITS = ((_LAL, "LocalAuthListManagement"), (_SC, "SmartCharging"),
+                 (_FW, "FirmwareManagement"), (_RSV, "Reservation"))
 PROFILES = ("Core", "FirmwareManagement", "LocalAuthListManagement", "Reservation",
             "SmartCharging", "RemoteTrigger")
 _SFP = "SupportedFeatureProfiles"
@@ -65,66 +65,66 @@ ROTATIONS = ("RST", "RTS", "SRT", "STR", "TRS", "TSR", "NotApplicable", "Unknown
 
 KEYS = (
     # Core (9.1)
-    ("AllowOfflineTxForUnknownId", BOOL | RW, False),
-    ("AuthorizationCacheEnabled", BOOL | RW, True),
-    ("AuthorizeRemoteTxRequests", BOOL | RW, True),
+    ("AllowOfflineTxForUnknownId", _BOOL | RW, False),
+    ("AuthorizationCacheEnabled", _BOOL | RW, True),
+    ("AuthorizeRemoteTxRequests", _BOOL | RW, True),
     ("ClockAlignedDataInterval", INT | RW, 0, 0, _S),
     ("ConnectionTimeOut", INT | RW, 30, 0, _S),
-    ("ConnectorPhaseRotation", ROT | RW, "1.RST"),
-    ("ConnectorPhaseRotationMaxLength", INT | R, 2, 0, 255),
-    ("GetConfigurationMaxKeys", INT | R, 0, 1, 1000),  # default: key count
+    ("ConnectorPhaseRotation", _ROT | RW, "1.RST"),
+    ("ConnectorPhaseRotationMaxLength", INT | _R, 2, 0, 255),
+    ("GetConfigurationMaxKeys", INT | _R, 0, 1, 1000),  # default: key count
     ("HeartbeatInterval", INT | RW, 240, 0, _S),
     ("LightIntensity", INT | RW, 100, 0, 100),
-    ("LocalAuthorizeOffline", BOOL | RW, True),
-    ("LocalPreAuthorize", BOOL | RW, False),
+    ("LocalAuthorizeOffline", _BOOL | RW, True),
+    ("LocalPreAuthorize", _BOOL | RW, False),
     ("MessageTimeout", INT | RW, 30, 1, _S),  # E3.83
-    ("MeterValuesAlignedData", MEAS | RW, ""),
-    ("MeterValuesAlignedDataMaxLength", INT | R, 8, 0, 64),
-    ("MeterValuesSampledData", MEAS | RW,
+    ("MeterValuesAlignedData", _MEAS | RW, ""),
+    ("MeterValuesAlignedDataMaxLength", INT | _R, 8, 0, 64),
+    ("MeterValuesSampledData", _MEAS | RW,
      "Energy.Active.Import.Register,Current.Import,Current.Offered,Power.Active.Import"),
-    ("MeterValuesSampledDataMaxLength", INT | R, 8, 0, 64),
+    ("MeterValuesSampledDataMaxLength", INT | _R, 8, 0, 64),
     ("MeterValueSampleInterval", INT | RW, 180, 0, _S),
     ("MinimumStatusDuration", INT | RW, 0, 0, _S),
-    ("NumberOfConnectors", INT | R, 1, 1, 255),
+    ("NumberOfConnectors", INT | _R, 1, 1, 255),
     ("ResetRetries", INT | RW, 1, 0, 255),
-    ("StopTransactionMaxMeterValues", INT | R, 50, 2, 10000),  # E3.91
-    ("StopTransactionOnEVSideDisconnect", BOOL | RW, True),  # only true (E3.80)
-    ("StopTransactionOnInvalidId", BOOL | RW, True),
-    ("StopTxnAlignedData", MEAS | RW, ""),
-    ("StopTxnAlignedDataMaxLength", INT | R, 8, 0, 64),
-    ("StopTxnSampledData", MEAS | RW, ""),
-    ("StopTxnSampledDataMaxLength", INT | R, 8, 0, 64),
-    ("SupportedFeatureProfiles", CSL | R,
+    ("StopTransactionMaxMeterValues", INT | _R, 50, 2, 10000),  # E3.91
+    ("StopTransactionOnEVSideDisconnect", _BOOL | RW, True),  # only true (E3.80)
+    ("StopTransactionOnInvalidId", _BOOL | RW, True),
+    ("StopTxnAlignedData", _MEAS | RW, ""),
+    ("StopTxnAlignedDataMaxLength", INT | _R, 8, 0, 64),
+    ("StopTxnSampledData", _MEAS | RW, ""),
+    ("StopTxnSampledDataMaxLength", INT | _R, 8, 0, 64),
+    ("SupportedFeatureProfiles", _CSL | _R,
      "Core,FirmwareManagement,LocalAuthListManagement,Reservation,SmartCharging,RemoteTrigger"),
-    ("SupportedFeatureProfilesMaxLength", INT | R, 6, 0, 6),  # E3.81: unneeded, kept
+    ("SupportedFeatureProfilesMaxLength", INT | _R, 6, 0, 6),  # E3.81: unneeded, kept
     ("TransactionMessageAttempts", INT | RW, 3, 0, 255),
     ("TransactionMessageRetryInterval", INT | RW, 60, 0, _S),
-    ("UnlockConnectorOnEVSideDisconnect", BOOL | RW, True),  # R under LockCablePermanently
+    ("UnlockConnectorOnEVSideDisconnect", _BOOL | RW, True),  # R under LockCablePermanently
     ("WebSocketPingInterval", INT | RW, 0, 0, _S),
     # Local Auth List Management (9.2)
-    ("LocalAuthListEnabled", BOOL | RW | LAL, True),
-    ("LocalAuthListMaxLength", INT | R | LAL, 1024, 0, 100000),
-    ("SendLocalListMaxLength", INT | R | LAL, 255, 0, 100000),
+    ("LocalAuthListEnabled", _BOOL | RW | _LAL, True),
+    ("LocalAuthListMaxLength", INT | _R | _LAL, 1024, 0, 100000),
+    ("SendLocalListMaxLength", INT | _R | _LAL, 255, 0, 100000),
     # Reservation (9.3): provisioned per board (true: ReserveNow for connector 0)
-    ("ReserveConnectorZeroSupported", BOOL | R | RSV, False),
+    ("ReserveConnectorZeroSupported", _BOOL | _R | _RSV, False),
     # Smart Charging (9.4)
-    ("ChargeProfileMaxStackLevel", INT | R | SC, 8, 0, 1000),
-    ("ChargingScheduleAllowedChargingRateUnit", CSL | R | SC, "Current,Power"),  # E3.88
-    ("ChargingScheduleMaxPeriods", INT | R | SC, 24, 1, 1000),
-    ("MaxChargingProfilesInstalled", INT | R | SC, 10, 1, 1000),
+    ("ChargeProfileMaxStackLevel", INT | _R | _SC, 8, 0, 1000),
+    ("ChargingScheduleAllowedChargingRateUnit", _CSL | _R | _SC, "Current,Power"),  # E3.88
+    ("ChargingScheduleMaxPeriods", INT | _R | _SC, 24, 1, 1000),
+    ("MaxChargingProfilesInstalled", INT | _R | _SC, 10, 1, 1000),
     # Firmware Management (E3.90)
-    ("SupportedFileTransferProtocols", CSL | R | FW, "FTP,HTTP,HTTPS"),
+    ("SupportedFileTransferProtocols", _CSL | _R | _FW, "FTP,HTTP,HTTPS"),
     # Security whitepaper
     ("SecurityProfile", INT | RW, 0, 0, 3),
-    ("AuthorizationKey", AUTHKEY | W, ""),
-    ("AdditionalRootCertificateCheck", BOOL | R, False),
+    ("AuthorizationKey", _AUTHKEY | _W, ""),
+    ("AdditionalRootCertificateCheck", _BOOL | _R, False),
     # Vendor keys
-    ("FreeCharging", BOOL | RW, False),
-    ("FreeChargingIdTag", IDTAG | RW, "FFFFFFFF"),
-    ("LockCablePermanently", BOOL | RW, False),
+    ("FreeCharging", _BOOL | RW, False),
+    ("FreeChargingIdTag", _IDTAG | RW, "FFFFFFFF"),
+    ("LockCablePermanently", _BOOL | RW, False),
     ("AuthorisationTimeout", INT | RW, 120, 0, _S),
     ("PowerActiveImportDeltaForEagerMeterValueSample", INT | RW, 0, 0, _S),  # W
-    ("UseAuthorizationKeyWithoutDecoding", BOOL | RW, False),
+    ("UseAuthorizationKeyWithoutDecoding", _BOOL | RW, False),
 )
 
 _VALUE_MAX = const(500)  # CiString500 (ChangeConfiguration.value)
@@ -132,10 +132,6 @@ _KEY_MAX = const(50)  # CiString50 (key names)
 _IDTAG_MAX = const(20)
 _VERSION = const(1)
 
-ACCEPTED = "Accepted"
-REJECTED = "Rejected"
-REBOOT_REQUIRED = "RebootRequired"
-NOT_SUPPORTED = "NotSupported"
 
 _UNLOCK = "UnlockConnectorOnEVSideDisconnect"
 _LOCK = "LockCablePermanently"
@@ -226,7 +222,7 @@ def get_configuration(cfg, keys=None):
 
 def _entry(cfg, row):
     name = row[0]
-    if row[1] & ACCESS == W:
+    if row[1] & _ACCESS == _W:
         return {"key": name, "readonly": False}  # write-only: no value
     return {"key": name, "readonly": _readonly(cfg, row), "value": _fmt(cfg.get(name))}
 
@@ -235,26 +231,26 @@ def change(cfg, name, value):
     # ChangeConfiguration. Values are never logged (AuthorizationKey).
     row = _row(cfg, name)
     if row is None:
-        return NOT_SUPPORTED
+        return "NotSupported"
     key = row[0]
     if _readonly(cfg, row):
         log.info(_TAG, "ChangeConfiguration %s: read-only", key)
-        return REJECTED
+        return "Rejected"
     if not isinstance(value, str) or len(value) > _VALUE_MAX:
         log.info(_TAG, "ChangeConfiguration %s: value not a string of <= 500", key)
-        return REJECTED
+        return "Rejected"
     try:
         v = _parse(cfg, row, value)
         _policy(cfg, key, v)
     except ValueError as e:
         log.info(_TAG, "ChangeConfiguration %s rejected: %s", key, e)
-        return REJECTED
+        return "Rejected"
     prev = cfg.values[key]
     if not _put(cfg, key, v):
-        return REJECTED
+        return "Rejected"
     if key == _SP:
         cfg.previous_security = prev
-    return REBOOT_REQUIRED if row[1] & REBOOT else ACCEPTED
+    return "RebootRequired" if row[1] & REBOOT else "Accepted"
 
 
 def set(cfg, name, value):
@@ -329,7 +325,7 @@ def _row(cfg, name, every=False):
 
 def _absent(cfg, row):
     # The key belongs to a feature profile SupportedFeatureProfiles leaves out.
-    bit = row[1] & PROFILE
+    bit = row[1] & _PROFILE
     if not bit:
         return False
     for b, name in _PROFILE_BITS:
@@ -345,7 +341,7 @@ def _store(cfg, key, v):
 
 
 def _readonly(cfg, row):
-    if row[1] & ACCESS == R:
+    if row[1] & _ACCESS == _R:
         return True
     return row[0] == _UNLOCK and cfg.values[_LOCK]
 
@@ -354,7 +350,7 @@ def _parse(cfg, row, val, loading=False):
     # Value of a ChangeConfiguration (string) or of provisioning / flash
     # / set() (JSON type or string) -> typed value; ValueError if invalid.
     t = row[1] & TYPE
-    if t == BOOL:
+    if t == _BOOL:
         if val is True or val is False:
             return val
         if isinstance(val, str):
@@ -374,7 +370,7 @@ def _parse(cfg, row, val, loading=False):
         if not row[3] <= n <= row[4]:
             raise ValueError("out of range %d..%d" % (row[3], row[4]))
         return n
-    if isinstance(val, (list, tuple)) and (t == CSL or t == MEAS or t == ROT):
+    if isinstance(val, (list, tuple)) and (t == _CSL or t == _MEAS or t == _ROT):
         try:
             val = ",".join(val)
         except TypeError:
@@ -383,16 +379,16 @@ def _parse(cfg, row, val, loading=False):
         raise ValueError("not a string")
     if len(val) > _VALUE_MAX:
         raise ValueError("longer than 500")
-    if t == MEAS:
+    if t == _MEAS:
         return _measurands(cfg, row[0], val)
     if row[0] == _SFP:
         return _profiles(val)
-    if t == ROT:
+    if t == _ROT:
         return _rotation(cfg, val)
-    if t == IDTAG:
+    if t == _IDTAG:
         if not 0 < len(val) <= _IDTAG_MAX:
             raise ValueError("not a CiString20")
-    elif t == AUTHKEY:
+    elif t == _AUTHKEY:
         _check_authkey(val, None if loading else cfg.values[_RAW])
     return val
 
@@ -645,9 +641,9 @@ def _apply_keys(cfg, d, src, loading):
             rank = 0
         elif row[0] == _SP:
             rank = 4
-        elif spec & TYPE == AUTHKEY:
+        elif spec & TYPE == _AUTHKEY:
             rank = 3
-        elif spec & TYPE == INT and spec & ACCESS == R:
+        elif spec & TYPE == INT and spec & _ACCESS == _R:
             rank = 1
         else:
             rank = 2
