@@ -459,6 +459,31 @@ def test_power_cut_with_an_ev_plugged_and_no_transaction(csms, charger_factory, 
 
 
 @BOTH
+def test_free_charging_resumes_after_a_power_cut(csms, charger_factory, n):
+    # FreeCharging: nobody shows a card, so a car still plugged in when the
+    # power comes back charges again in a new transaction after the
+    # PowerLoss stop (a car plugged in at boot starts one too).
+    ch = boot(charger_factory, csms, n, keys={"FreeCharging": True,
+                                             "FreeChargingIdTag": "FREE"})
+    m = csms.mark()
+    ch.ok("plug_in", connector=n)
+    ch.ok("ev_state", connector=n, state="C")
+    first = csms.wait_for("StartTransaction", after=m, timeout=10)
+    tx = csms.wait_for("StartTransaction", direction="out", after=m,
+                       pred=lambda x: x.id == first.id).payload["transactionId"]
+    # The answer recorded (a cut before it is issue 12's duplicate StartTransaction).
+    ch.wait_state(lambda s: (s["connectors"][n - 1]["transaction"] or {}).get("id") == tx,
+                  what="transaction id known")
+    m = csms.mark()
+    ch.power_cut()
+    ch.start()
+    assert wait_stop(csms, m, tx, timeout=20).payload["reason"] == "PowerLoss"
+    again = csms.wait_for("StartTransaction", after=m, timeout=15)
+    assert again.payload["connectorId"] == n and again.payload["idTag"] == "FREE"
+    wait_sn(csms, n, "Charging", m, timeout=15)
+
+
+@BOTH
 def test_emergency_stop(csms, charger_factory, n):
     ch = boot(charger_factory, csms, n)
     txids = [start(ch, csms, cid, "TAG%d" % cid) for cid in range(1, n + 1)]

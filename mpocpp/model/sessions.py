@@ -119,6 +119,15 @@ class Sessions:
             log.warn(_TAG, "connector %d: transaction %s interrupted by power loss", c.id, tx.id)
             c.tx = tx
             self._stop(c, "PowerLoss", None, True)
+        # A car plugged in at boot is seen as if plugged now (the poll above
+        # took the edge): LockCablePermanently locks, FreeCharging charges it
+        # again (no card to show, so not Finishing after a PowerLoss stop).
+        free = self._cfg.get("FreeCharging")
+        for c in self._cons():
+            if c.plugged:
+                if free and c.tx is None:
+                    c.finishing = False
+                self.on_event(c)
         for c in self.connectors:
             c.status = c.derive()
 
