@@ -19,8 +19,6 @@ from mpocpp.util import fsutil
 from mpocpp.util import log
 
 _TAG = "cfg"
-_FILE = "/config.json"
-_CA = "/ca.crt"
 
 # type (bits 0-2)
 _BOOL = const(0)
@@ -52,7 +50,6 @@ _PROFILE_BITS = ((_LAL, "LocalAuthListManagement"), (_SC, "SmartCharging"),
                  (_FW, "FirmwareManagement"), (_RSV, "Reservation"))
 PROFILES = ("Core", "FirmwareManagement", "LocalAuthListManagement", "Reservation",
             "SmartCharging", "RemoteTrigger")
-_SFP = "SupportedFeatureProfiles"
 
 _S = const(4294967)  # intervals in seconds: 0..4294967 (decision)
 
@@ -133,12 +130,6 @@ _IDTAG_MAX = const(20)
 _VERSION = const(1)
 
 
-_UNLOCK = "UnlockConnectorOnEVSideDisconnect"
-_LOCK = "LockCablePermanently"
-_SP = "SecurityProfile"
-_AKEY = "AuthorizationKey"
-_RAW = "UseAuthorizationKeyWithoutDecoding"
-_MAXKEYS = "GetConfigurationMaxKeys"
 
 # BootNotification fields and their CiString lengths.
 _IDENTITY = (
@@ -248,7 +239,7 @@ def change(cfg, name, value):
     prev = cfg.values[key]
     if not _put(cfg, key, v):
         return "Rejected"
-    if key == _SP:
+    if key == "SecurityProfile":
         cfg.previous_security = prev
     return "RebootRequired" if row[1] & REBOOT else "Accepted"
 
@@ -277,7 +268,7 @@ def fallback_security(cfg, previous=None):
         return False
     log.warn(_TAG, "SecurityProfile back to %d", previous)
     cfg.previous_security = None
-    return _put(cfg, _SP, previous)
+    return _put(cfg, "SecurityProfile", previous)
 
 
 def save(cfg):
@@ -336,14 +327,14 @@ def _absent(cfg, row):
 
 def _store(cfg, key, v):
     cfg.values[key] = v
-    if key == _SFP:
+    if key == "SupportedFeatureProfiles":
         cfg.profiles = tuple(v.split(","))
 
 
 def _readonly(cfg, row):
     if row[1] & _ACCESS == _R:
         return True
-    return row[0] == _UNLOCK and cfg.values[_LOCK]
+    return row[0] == "UnlockConnectorOnEVSideDisconnect" and cfg.values["LockCablePermanently"]
 
 
 def _parse(cfg, row, val, loading=False):
@@ -381,7 +372,7 @@ def _parse(cfg, row, val, loading=False):
         raise ValueError("longer than 500")
     if t == _MEAS:
         return _measurands(cfg, row[0], val)
-    if row[0] == _SFP:
+    if row[0] == "SupportedFeatureProfiles":
         return _profiles(val)
     if t == _ROT:
         return _rotation(cfg, val)
@@ -389,7 +380,7 @@ def _parse(cfg, row, val, loading=False):
         if not 0 < len(val) <= _IDTAG_MAX:
             raise ValueError("not a CiString20")
     elif t == _AUTHKEY:
-        _check_authkey(val, None if loading else cfg.values[_RAW])
+        _check_authkey(val, None if loading else cfg.values["UseAuthorizationKeyWithoutDecoding"])
     return val
 
 
@@ -470,13 +461,13 @@ def _policy(cfg, key, v):
     # ChangeConfiguration rules beyond type and range.
     if key == "StopTransactionOnEVSideDisconnect" and not v:
         raise ValueError("only true is supported")
-    if key == _SP:
-        cur = cfg.values[_SP]
+    if key == "SecurityProfile":
+        cur = cfg.values["SecurityProfile"]
         if v <= cur:
             raise ValueError("may only increase (now %d)" % cur)
         if v >= 3:
             raise ValueError("profile 3 not supported")
-        if not cfg.values[_AKEY]:
+        if not cfg.values["AuthorizationKey"]:
             raise ValueError("needs an AuthorizationKey")
         if v == 2:
             if not cfg.settings.get("caCert"):
@@ -492,9 +483,9 @@ def _policy(cfg, key, v):
 def load(cfg, provisioning=None):
     # Read the flash; on a new flash (or an unreadable file) apply the
     # provisioning and persist it. Returns True when provisioning was applied.
-    fsutil.remove((cfg.dir + _FILE) + ".tmp")  # leftover of a cut write: ignored
+    fsutil.remove((cfg.dir + "/config.json") + ".tmp")  # leftover of a cut write: ignored
     doc = None
-    raw = fsutil.read((cfg.dir + _FILE))
+    raw = fsutil.read((cfg.dir + "/config.json"))
     if raw is not None:
         try:
             doc = json.loads(raw)
@@ -551,8 +542,8 @@ def _provision(cfg, p):
             else:
                 keys[name] = v
     _apply_keys(cfg, keys, "provisioning", False)
-    sp = cfg.values[_SP]
-    if sp >= 1 and not cfg.values[_AKEY]:
+    sp = cfg.values["SecurityProfile"]
+    if sp >= 1 and not cfg.values["AuthorizationKey"]:
         log.warn(_TAG, "provisioning: SecurityProfile %d without AuthorizationKey", sp)
     if sp >= 2 and not cfg.settings["caCert"]:
         log.warn(_TAG, "provisioning: SecurityProfile %d without caCert", sp)
@@ -616,7 +607,7 @@ def _set_ca(cfg, v):
 
 
 def _load_ca(cfg):
-    data = fsutil.read((cfg.dir + _CA))
+    data = fsutil.read((cfg.dir + "/ca.crt"))
     v = _ca_value(data) if data else None
     if v is not None:
         cfg.settings["caCert"] = v
@@ -637,9 +628,9 @@ def _apply_keys(cfg, d, src, loading):
                 log.warn(_TAG, "%s: unknown key %s ignored", src, name)
             continue
         spec = row[1]
-        if row[0] == _SFP:
+        if row[0] == "SupportedFeatureProfiles":
             rank = 0
-        elif row[0] == _SP:
+        elif row[0] == "SecurityProfile":
             rank = 4
         elif spec & TYPE == _AUTHKEY:
             rank = 3
@@ -672,9 +663,9 @@ def _save(cfg):
     ca = cfg.settings.get("caCert") or ""
     if ca != cfg.saved_ca:
         if ca:
-            fsutil.write_atomic((cfg.dir + _CA), ca.encode() if isinstance(ca, str) else ca)
+            fsutil.write_atomic((cfg.dir + "/ca.crt"), ca.encode() if isinstance(ca, str) else ca)
         else:
-            fsutil.remove((cfg.dir + _CA))
+            fsutil.remove((cfg.dir + "/ca.crt"))
         cfg.saved_ca = ca
     keys = {}
     for row in KEYS:
@@ -688,7 +679,7 @@ def _save(cfg):
         if k != "caCert" and _setting_default(k) != v:
             s[k] = v
     doc = {"v": _VERSION, "identity": cfg.identity, "settings": s, "keys": keys}
-    fsutil.write_atomic((cfg.dir + _FILE), json.dumps(doc).encode())
+    fsutil.write_atomic((cfg.dir + "/config.json"), json.dumps(doc).encode())
 
 
 def init(cfg, limits):
@@ -697,7 +688,7 @@ def init(cfg, limits):
         cfg.settings[k] = v
     for row in KEYS:
         _store(cfg, row[0], row[2])
-    cfg.values[_MAXKEYS] = cfg.defaults[_MAXKEYS] = len(KEYS)
+    cfg.values["GetConfigurationMaxKeys"] = cfg.defaults["GetConfigurationMaxKeys"] = len(KEYS)
     if isinstance(limits, dict):
         _apply_keys(cfg, limits, "limits", True)
     elif limits is not None:
