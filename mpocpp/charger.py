@@ -142,10 +142,16 @@ class Charger:
         if name == "firmware":
             return mod.FirmwareManagement(cfg, cons, self.jobs, self.board.net,
                                           self.board.name, self.restart)
+        if name == "security":
+            return mod.Security(cfg, self.security_changed)
         if name == "diagnostics":
             return mod.Diagnostics(cfg, self.jobs, self.board.net, self.state_lines,
                                    log.sink.files)
         return None
+
+    def security_changed(self, what):
+        # A certificate installed or deleted (operations/security.py).
+        log.info(_TAG, "security parameters changed: %s", what)
 
     def configured(self, name):
         # A key changed through ChangeConfiguration: its effects elsewhere.

@@ -28,7 +28,8 @@ _READONLY = (
     "LocalAuthListMaxLength", "SendLocalListMaxLength",
     "ChargeProfileMaxStackLevel", "ChargingScheduleAllowedChargingRateUnit",
     "ChargingScheduleMaxPeriods", "MaxChargingProfilesInstalled",
-    "SupportedFileTransferProtocols", "AdditionalRootCertificateCheck")
+    "SupportedFileTransferProtocols", "AdditionalRootCertificateCheck",
+    "CertificateSignedMaxChainSize", "CertificateStoreMaxLength")
 
 _RW = (
     "AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled",
@@ -41,13 +42,12 @@ _RW = (
     "TransactionMessageAttempts", "TransactionMessageRetryInterval",
     "UnlockConnectorOnEVSideDisconnect", "WebSocketPingInterval",
     "LocalAuthListEnabled", "SecurityProfile", "FreeCharging", "FreeChargingIdTag",
-    "LockCablePermanently", "AuthorisationTimeout",
+    "LockCablePermanently", "AuthorisationTimeout", "CpoName",
     "PowerActiveImportDeltaForEagerMeterValueSample",
     "UseAuthorizationKeyWithoutDecoding")
 
 _ABSENT = ("BlinkRepeat", "MaxEnergyOnInvalidId", "ReserveConnectorZeroSupported",
-           "ConnectorSwitch3to1PhaseSupported", "CpoName",
-           "CertificateStoreMaxLength", "CertificateSignedMaxChainSize", "Testing")
+           "ConnectorSwitch3to1PhaseSupported", "Testing")
 
 _LIMITS = {"NumberOfConnectors": 2, "LocalAuthListMaxLength": 1024,
            "SendLocalListMaxLength": 255, "ChargeProfileMaxStackLevel": 8,

@@ -26,25 +26,6 @@ def quote(s):
     return "".join(out)
 
 
-def _pem_to_der(pem):
-    import binascii
-    if isinstance(pem, bytes):
-        if not pem.startswith(b"-----"):
-            return pem
-        pem = pem.decode()
-    body = []
-    inside = False
-    for line in pem.split("\n"):
-        line = line.strip()
-        if line.startswith("-----BEGIN"):
-            inside = True
-        elif line.startswith("-----END"):
-            break
-        elif inside and line:
-            body.append(line)
-    return binascii.a2b_base64("".join(body))
-
-
 class Link:
     def __init__(self, cfg, net, rpc, registration, session, on_offline):
         self._cfg = cfg
@@ -156,10 +137,13 @@ class Link:
         if url.startswith("wss:"):
             import tls
             ssl = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-            ca = cfg.settings.get("caCert")
-            if ca:
-                ssl.load_verify_locations(_pem_to_der(ca))
-            else:
+            # The CentralSystemRootCertificates: the provisioned caCert and
+            # those installed with InstallCertificate (security/store.py).
+            from mpocpp.security import store
+            roots = store.central_roots(cfg.dir)
+            for der in roots:
+                ssl.load_verify_locations(der)
+            if not roots:
                 # No CA provisioned (SecurityProfile < 2): encrypted, unverified.
                 log.warn(_TAG, "wss without a CA: server not verified")
                 ssl.verify_mode = tls.CERT_NONE
