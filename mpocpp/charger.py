@@ -31,7 +31,7 @@ class Charger:
         app = modules.load("mpocpp.app")
         try:
             p = app.wire(board, provisioning, overrides, firmware_version, self.make,
-                         self.on_registered)
+                         self.on_registered, self.clock_set)
         finally:
             modules.release("mpocpp.app")
         self.board = board
@@ -50,6 +50,7 @@ class Charger:
         self.sessions = p.sessions
         self.ondemand = p.ondemand
         self.jobs = p.jobs
+        self.security = p.security  # securityevents.SecurityEvents
         self._wake = p.wake
         self._firmware_state = firmware_state  # "pending" / "failed": an update booted
         self._oom_n = 0
@@ -66,6 +67,9 @@ class Charger:
         if r:
             fsutil.remove(self.cfg.dir + _REASON)
             log.warn(_TAG, "restarted after %s", self.reset_reason)
+        self.security.emit("StartupOfTheDevice", "boot %d" % self.ids.boot_count)
+        if self.reset_reason == "MemoryExhaustion":
+            self.security.emit("MemoryExhaustion", "restarted after repeated MemoryError")
         log.oom = self.out_of_memory
         gc.collect()
 
@@ -94,6 +98,10 @@ class Charger:
         gc.collect()
         try:
             log.error(_TAG, "restarting: %s", reason)
+            try:
+                self.security.emit("ResetOrReboot", reason)
+            except Exception:  # out of heap: the reset goes on
+                pass
             from mpocpp.util import fsutil
             try:
                 fsutil.write_atomic(self.cfg.dir + _REASON, reason.encode())
@@ -151,11 +159,18 @@ class Charger:
 
     def security_changed(self, what):
         # A certificate installed or deleted (operations/security.py).
-        log.info(_TAG, "security parameters changed: %s", what)
+        self.security.emit("ReconfigurationOfSecurityParameters", what)
+
+    def clock_set(self, before, after):
+        # The central system's currentTime moved the clock (registration.py).
+        self.security.emit("SettingSystemTime", "%s -> %s" % (clock.iso(before),
+                                                               clock.iso(after)))
 
     def configured(self, name):
         # A key changed through ChangeConfiguration: its effects elsewhere.
         self._wake.set()  # intervals are read again at once
+        if name == "SecurityProfile" or name == "AuthorizationKey":
+            self.security.emit("ReconfigurationOfSecurityParameters", name)  # never the value
         self.sessions.on_config(name)
         self.ondemand.configured(name)
         if name == "LightIntensity" and self.board.led is not None:
@@ -166,10 +181,12 @@ class Charger:
         # Reset.req: transactions end with SoftReset / HardReset, then the
         # board restarts.
         self.sessions.stop_all("HardReset" if hard else "SoftReset")
+        self.security.emit("ResetOrReboot", "Reset " + ("Hard" if hard else "Soft"))
         asyncio.create_task(self._reset(hard))
 
     def restart(self):
         # Boot the firmware just installed (the transactions ended before).
+        self.security.emit("ResetOrReboot", "firmware update")
         asyncio.create_task(self._reset(False))
 
     async def _reset(self, hard):

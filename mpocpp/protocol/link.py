@@ -27,13 +27,16 @@ def quote(s):
 
 
 class Link:
-    def __init__(self, cfg, net, rpc, registration, session, on_offline):
+    def __init__(self, cfg, net, rpc, registration, session, on_offline, security_event):
         self._cfg = cfg
         self._net = net  # board.net: open_connection()
         self._rpc = rpc
         self._reg = registration
         self._session = session  # coroutine function run while connected
         self._on_offline = on_offline  # callable() after a disconnection
+        # security_event(type, tech_info): securityevents.SecurityEvents.emit
+        self._security_event = security_event
+        self._bad_cert = False  # the last connect failed on the CSMS's certificate
         self._ws = None  # the open WebSocket
         self._ws_obj = None  # reused across reconnects (its receive buffer)
         self.state = "offline"  # offline | connecting | online
@@ -88,10 +91,18 @@ class Link:
                              "" if st is None else ", HTTP %d" % st)
                 else:
                     log.exc(_TAG, "connect failed", e)
+                # The TLS stack's verification failures name the certificate
+                # (untrusted, expired, wrong host name): a security event,
+                # once until a connect works.
+                if not self._bad_cert and isinstance(e, (WsError, ValueError)) \
+                        and "certificate" in str(e):
+                    self._bad_cert = True
+                    self._security_event("InvalidCentralSystemCertificate", str(e).strip())
                 self._security_failed(attempt)
                 await self._backoff(attempt)
                 continue
             attempt = 0
+            self._bad_cert = False
             self._sp_trial = False  # the new SecurityProfile works
             self.connects += 1
             self._ws = ws
@@ -171,6 +182,8 @@ class Link:
         if self._sp_trial and attempt >= 3:
             log.warn(_TAG, "SecurityProfile change failed: falling back")
             self._cfg.fallback_security()  # the profile before the change
+            self._security_event("ReconfigurationOfSecurityParameters",
+                                 "SecurityProfile fallback")
             self._sp_trial = False
 
     async def _run_session(self, ws):
