@@ -226,3 +226,76 @@ def test_provisioned_ca_is_listed_and_deletable(csms, charger_factory):
     ch.restart()
     booted(csms, mark=mark)
     assert ids(csms, CS) == {"status": "NotFound"}
+
+
+def _tls_bench(tmp_path, ca, ca_key):
+    # A wss:// bench CSMS whose server certificate (localhost) ca issued.
+    key = ec.generate_private_key(ec.SECP256R1())
+    cert = (x509.CertificateBuilder()
+            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")]))
+            .issuer_name(ca.subject).public_key(key.public_key())
+            .serial_number(x509.random_serial_number())
+            .not_valid_before(NOW - DAY).not_valid_after(NOW + 30 * DAY)
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]),
+                           critical=False)
+            .sign(ca_key, hashes.SHA256()))
+    chain, kp = tmp_path / "server.pem", tmp_path / "server.key"
+    chain.write_text(pem(cert) + pem(ca))
+    kp.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                     serialization.PrivateFormat.PKCS8,
+                                     serialization.NoEncryption()))
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(chain), str(kp))
+    return BenchCSMS(ssl_context=ctx)
+
+
+def test_fallback_root_kept_or_removed(charger_factory, tmp_path):
+    # AdditionalRootCertificateCheck over wss:// (M05.FR.12/13): a new root
+    # that verifies the CSMS alone removes the fallback at the next connect;
+    # one that does not is used with the fallback, which stays.
+    a, ka = make_ca("Root A")
+    with _tls_bench(tmp_path, a, ka) as c:
+        c.passwords = {"CP1": KEY}
+        url = c.url.replace("127.0.0.1", "localhost")
+        ch = charger_factory(url=url, config={
+            "security": {"SecurityProfile": 2, "AuthorizationKey": KEY_HEX, "caCert": pem(a)},
+            "keys": {"AdditionalRootCertificateCheck": True},
+            "settings": {"csmsUrl": url}})
+        booted(c, timeout=20)
+        # B: a new root signed by A, which did not issue the CSMS's certificate
+        b, _ = make_ca("Root B", issuer=(a, ka))
+        assert install(c, CS, pem(b)) == "Accepted"
+        assert len(ids(c, CS)["certificateHashData"]) == 2
+        n = c.connections("CP1")
+        c.disconnect("CP1")
+        c.wait_connected("CP1", timeout=15, count=n + 1)
+        ch.wait_log("trying the fallback")
+        assert len(ids(c, CS)["certificateHashData"]) == 2  # B and A (fallback)
+        # A renewed (same name and key) would verify the CSMS, but the root
+        # it would replace is now B, which did not sign it: Rejected
+        a2, _ = make_ca("Root A", key=ka)
+        assert install(c, CS, pem(a2)) == "Rejected"
+    # a fresh charger whose current root is A, renewed as A2
+    a, ka = make_ca("Root A")
+    with _tls_bench(tmp_path, a, ka) as c:
+        c.passwords = {"CP2": KEY}
+        url = c.url.replace("127.0.0.1", "localhost")
+        ch = charger_factory(cp_id="CP2", url=url, config={
+            "security": {"SecurityProfile": 2, "AuthorizationKey": KEY_HEX, "caCert": pem(a)},
+            "keys": {"AdditionalRootCertificateCheck": True},
+            "settings": {"csmsUrl": url}})
+        c.wait_for("StatusNotification", cp_id="CP2", timeout=20,
+                   pred=lambda m: m.payload.get("connectorId") == 1)
+        a2, _ = make_ca("Root A", key=ka, issuer=(a, ka))
+        r = c.call("CP2", "InstallCertificate", {"certificateType": CS,
+                                                 "certificate": pem(a2)})
+        assert r["status"] == "Accepted"
+        r = c.call("CP2", "GetInstalledCertificateIds", {"certificateType": CS})
+        assert len(r["certificateHashData"]) == 2
+        n = c.connections("CP2")
+        c.disconnect("CP2")
+        c.wait_connected("CP2", timeout=15, count=n + 1)
+        ch.wait_log("fallback removed")
+        r = c.call("CP2", "GetInstalledCertificateIds", {"certificateType": CS})
+        assert len(r["certificateHashData"]) == 1
+        assert _same(r["certificateHashData"][0], hash_data(a2, a))

@@ -46,19 +46,24 @@ def test_events_survive_an_outage_in_order(csms, charger_factory):
     wait_event(csms, "StartupOfTheDevice")
     csms.passwords = {"CP1": b"not-the-key-of-the-charger"}
     ch.restart()
-    time.sleep(1)
+    ch.wait_log("StartupOfTheDevice: boot 2", timeout=15)
+    time.sleep(0.5)  # a connect refused
     ch.restart()
-    time.sleep(1)
+    ch.wait_log("StartupOfTheDevice: boot 3", timeout=15)
     assert [e for e in events(csms) if e[0] == "StartupOfTheDevice"] == \
         [("StartupOfTheDevice", "boot 1")]
     mark = csms.mark()
     csms.passwords = {"CP1": KEY}
     wait_event(csms, "StartupOfTheDevice", after=mark, timeout=20)
     deadline = time.time() + 15
-    while len(events(csms, after=mark)) < 2 and time.time() < deadline:
+    while ("StartupOfTheDevice", "boot 3") not in events(csms, after=mark) \
+            and time.time() < deadline:
         time.sleep(0.2)
-    assert events(csms, after=mark) == [("StartupOfTheDevice", "boot 2"),
-                                        ("StartupOfTheDevice", "boot 3")]
+    # at least once: boot 1's event may come again when the charger was cut
+    # after the CSMS had it and before it read the answer
+    got = events(csms, after=mark)
+    assert got[-2:] == [("StartupOfTheDevice", "boot 2"), ("StartupOfTheDevice", "boot 3")]
+    assert set(got[:-2]) <= {("StartupOfTheDevice", "boot 1")}
     assert len(csms.calls("BootNotification", after=mark)) == 1
 
 

@@ -37,6 +37,10 @@ class Link:
         # security_event(type, tech_info): securityevents.SecurityEvents.emit
         self._security_event = security_event
         self._bad_cert = False  # the last connect failed on the CSMS's certificate
+        # AdditionalRootCertificateCheck's fallback root (security/store.py):
+        # there is one; this connect trusts it too (the new root alone failed)
+        self._has_fallback = False
+        self._fallback = False
         self._ws = None  # the open WebSocket
         self._ws_obj = None  # reused across reconnects (its receive buffer)
         self.state = "offline"  # offline | connecting | online
@@ -94,15 +98,30 @@ class Link:
                 # The TLS stack's verification failures name the certificate
                 # (untrusted, expired, wrong host name): a security event,
                 # once until a connect works.
-                if not self._bad_cert and isinstance(e, (WsError, ValueError)) \
-                        and "certificate" in str(e):
-                    self._bad_cert = True
-                    self._security_event("InvalidCentralSystemCertificate", str(e).strip())
+                if isinstance(e, (WsError, ValueError)) and "certificate" in str(e):
+                    if self._has_fallback and not self._fallback:
+                        # M05.FR.13: the new root does not verify the CSMS:
+                        # the old one (the fallback) is tried too
+                        self._fallback = True
+                        log.warn(_TAG, "new CentralSystemRootCertificate failed: "
+                                 "trying the fallback")
+                    if not self._bad_cert:
+                        self._bad_cert = True
+                        self._security_event("InvalidCentralSystemCertificate",
+                                             str(e).strip())
                 self._security_failed(attempt)
                 await self._backoff(attempt)
                 continue
             attempt = 0
             self._bad_cert = False
+            if self._has_fallback and not self._fallback:
+                # M05.FR.12: connected with the new root alone: the old goes
+                from mpocpp.security import store
+                store.drop_fallback(self._cfg.dir)
+                self._has_fallback = False
+                log.info(_TAG, "connected with the new CentralSystemRootCertificate: "
+                         "fallback removed")
+            self._fallback = False
             self._sp_trial = False  # the new SecurityProfile works
             self.connects += 1
             self._ws = ws
@@ -145,13 +164,15 @@ class Link:
         cfg = self._cfg
         url = self._url()
         ssl = None
+        self._has_fallback = False
         if url.startswith("wss:"):
             import tls
             ssl = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
             # The CentralSystemRootCertificates: the provisioned caCert and
             # those installed with InstallCertificate (security/store.py).
             from mpocpp.security import store
-            roots = store.central_roots(cfg.dir)
+            self._has_fallback = store.has_fallback(cfg.dir)
+            roots = store.central_roots(cfg.dir, self._fallback)
             for der in roots:
                 ssl.load_verify_locations(der)
             if not roots:
