@@ -127,3 +127,16 @@ def test_invalid_central_system_certificate(charger_factory):
         ch.wait_log("InvalidCentralSystemCertificate", timeout=15)
         time.sleep(2)  # several failed attempts, one event
         assert ch.log_text().count("I security: InvalidCentralSystemCertificate") == 1
+
+
+def test_invalid_messages_logged_with_a_rate_limit(csms, charger_factory):
+    ch = charger_factory()
+    booted(csms)
+    csms.send_raw("CP1", '[2,"x1","Reset",{"type":"Sideways"}]')
+    ch.wait_log("InvalidMessages: PropertyConstraintViolation")
+    csms.send_raw("CP1", "this is not JSON")
+    csms.send_raw("CP1", '[7,"x2"]')
+    r = csms.call("CP1", "GetConfiguration", {"key": ["HeartbeatInterval"]})
+    assert r["configurationKey"][0]["value"] == "300"
+    assert ch.log_text().count("I security: InvalidMessages") == 1  # then counted
+    assert not [m for m in csms.calls(SEN) if m.payload["type"] == "InvalidMessages"]

@@ -66,11 +66,13 @@ def make_meter(board, cfg, hw):
     return m
 
 
-def wire(board, provisioning, overrides, firmware_version, make, on_registered, on_clock_set):
+def wire(board, provisioning, overrides, firmware_version, make, on_registered, on_clock_set,
+         on_invalid):
     # The Charger's callbacks: make(name, module), the handlers of the
     # central system's CALLs (for the dispatcher); on_registered(), the
     # first Accepted BootNotification since power-up; on_clock_set(before,
-    # after), the central system's time moved the clock (a security event).
+    # after), the central system's time moved the clock; on_invalid(what), a
+    # message that is not valid OCPP arrived (security events).
     from mpocpp.model.config import Config
     from mpocpp.protocol.rpc import Rpc, MessageIds
     from mpocpp.protocol.registration import Registration
@@ -101,7 +103,7 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
         log.sink = log.FlashRing(cfg.dir + "/syslog", clock.stamp)
     wake = p.wake = asyncio.Event()  # the sender's: something to send
     p.ids = MessageIds(cfg.dir + "/bootcount")
-    rpc = Rpc(Dispatcher(make, cfg.supports), p.ids)
+    rpc = Rpc(Dispatcher(make, cfg.supports), p.ids, on_invalid)
     reg = p.registration = Registration(cfg, rpc, board.clock.trusted, firmware_version,
                                               on_clock_set)
     outbox = p.outbox = Outbox(reg, wake)

@@ -21,6 +21,9 @@ _OOM_LIMIT = const(5)
 _OOM_WINDOW_MS = const(120000)
 _RESERVE = const(2048)  # bytes set aside for a restart out of heap
 _REASON = "/resetreason"
+# InvalidMessages goes to the security log at most this often (flash wear);
+# the next entry counts the ones in between.
+_INVALID_MS = const(600000)
 
 
 class Charger:
@@ -31,7 +34,7 @@ class Charger:
         app = modules.load("mpocpp.app")
         try:
             p = app.wire(board, provisioning, overrides, firmware_version, self.make,
-                         self.on_registered, self.clock_set)
+                         self.on_registered, self.clock_set, self.invalid_message)
         finally:
             modules.release("mpocpp.app")
         self.board = board
@@ -56,6 +59,8 @@ class Charger:
         self._oom_n = 0
         self._oom_t0 = 0
         self._restarting = False
+        self._invalid_n = 0  # invalid messages since the last InvalidMessages entry
+        self._invalid_t = 0
         # Kept free for a restart out of heap: with it back, the reason file
         # and the StopTransactions can still be written to flash.
         self._reserve = bytearray(_RESERVE)
@@ -160,6 +165,18 @@ class Charger:
     def security_changed(self, what):
         # A certificate installed or deleted (operations/security.py).
         self.security.emit("ReconfigurationOfSecurityParameters", what)
+
+    def invalid_message(self, what):
+        # rpc.Rpc: a message from the central system that is not valid OCPP.
+        now = time.ticks_ms()
+        n = self._invalid_n
+        if n and time.ticks_diff(now, self._invalid_t) < _INVALID_MS:
+            self._invalid_n = n + 1
+            return
+        self._invalid_n = 1
+        self._invalid_t = now
+        self.security.emit("InvalidMessages", what if n < 2 else
+                           "%s (and %d since the last entry)" % (what, n - 1))
 
     def clock_set(self, before, after):
         # The central system's currentTime moved the clock (registration.py).
