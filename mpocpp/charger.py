@@ -130,7 +130,9 @@ class Charger:
         if self._firmware_state:
             self._firmware_state = None
             from mpocpp.operations import firmware
-            firmware.booted(self.cfg.dir, self.outbox)
+            if firmware.booted(self.cfg.dir, self.outbox) == "Installed":
+                self.security.emit("FirmwareUpdated",
+                                   self.registration.payload().get("firmwareVersion"))
 
     # --- the handlers of the central system's CALLs (operations/) ---
     def make(self, name, mod):
