@@ -86,6 +86,12 @@ def expect_installed(csms, charger, mark, version=NEW):
     fsn(csms, "Installed", mark, timeout=15)
     assert statuses(csms, "FirmwareStatusNotification", mark) == [
         "Downloading", "Downloaded", "Installing", "Installed"]
+    # the security events of the update: the restart, the boot, the update
+    ev = csms.wait_for("SecurityEventNotification", after=mark, timeout=15,
+                       pred=lambda m: m.payload["type"] == "FirmwareUpdated")
+    assert ev.payload["techInfo"] == version
+    kinds = [m.payload["type"] for m in csms.calls("SecurityEventNotification", after=mark)]
+    assert kinds[:3] == ["ResetOrReboot", "StartupOfTheDevice", "FirmwareUpdated"], kinds
 
 
 # --- scenario 59: UpdateFirmware ---

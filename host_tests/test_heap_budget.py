@@ -60,5 +60,10 @@ def test_out_of_heap_restarts_cleanly(csms, charger_factory):
     assert stop.payload["transactionId"] == ans.payload["transactionId"]
     assert stop.payload["reason"] in ("Reboot", "PowerLoss")
     assert ch.state()["boot"] == boot + 1
+    # the security events: the restart, the boot, and why (whitepaper A04)
+    csms.wait_for("SecurityEventNotification", after=m, timeout=30,
+                  pred=lambda x: x.payload["type"] == "MemoryExhaustion")
+    kinds = [x.payload["type"] for x in csms.calls("SecurityEventNotification", after=m)]
+    assert kinds.index("StartupOfTheDevice") < kinds.index("MemoryExhaustion")
     r = csms.call("CP1", "GetConfiguration", {"key": ["MeterValueSampleInterval"]})
     assert r["configurationKey"][0]["value"] == "7"

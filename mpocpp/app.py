@@ -66,10 +66,13 @@ def make_meter(board, cfg, hw):
     return m
 
 
-def wire(board, provisioning, overrides, firmware_version, make, on_registered):
+def wire(board, provisioning, overrides, firmware_version, make, on_registered, on_clock_set,
+         on_invalid):
     # The Charger's callbacks: make(name, module), the handlers of the
     # central system's CALLs (for the dispatcher); on_registered(), the
-    # first Accepted BootNotification since power-up.
+    # first Accepted BootNotification since power-up; on_clock_set(before,
+    # after), the central system's time moved the clock; on_invalid(what), a
+    # message that is not valid OCPP arrived (security events).
     from mpocpp.model.config import Config
     from mpocpp.protocol.rpc import Rpc, MessageIds
     from mpocpp.protocol.registration import Registration
@@ -85,6 +88,7 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered):
     from mpocpp.transfer.jobs import Jobs
     from mpocpp.ondemand import OnDemand
     from mpocpp.model.transaction import Assigner
+    from mpocpp.model.securityevents import SecurityEvents
     p = Parts()
     clock.init(board.clock)
     cfg = p.cfg = Config(board.flash_dir, board.limits)
@@ -99,8 +103,9 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered):
         log.sink = log.FlashRing(cfg.dir + "/syslog", clock.stamp)
     wake = p.wake = asyncio.Event()  # the sender's: something to send
     p.ids = MessageIds(cfg.dir + "/bootcount")
-    rpc = Rpc(Dispatcher(make, cfg.supports), p.ids)
-    reg = p.registration = Registration(cfg, rpc, board.clock.trusted, firmware_version)
+    rpc = Rpc(Dispatcher(make, cfg.supports), p.ids, on_invalid)
+    reg = p.registration = Registration(cfg, rpc, board.clock.trusted, firmware_version,
+                                              on_clock_set)
     outbox = p.outbox = Outbox(reg, wake)
     n = cfg.get("NumberOfConnectors")
     hw = [board.connector_hw(i) if i else None for i in range(n + 1)]
@@ -109,6 +114,9 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered):
     cons = p.connectors = [Connector(i, hw[i], cfg, meter, amps, outbox.status_changed)
                            for i in range(n + 1)]
     queue = p.queue = make_queue(board, cfg, Assigner(cons, cfg.dir), wake)
+    # the security log: its own small ring (security events are rare)
+    sec = p.security = SecurityEvents(queue, log.FlashRing(cfg.dir + "/seclog", clock.stamp,
+                                                           4096, 256))
     auth = p.authorization = Authorization(cfg, reg, rpc, cons[0].notify_error)
     res = p.reservations = Reservations(cons)
     av = p.availability = Availability(cfg.dir, cons)
@@ -116,7 +124,7 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered):
     s = p.sessions = Sessions(cfg, cons, queue, auth, res, av, meter, od, board.led)
     sender = p.sender = Sender(cfg, rpc, reg, outbox, queue, wake,
                                on_registered, s.delivered)
-    p.link = Link(cfg, board.net, rpc, reg, sender.run, outbox.offline)
+    p.link = Link(cfg, board.net, rpc, reg, sender.run, outbox.offline, sec.emit)
     p.jobs = Jobs(sender, outbox)
     od.configured("ClockAlignedDataInterval")  # else metering is made on first need
     return p

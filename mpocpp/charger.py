@@ -21,6 +21,9 @@ _OOM_LIMIT = const(5)
 _OOM_WINDOW_MS = const(120000)
 _RESERVE = const(2048)  # bytes set aside for a restart out of heap
 _REASON = "/resetreason"
+# InvalidMessages goes to the security log at most this often (flash wear);
+# the next entry counts the ones in between.
+_INVALID_MS = const(600000)
 
 
 class Charger:
@@ -31,7 +34,7 @@ class Charger:
         app = modules.load("mpocpp.app")
         try:
             p = app.wire(board, provisioning, overrides, firmware_version, self.make,
-                         self.on_registered)
+                         self.on_registered, self.clock_set, self.invalid_message)
         finally:
             modules.release("mpocpp.app")
         self.board = board
@@ -50,11 +53,14 @@ class Charger:
         self.sessions = p.sessions
         self.ondemand = p.ondemand
         self.jobs = p.jobs
+        self.security = p.security  # securityevents.SecurityEvents
         self._wake = p.wake
         self._firmware_state = firmware_state  # "pending" / "failed": an update booted
         self._oom_n = 0
         self._oom_t0 = 0
         self._restarting = False
+        self._invalid_n = 0  # invalid messages since the last InvalidMessages entry
+        self._invalid_t = 0
         # Kept free for a restart out of heap: with it back, the reason file
         # and the StopTransactions can still be written to flash.
         self._reserve = bytearray(_RESERVE)
@@ -66,6 +72,9 @@ class Charger:
         if r:
             fsutil.remove(self.cfg.dir + _REASON)
             log.warn(_TAG, "restarted after %s", self.reset_reason)
+        self.security.emit("StartupOfTheDevice", "boot %d" % self.ids.boot_count)
+        if self.reset_reason == "MemoryExhaustion":
+            self.security.emit("MemoryExhaustion", "restarted after repeated MemoryError")
         log.oom = self.out_of_memory
         gc.collect()
 
@@ -94,6 +103,10 @@ class Charger:
         gc.collect()
         try:
             log.error(_TAG, "restarting: %s", reason)
+            try:
+                self.security.emit("ResetOrReboot", reason)
+            except Exception:  # out of heap: the reset goes on
+                pass
             from mpocpp.util import fsutil
             try:
                 fsutil.write_atomic(self.cfg.dir + _REASON, reason.encode())
@@ -117,7 +130,9 @@ class Charger:
         if self._firmware_state:
             self._firmware_state = None
             from mpocpp.operations import firmware
-            firmware.booted(self.cfg.dir, self.outbox)
+            if firmware.booted(self.cfg.dir, self.outbox) == "Installed":
+                self.security.emit("FirmwareUpdated",
+                                   self.registration.payload().get("firmwareVersion"))
 
     # --- the handlers of the central system's CALLs (operations/) ---
     def make(self, name, mod):
@@ -142,14 +157,39 @@ class Charger:
         if name == "firmware":
             return mod.FirmwareManagement(cfg, cons, self.jobs, self.board.net,
                                           self.board.name, self.restart)
+        if name == "security":
+            return mod.Security(cfg, self.security_changed)
         if name == "diagnostics":
             return mod.Diagnostics(cfg, self.jobs, self.board.net, self.state_lines,
                                    log.sink.files)
         return None
 
+    def security_changed(self, what):
+        # A certificate installed or deleted (operations/security.py).
+        self.security.emit("ReconfigurationOfSecurityParameters", what)
+
+    def invalid_message(self, what):
+        # rpc.Rpc: a message from the central system that is not valid OCPP.
+        now = time.ticks_ms()
+        n = self._invalid_n
+        if n and time.ticks_diff(now, self._invalid_t) < _INVALID_MS:
+            self._invalid_n = n + 1
+            return
+        self._invalid_n = 1
+        self._invalid_t = now
+        self.security.emit("InvalidMessages", what if n < 2 else
+                           "%s (and %d since the last entry)" % (what, n - 1))
+
+    def clock_set(self, before, after):
+        # The central system's currentTime moved the clock (registration.py).
+        self.security.emit("SettingSystemTime", "%s -> %s" % (clock.iso(before),
+                                                               clock.iso(after)))
+
     def configured(self, name):
         # A key changed through ChangeConfiguration: its effects elsewhere.
         self._wake.set()  # intervals are read again at once
+        if name == "SecurityProfile" or name == "AuthorizationKey":
+            self.security.emit("ReconfigurationOfSecurityParameters", name)  # never the value
         self.sessions.on_config(name)
         self.ondemand.configured(name)
         if name == "LightIntensity" and self.board.led is not None:
@@ -160,10 +200,12 @@ class Charger:
         # Reset.req: transactions end with SoftReset / HardReset, then the
         # board restarts.
         self.sessions.stop_all("HardReset" if hard else "SoftReset")
+        self.security.emit("ResetOrReboot", "Reset " + ("Hard" if hard else "Soft"))
         asyncio.create_task(self._reset(hard))
 
     def restart(self):
         # Boot the firmware just installed (the transactions ended before).
+        self.security.emit("ResetOrReboot", "firmware update")
         asyncio.create_task(self._reset(False))
 
     async def _reset(self, hard):

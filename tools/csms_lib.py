@@ -41,12 +41,13 @@ MAX_ID_LEN = 36  # OCPP-J: message ids are at most 36 characters
 CALL, CALLRESULT, CALLERROR = 2, 3, 4
 
 # Charger -> CSMS actions (Core and FirmwareManagement, plus the security
-# whitepaper's SecurityEventNotification).
+# whitepaper's extension).
 CP_ACTIONS = frozenset((
     "Authorize", "BootNotification", "DataTransfer",
     "DiagnosticsStatusNotification", "FirmwareStatusNotification", "Heartbeat",
     "MeterValues", "StartTransaction", "StatusNotification", "StopTransaction",
-    "SecurityEventNotification",
+    "SecurityEventNotification", "LogStatusNotification", "SignCertificate",
+    "SignedFirmwareStatusNotification",
 ))
 # CSMS -> charger actions of the six OCPP 1.6 feature profiles (+ security).
 CS_ACTIONS = frozenset((
@@ -891,6 +892,11 @@ class BenchCSMS:
     _default_FirmwareStatusNotification = _default_StatusNotification
     _default_DiagnosticsStatusNotification = _default_StatusNotification
     _default_SecurityEventNotification = _default_StatusNotification
+    _default_LogStatusNotification = _default_StatusNotification
+    _default_SignedFirmwareStatusNotification = _default_StatusNotification
+
+    def _default_SignCertificate(self, cp_id, payload):
+        return {"status": "Accepted"}
 
     def _default_DataTransfer(self, cp_id, payload):
         return {"status": "UnknownVendorId"}

@@ -57,6 +57,11 @@ ACTIONS = (
     "RemoteStopTransaction", "ReserveNow", "Reset", "SendLocalList",
     "SetChargingProfile", "StartTransaction", "StatusNotification",
     "StopTransaction", "TriggerMessage", "UnlockConnector", "UpdateFirmware",
+    # The security whitepaper (edition 3) extension's messages.
+    "CertificateSigned", "DeleteCertificate", "ExtendedTriggerMessage",
+    "GetInstalledCertificateIds", "GetLog", "InstallCertificate",
+    "LogStatusNotification", "SecurityEventNotification", "SignCertificate",
+    "SignedFirmwareStatusNotification", "SignedUpdateFirmware",
 )
 
 T_STR, T_INT, T_NUM, T_BOOL, T_OBJ, T_ARR = range(6)

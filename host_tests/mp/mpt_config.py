@@ -29,7 +29,8 @@ _READONLY = (
     "ChargeProfileMaxStackLevel", "ChargingScheduleAllowedChargingRateUnit",
     "ChargingScheduleMaxPeriods", "MaxChargingProfilesInstalled",
     "SupportedFileTransferProtocols", "AdditionalRootCertificateCheck",
-    "ReserveConnectorZeroSupported")
+    "ReserveConnectorZeroSupported",
+    "CertificateSignedMaxChainSize", "CertificateStoreMaxLength")
 
 _RW = (
     "AllowOfflineTxForUnknownId", "AuthorizationCacheEnabled",
@@ -42,13 +43,12 @@ _RW = (
     "TransactionMessageAttempts", "TransactionMessageRetryInterval",
     "UnlockConnectorOnEVSideDisconnect", "WebSocketPingInterval",
     "LocalAuthListEnabled", "SecurityProfile", "FreeCharging", "FreeChargingIdTag",
-    "LockCablePermanently", "AuthorisationTimeout",
+    "LockCablePermanently", "AuthorisationTimeout", "CpoName",
     "PowerActiveImportDeltaForEagerMeterValueSample",
     "UseAuthorizationKeyWithoutDecoding")
 
 _ABSENT = ("BlinkRepeat", "MaxEnergyOnInvalidId",
-           "ConnectorSwitch3to1PhaseSupported", "CpoName",
-           "CertificateStoreMaxLength", "CertificateSignedMaxChainSize", "Testing")
+           "ConnectorSwitch3to1PhaseSupported", "Testing")
 
 _LIMITS = {"NumberOfConnectors": 2, "LocalAuthListMaxLength": 1024,
            "SendLocalListMaxLength": 255, "ChargeProfileMaxStackLevel": 8,

@@ -132,3 +132,16 @@ async def test_bad_or_missing_time_and_trusted_rtc_leave_the_clock():
     t = clock.now()
     await reg.boot(Call(_boot("Accepted")))
     assert clock.now() - t <= 1  # the board's RTC is set by other means
+
+
+async def test_clock_jump_reported():
+    # SettingSystemTime: a change of 60 s or more is reported, a small one not.
+    init_clock(T0)
+    jumps = []
+    reg = Registration(config(), Rpc(), False, None, lambda a, b: jumps.append((a, b)))
+    await reg.heartbeat(Call({"currentTime": "2026-01-01T00:00:59Z"}))
+    assert jumps == [] and clock.now() == T0 + 59
+    await reg.heartbeat(Call({"currentTime": "2026-01-01T01:00:00Z"}))
+    assert jumps == [(T0 + 59, T0 + 3600)]
+    await reg.heartbeat(Call({"currentTime": "2025-12-31T23:00:00Z"}))
+    assert jumps[1] == (T0 + 3600, T0 - 3600)

@@ -9,8 +9,7 @@
 #   (name, spec, default)            bool / CSL / string keys
 #   (name, spec, default, lo, hi)    integer keys (inclusive range)
 # spec = type | access | flags. Keys that are absent on purpose (BlinkRepeat,
-# MaxEnergyOnInvalidId, ConnectorSwitch3to1PhaseSupported, CpoName,
-# CertificateStoreMaxLength, CertificateSignedMaxChainSize) are simply not
+# MaxEnergyOnInvalidId, ConnectorSwitch3to1PhaseSupported) are simply not
 # listed: unknown, NotSupported.
 import json
 from micropython import const
@@ -115,6 +114,9 @@ KEYS = (
     ("SecurityProfile", INT | RW, 0, 0, 3),
     ("AuthorizationKey", _AUTHKEY | _W, ""),
     ("AdditionalRootCertificateCheck", _BOOL | _R, False),
+    ("CertificateSignedMaxChainSize", INT | _R, 10000, 0, 10000),
+    ("CertificateStoreMaxLength", INT | _R, 8, 0, 100),
+    ("CpoName", _STR | RW, ""),
     # Vendor keys
     ("FreeCharging", _BOOL | RW, False),
     ("FreeChargingIdTag", _IDTAG | RW, "FFFFFFFF"),
@@ -461,6 +463,8 @@ def _policy(cfg, key, v):
     # ChangeConfiguration rules beyond type and range.
     if key == "StopTransactionOnEVSideDisconnect" and not v:
         raise ValueError("only true is supported")
+    if key == "CpoName" and len(v) > 64:
+        raise ValueError("longer than 64 (the CSR's organizationName)")
     if key == "SecurityProfile":
         cur = cfg.values["SecurityProfile"]
         if v <= cur:
@@ -470,14 +474,19 @@ def _policy(cfg, key, v):
         if not cfg.values["AuthorizationKey"]:
             raise ValueError("needs an AuthorizationKey")
         if v == 2:
-            if not cfg.settings.get("caCert"):
-                raise ValueError("profile 2 needs a provisioned CA certificate")
+            if not cfg.settings.get("caCert") and not _installed_ca(cfg):
+                raise ValueError("profile 2 needs a CentralSystemRootCertificate")
             # A ws:// csmsUrl is fine: profile 2 connects with wss:// to the
             # same host, port and path (link.py), and falls back if it cannot.
             url = cfg.settings.get("csmsUrl")
             if not isinstance(url, str) or (url[:6].lower() != "wss://"
                                             and url[:5].lower() != "ws://"):
                 raise ValueError("profile 2 needs a ws:// or wss:// csmsUrl")
+
+
+def _installed_ca(cfg):
+    from mpocpp.security import store
+    return bool(store.names(cfg.dir, store.PRIMARY))
 
 
 def load(cfg, provisioning=None):

@@ -7,6 +7,9 @@
 #   reservation.py    Reservation
 #   smartcharging.py  SmartCharging
 #   remotetrigger.py  RemoteTrigger
+#   security.py       the security whitepaper's certificate management
+#                     (InstallCertificate, GetInstalledCertificateIds,
+#                     DeleteCertificate; no feature profile: always there)
 # A module is imported when its first CALL arrives and released after the
 # answer (as MicroPython's asyncio package loads its parts), so the bytecode
 # of an operation is in the heap only while it runs.
@@ -17,11 +20,14 @@ ACTIONS = {
     "ChangeAvailability": "core",
     "ChangeConfiguration": "core",
     "ClearCache": "core",
+    "DeleteCertificate": "security",
     "ClearChargingProfile": "smartcharging",
     "DataTransfer": "core",
     "GetCompositeSchedule": "smartcharging",
     "GetConfiguration": "core",
     "GetDiagnostics": "diagnostics",
+    "GetInstalledCertificateIds": "security",
+    "InstallCertificate": "security",
     "GetLocalListVersion": "localauth",
     "RemoteStartTransaction": "core",
     "RemoteStopTransaction": "core",
@@ -39,6 +45,7 @@ PROFILES = {
     "core": "Core", "firmware": "FirmwareManagement", "diagnostics": "FirmwareManagement",
     "localauth": "LocalAuthListManagement", "reservation": "Reservation",
     "smartcharging": "SmartCharging", "remotetrigger": "RemoteTrigger",
+    "security": "Core",
 }
 
 # The answers of a profile SupportedFeatureProfiles leaves out, where the

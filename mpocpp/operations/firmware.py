@@ -132,9 +132,11 @@ class _Start:
 
 def booted(flash_dir, outbox):
     # First Accepted BootNotification after an update: Installed, or
-    # InstallationFailed when the new firmware was rolled back.
+    # InstallationFailed when the new firmware was rolled back. -> the status
+    # (None: nothing to report).
     from mpocpp.transfer import fwimage
     st = fwimage.confirm(flash_dir)
     if st:
         log.info(_TAG, "firmware: %s", st)
         outbox.trigger(_FSN, {"status": st})
+    return st

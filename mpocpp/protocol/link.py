@@ -26,33 +26,21 @@ def quote(s):
     return "".join(out)
 
 
-def _pem_to_der(pem):
-    import binascii
-    if isinstance(pem, bytes):
-        if not pem.startswith(b"-----"):
-            return pem
-        pem = pem.decode()
-    body = []
-    inside = False
-    for line in pem.split("\n"):
-        line = line.strip()
-        if line.startswith("-----BEGIN"):
-            inside = True
-        elif line.startswith("-----END"):
-            break
-        elif inside and line:
-            body.append(line)
-    return binascii.a2b_base64("".join(body))
-
-
 class Link:
-    def __init__(self, cfg, net, rpc, registration, session, on_offline):
+    def __init__(self, cfg, net, rpc, registration, session, on_offline, security_event):
         self._cfg = cfg
         self._net = net  # board.net: open_connection()
         self._rpc = rpc
         self._reg = registration
         self._session = session  # coroutine function run while connected
         self._on_offline = on_offline  # callable() after a disconnection
+        # security_event(type, tech_info): securityevents.SecurityEvents.emit
+        self._security_event = security_event
+        self._bad_cert = False  # the last connect failed on the CSMS's certificate
+        # AdditionalRootCertificateCheck's fallback root (security/store.py):
+        # there is one; this connect trusts it too (the new root alone failed)
+        self._has_fallback = False
+        self._fallback = False
         self._ws = None  # the open WebSocket
         self._ws_obj = None  # reused across reconnects (its receive buffer)
         self.state = "offline"  # offline | connecting | online
@@ -107,10 +95,33 @@ class Link:
                              "" if st is None else ", HTTP %d" % st)
                 else:
                     log.exc(_TAG, "connect failed", e)
+                # The TLS stack's verification failures name the certificate
+                # (untrusted, expired, wrong host name): a security event,
+                # once until a connect works.
+                if isinstance(e, (WsError, ValueError)) and "certificate" in str(e):
+                    if self._has_fallback and not self._fallback:
+                        # M05.FR.13: the new root does not verify the CSMS:
+                        # the old one (the fallback) is tried too
+                        self._fallback = True
+                        log.warn(_TAG, "new CentralSystemRootCertificate failed: "
+                                 "trying the fallback")
+                    if not self._bad_cert:
+                        self._bad_cert = True
+                        self._security_event("InvalidCentralSystemCertificate",
+                                             str(e).strip())
                 self._security_failed(attempt)
                 await self._backoff(attempt)
                 continue
             attempt = 0
+            self._bad_cert = False
+            if self._has_fallback and not self._fallback:
+                # M05.FR.12: connected with the new root alone: the old goes
+                from mpocpp.security import store
+                store.drop_fallback(self._cfg.dir)
+                self._has_fallback = False
+                log.info(_TAG, "connected with the new CentralSystemRootCertificate: "
+                         "fallback removed")
+            self._fallback = False
             self._sp_trial = False  # the new SecurityProfile works
             self.connects += 1
             self._ws = ws
@@ -153,13 +164,18 @@ class Link:
         cfg = self._cfg
         url = self._url()
         ssl = None
+        self._has_fallback = False
         if url.startswith("wss:"):
             import tls
             ssl = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-            ca = cfg.settings.get("caCert")
-            if ca:
-                ssl.load_verify_locations(_pem_to_der(ca))
-            else:
+            # The CentralSystemRootCertificates: the provisioned caCert and
+            # those installed with InstallCertificate (security/store.py).
+            from mpocpp.security import store
+            self._has_fallback = store.has_fallback(cfg.dir)
+            roots = store.central_roots(cfg.dir, self._fallback)
+            for der in roots:
+                ssl.load_verify_locations(der)
+            if not roots:
                 # No CA provisioned (SecurityProfile < 2): encrypted, unverified.
                 log.warn(_TAG, "wss without a CA: server not verified")
                 ssl.verify_mode = tls.CERT_NONE
@@ -187,6 +203,8 @@ class Link:
         if self._sp_trial and attempt >= 3:
             log.warn(_TAG, "SecurityProfile change failed: falling back")
             self._cfg.fallback_security()  # the profile before the change
+            self._security_event("ReconfigurationOfSecurityParameters",
+                                 "SecurityProfile fallback")
             self._sp_trial = False
 
     async def _run_session(self, ws):

@@ -5,18 +5,24 @@
 from mpocpp.util import clock
 from mpocpp.util import log
 
+from micropython import const
+
 _TAG = "reg"
+_JUMP_S = const(60)  # a clock change this large is a SettingSystemTime event
 ACCEPTED = "Accepted"
 PENDING = "Pending"
 REJECTED = "Rejected"
 
 
 class Registration:
-    def __init__(self, cfg, rpc, clock_trusted, firmware_version=None):
+    def __init__(self, cfg, rpc, clock_trusted, firmware_version=None, on_clock_set=None):
         self._cfg = cfg
         self._rpc = rpc
         self._trusted = clock_trusted  # the board's RTC is set by other means
         self._fw = firmware_version  # the installed image that runs, if any
+        # on_clock_set(before, after): the central system moved the clock by
+        # _JUMP_S or more (unix seconds)
+        self._on_clock_set = on_clock_set
         self.status = None  # None until the first BootNotification answer
         self.online = False  # the link is connected (set by the link)
         self.interval = 0
@@ -79,5 +85,8 @@ class Registration:
         except ValueError:
             log.warn(_TAG, "bad currentTime %r", ts)
             return
+        before = clock.now()
         clock.set_time(t, ms)
         clock.remember(self._cfg.dir + "/lasttime")
+        if self._on_clock_set is not None and abs(t - before) >= _JUMP_S:
+            self._on_clock_set(before, t)

@@ -21,6 +21,9 @@ NOT_SUPPORTED = "NotSupported"
 INTERNAL_ERROR = "InternalError"
 PROTOCOL_ERROR = "ProtocolError"
 FORMATION_VIOLATION = "FormationViolation"
+# CALLERROR codes that say the CALL was not valid OCPP (InvalidMessages)
+_INVALID = (PROTOCOL_ERROR, FORMATION_VIOLATION, "TypeConstraintViolation",
+            "PropertyConstraintViolation", "OccurenceConstraintViolation")
 GENERIC_ERROR = "GenericError"
 
 
@@ -94,11 +97,14 @@ class Rpc:
                 coroutine giving one of those; after is a callable run once the
                 CALLRESULT has been sent. Raises Reply for a CALLERROR.
     ids:        callable() -> a fresh message id (str, unique across reboots)
+    on_invalid: callable(what) told of each message that is not valid OCPP
+                (the security event InvalidMessages), or None
     """
 
-    def __init__(self, dispatch, ids):
+    def __init__(self, dispatch, ids, on_invalid=None):
         self._dispatch = dispatch
         self._ids = ids
+        self._on_invalid = on_invalid
         self._send = None
         self._lock = asyncio.Lock()
         self._event = asyncio.Event()
@@ -168,6 +174,7 @@ class Rpc:
             msg = json.loads(text)
         except (ValueError, TypeError):
             log.warn(_TAG, "not JSON, ignored: %s", text[:60])
+            self._invalid("not JSON")
             return
         await self._on_frame(msg, text)
 
@@ -175,6 +182,7 @@ class Rpc:
         if not isinstance(msg, list) or not msg or not isinstance(msg[0], int) \
                 or isinstance(msg[0], bool):
             log.warn(_TAG, "not an OCPP-J frame, ignored: %s", text[:60] if text else "")
+            self._invalid("not an OCPP-J frame")
             return
         kind = msg[0]
         if kind == _CALL:
@@ -190,6 +198,7 @@ class Rpc:
             self._on_answer(kind, msg)
         else:
             log.warn(_TAG, "unknown message type %d, ignored", kind)
+            self._invalid("unknown message type")
 
     def _on_answer(self, kind, msg):
         mid = msg[1] if len(msg) > 1 else None
@@ -303,8 +312,14 @@ class Rpc:
             except Exception as e:
                 log.exc(_TAG, action + " follow-up failed", e)
 
+    def _invalid(self, what):
+        if self._on_invalid is not None:
+            self._on_invalid(what)
+
     async def _answer_error(self, mid, code, desc):
         log.warn(_TAG, "CALL %s -> CALLERROR %s %s", mid, code, desc)
+        if code in _INVALID:
+            self._invalid(code)
         await self._write(
             "[4,%s,%s,%s,{}]" % (_escape_id(mid), _escape_id(code), _escape_id(desc))
         )

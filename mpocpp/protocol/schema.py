@@ -7,20 +7,25 @@
 # its strings are then interned (shared with the rest of the
 # firmware), where a constant tuple would load str objects.
 NAMES = [
-    'chargeBoxSerialNumber', 'chargePointModel', 'chargePointSerialNumber',
-    'chargePointVendor', 'chargingProfile', 'chargingProfileId',
-    'chargingProfileKind', 'chargingProfilePurpose', 'chargingRateUnit',
-    'chargingSchedule', 'chargingSchedulePeriod', 'configurationKey',
-    'connectorId', 'context', 'csChargingProfiles', 'currentTime', 'data',
-    'duration', 'errorCode', 'expiryDate', 'fileName', 'firmwareVersion',
-    'format', 'iccid', 'id', 'idTag', 'idTagInfo', 'imsi', 'info', 'interval',
-    'key', 'limit', 'listVersion', 'localAuthorizationList', 'location',
-    'measurand', 'messageId', 'meterSerialNumber', 'meterStart', 'meterStop',
-    'meterType', 'meterValue', 'minChargingRate', 'numberPhases',
-    'parentIdTag', 'phase', 'readonly', 'reason', 'recurrencyKind',
-    'requestedMessage', 'reservationId', 'retries', 'retrieveDate',
-    'retryInterval', 'sampledValue', 'scheduleStart', 'stackLevel',
-    'startPeriod', 'startSchedule', 'startTime', 'status', 'stopTime',
+    'certificate', 'certificateChain', 'certificateHashData',
+    'certificateType', 'chargeBoxSerialNumber', 'chargePointModel',
+    'chargePointSerialNumber', 'chargePointVendor', 'chargingProfile',
+    'chargingProfileId', 'chargingProfileKind', 'chargingProfilePurpose',
+    'chargingRateUnit', 'chargingSchedule', 'chargingSchedulePeriod',
+    'configurationKey', 'connectorId', 'context', 'csChargingProfiles', 'csr',
+    'currentTime', 'data', 'duration', 'errorCode', 'expiryDate', 'fileName',
+    'filename', 'firmware', 'firmwareVersion', 'format', 'hashAlgorithm',
+    'iccid', 'id', 'idTag', 'idTagInfo', 'imsi', 'info', 'installDateTime',
+    'interval', 'issuerKeyHash', 'issuerNameHash', 'key', 'latestTimestamp',
+    'limit', 'listVersion', 'localAuthorizationList', 'location', 'log',
+    'logType', 'measurand', 'messageId', 'meterSerialNumber', 'meterStart',
+    'meterStop', 'meterType', 'meterValue', 'minChargingRate', 'numberPhases',
+    'oldestTimestamp', 'parentIdTag', 'phase', 'readonly', 'reason',
+    'recurrencyKind', 'remoteLocation', 'requestId', 'requestedMessage',
+    'reservationId', 'retries', 'retrieveDate', 'retrieveDateTime',
+    'retryInterval', 'sampledValue', 'scheduleStart', 'serialNumber',
+    'signature', 'signingCertificate', 'stackLevel', 'startPeriod',
+    'startSchedule', 'startTime', 'status', 'stopTime', 'techInfo',
     'timestamp', 'transactionData', 'transactionId', 'type', 'unit',
     'unknownKey', 'updateType', 'validFrom', 'validTo', 'value',
     'vendorErrorCode', 'vendorId',
@@ -56,11 +61,22 @@ ACTIONS = {
     'TriggerMessage': 0x0a2109f6,
     'UnlockConnector': 0x0a4f0a26,
     'UpdateFirmware': 0x012f0a54,
+    'CertificateSigned': 0x00ab0a65,
+    'DeleteCertificate': 0x0ab00a91,
+    'ExtendedTriggerMessage': 0x0a210b3c,
+    'GetInstalledCertificateIds': 0x0b9d0b7f,
+    'GetLog': 0x0c080bcf,
+    'InstallCertificate': 0x0c340c11,
+    'LogStatusNotification': 0x012f0c92,
+    'SecurityEventNotification': 0x012f0c9b,
+    'SignCertificate': 0x00ab0ca8,
+    'SignedFirmwareStatusNotification': 0x012f0d81,
+    'SignedUpdateFirmware': 0x0dfa0d9f,
 }
 
 NODES = (
     # 0x0000 object Authorize: idTag
-    b"\x01\x19\x48\x14\x00"
+    b"\x01\x21\x48\x14\x00"
     # 0x0005 enum AuthorizeResponse.idTagInfo.status
     b"\x05"
     b"\x08Accepted"
@@ -69,43 +85,43 @@ NODES = (
     b"\x07Expired"
     b"\x07Invalid"
     # 0x0034 object AuthorizeResponse.idTagInfo: status expiryDate parentIdTag
-    b"\x03\x3c\x88\x05\x00\x13\x10\x00\x00\x2c\x40\x14\x00"
+    b"\x03\x51\x88\x05\x00\x18\x10\x00\x00\x3b\x40\x14\x00"
     # 0x0041 object AuthorizeResponse: idTagInfo
-    b"\x01\x1a\x0c\x34\x00"
+    b"\x01\x22\x0c\x34\x00"
     # 0x0046 object BootNotification: chargePointModel chargePointVendor charge
-    b"\x09\x01\x48\x14\x00\x03\x48\x14\x00\x00\x40\x19\x00\x02\x40\x19"
-    b"\x00\x15\x40\x32\x00\x17\x40\x14\x00\x1b\x40\x14\x00\x25\x40\x19"
-    b"\x00\x28\x40\x19\x00"
+    b"\x09\x05\x48\x14\x00\x07\x48\x14\x00\x04\x40\x19\x00\x06\x40\x19"
+    b"\x00\x1c\x40\x32\x00\x1f\x40\x14\x00\x23\x40\x14\x00\x33\x40\x19"
+    b"\x00\x36\x40\x19\x00"
     # 0x006b enum BootNotificationResponse.status
     b"\x03"
     b"\x08Accepted"
     b"\x07Pending"
     b"\x08Rejected"
     # 0x0086 object BootNotificationResponse: currentTime interval status
-    b"\x03\x0f\x18\x00\x00\x1d\x09\x00\x00\x3c\x88\x6b\x00"
+    b"\x03\x14\x18\x00\x00\x26\x09\x00\x00\x51\x88\x6b\x00"
     # 0x0093 object CancelReservation: reservationId
-    b"\x01\x32\x09\x00\x00"
+    b"\x01\x43\x09\x00\x00"
     # 0x0098 enum CancelReservationResponse.status
     b"\x02"
     b"\x08Accepted"
     b"\x08Rejected"
     # 0x00ab object CancelReservationResponse: status
-    b"\x01\x3c\x88\x98\x00"
+    b"\x01\x51\x88\x98\x00"
     # 0x00b0 enum ChangeAvailability.type
     b"\x02"
     b"\x0bInoperative"
     b"\x09Operative"
     # 0x00c7 object ChangeAvailability: connectorId type
-    b"\x02\x0c\x09\x00\x00\x41\x88\xb0\x00"
+    b"\x02\x10\x09\x00\x00\x57\x88\xb0\x00"
     # 0x00d0 enum ChangeAvailabilityResponse.status
     b"\x03"
     b"\x08Accepted"
     b"\x08Rejected"
     b"\x09Scheduled"
     # 0x00ed object ChangeAvailabilityResponse: status
-    b"\x01\x3c\x88\xd0\x00"
+    b"\x01\x51\x88\xd0\x00"
     # 0x00f2 object ChangeConfiguration: key value
-    b"\x02\x1e\x48\x32\x00\x47\x48\xf4\x01"
+    b"\x02\x29\x48\x32\x00\x5d\x48\xf4\x01"
     # 0x00fb enum ChangeConfigurationResponse.status
     b"\x04"
     b"\x08Accepted"
@@ -113,7 +129,7 @@ NODES = (
     b"\x0eRebootRequired"
     b"\x08Rejected"
     # 0x012a object ChangeConfigurationResponse: status
-    b"\x01\x3c\x88\xfb\x00"
+    b"\x01\x51\x88\xfb\x00"
     # 0x012f object ClearCache:
     b"\x00"
     # 0x0130 enum ClearChargingProfile.chargingProfilePurpose
@@ -122,16 +138,16 @@ NODES = (
     b"\x10TxDefaultProfile"
     b"\x09TxProfile"
     # 0x0162 object ClearChargingProfile: chargingProfilePurpose connectorId id
-    b"\x04\x07\x80\x30\x01\x0c\x01\x00\x00\x18\x01\x00\x00\x38\x01\x00"
+    b"\x04\x0b\x80\x30\x01\x10\x01\x00\x00\x20\x01\x00\x00\x4d\x01\x00"
     b"\x00"
     # 0x0173 enum ClearChargingProfileResponse.status
     b"\x02"
     b"\x08Accepted"
     b"\x07Unknown"
     # 0x0185 object ClearChargingProfileResponse: status
-    b"\x01\x3c\x88\x73\x01"
+    b"\x01\x51\x88\x73\x01"
     # 0x018a object DataTransfer: vendorId data messageId
-    b"\x03\x49\x48\xff\x00\x10\x00\x00\x00\x24\x40\x32\x00"
+    b"\x03\x5f\x48\xff\x00\x15\x00\x00\x00\x32\x40\x32\x00"
     # 0x0197 enum DataTransferResponse.status
     b"\x04"
     b"\x08Accepted"
@@ -139,7 +155,7 @@ NODES = (
     b"\x10UnknownMessageId"
     b"\x0fUnknownVendorId"
     # 0x01cb object DataTransferResponse: status data
-    b"\x02\x3c\x88\x97\x01\x10\x00\x00\x00"
+    b"\x02\x51\x88\x97\x01\x15\x00\x00\x00"
     # 0x01d4 enum DiagnosticsStatusNotification.status
     b"\x04"
     b"\x04Idle"
@@ -147,7 +163,7 @@ NODES = (
     b"\x08Uploaded"
     b"\x09Uploading"
     # 0x01fa object DiagnosticsStatusNotification: status
-    b"\x01\x3c\x88\xd4\x01"
+    b"\x01\x51\x88\xd4\x01"
     # 0x01ff enum FirmwareStatusNotification.status
     b"\x07"
     b"\x0eDownloadFailed"
@@ -158,42 +174,42 @@ NODES = (
     b"\x09Installed"
     b"\x0aInstalling"
     # 0x0253 object FirmwareStatusNotification: status
-    b"\x01\x3c\x88\xff\x01"
+    b"\x01\x51\x88\xff\x01"
     # 0x0258 enum GetCompositeSchedule.chargingRateUnit
     b"\x02"
     b"\x01A"
     b"\x01W"
     # 0x025d object GetCompositeSchedule: connectorId duration chargingRateUnit
-    b"\x03\x0c\x09\x00\x00\x11\x09\x00\x00\x08\x80\x58\x02"
+    b"\x03\x10\x09\x00\x00\x16\x09\x00\x00\x0c\x80\x58\x02"
     # 0x026a object GetCompositeScheduleResponse.chargingSchedule.chargingSched
-    b"\x03\x1f\x0a\x00\x00\x39\x09\x00\x00\x2b\x01\x00\x00"
+    b"\x03\x2b\x0a\x00\x00\x4e\x09\x00\x00\x39\x01\x00\x00"
     # 0x0277 array GetCompositeScheduleResponse.chargingSchedule.chargingSchedu
     b"\x00\xff\xff\x04\x6a\x02"
     # 0x027d object GetCompositeScheduleResponse.chargingSchedule: chargingRate
-    b"\x05\x08\x88\x58\x02\x0a\x0d\x77\x02\x11\x01\x00\x00\x2a\x02\x00"
-    b"\x00\x3a\x10\x00\x00"
+    b"\x05\x0c\x88\x58\x02\x0e\x0d\x77\x02\x16\x01\x00\x00\x38\x02\x00"
+    b"\x00\x4f\x10\x00\x00"
     # 0x0292 object GetCompositeScheduleResponse: status chargingSchedule conne
-    b"\x04\x3c\x88\x98\x00\x09\x04\x7d\x02\x0c\x01\x00\x00\x37\x10\x00"
+    b"\x04\x51\x88\x98\x00\x0d\x04\x7d\x02\x10\x01\x00\x00\x49\x10\x00"
     b"\x00"
     # 0x02a3 array GetConfiguration.key
     b"\x00\xff\xff\x40\x32\x00"
     # 0x02a9 object GetConfiguration: key
-    b"\x01\x1e\x05\xa3\x02"
+    b"\x01\x29\x05\xa3\x02"
     # 0x02ae object GetConfigurationResponse.configurationKey[]: key readonly v
-    b"\x03\x1e\x48\x32\x00\x2e\x0b\x00\x00\x47\x40\xf4\x01"
+    b"\x03\x29\x48\x32\x00\x3d\x0b\x00\x00\x5d\x40\xf4\x01"
     # 0x02bb array GetConfigurationResponse.configurationKey
     b"\x00\xff\xff\x04\xae\x02"
     # 0x02c1 object GetConfigurationResponse: configurationKey unknownKey
-    b"\x02\x0b\x05\xbb\x02\x43\x05\xa3\x02"
+    b"\x02\x0f\x05\xbb\x02\x59\x05\xa3\x02"
     # 0x02ca object GetDiagnostics: location retries retryInterval startTime st
-    b"\x05\x22\x28\x00\x00\x33\x01\x00\x00\x35\x01\x00\x00\x3b\x10\x00"
-    b"\x00\x3d\x10\x00\x00"
+    b"\x05\x2e\x28\x00\x00\x44\x01\x00\x00\x47\x01\x00\x00\x50\x10\x00"
+    b"\x00\x52\x10\x00\x00"
     # 0x02df object GetDiagnosticsResponse: fileName
-    b"\x01\x14\x40\xff\x00"
+    b"\x01\x19\x40\xff\x00"
     # 0x02e4 object GetLocalListVersionResponse: listVersion
-    b"\x01\x20\x09\x00\x00"
+    b"\x01\x2c\x09\x00\x00"
     # 0x02e9 object HeartbeatResponse: currentTime
-    b"\x01\x0f\x18\x00\x00"
+    b"\x01\x14\x18\x00\x00"
     # 0x02ee enum MeterValues.meterValue[].sampledValue[].context
     b"\x08"
     b"\x12Interruption.Begin"
@@ -272,16 +288,16 @@ NODES = (
     b"\x03var"
     b"\x04varh"
     # 0x05cc object MeterValues.meterValue[].sampledValue[]: value context form
-    b"\x07\x47\x08\x00\x00\x0d\x80\xee\x02\x16\x80\x60\x03\x22\x80\x70"
-    b"\x03\x23\x80\x8c\x03\x2d\x80\x48\x05\x42\x80\x75\x05"
+    b"\x07\x5d\x08\x00\x00\x11\x80\xee\x02\x1d\x80\x60\x03\x2e\x80\x70"
+    b"\x03\x31\x80\x8c\x03\x3c\x80\x48\x05\x58\x80\x75\x05"
     # 0x05e9 array MeterValues.meterValue[].sampledValue
     b"\x01\xff\xff\x04\xcc\x05"
     # 0x05ef object MeterValues.meterValue[]: sampledValue timestamp
-    b"\x02\x36\x0d\xe9\x05\x3e\x18\x00\x00"
+    b"\x02\x48\x0d\xe9\x05\x54\x18\x00\x00"
     # 0x05f8 array MeterValues.meterValue
     b"\x01\xff\xff\x04\xef\x05"
     # 0x05fe object MeterValues: connectorId meterValue transactionId
-    b"\x03\x0c\x09\x00\x00\x29\x0d\xf8\x05\x40\x01\x00\x00"
+    b"\x03\x10\x09\x00\x00\x37\x0d\xf8\x05\x56\x01\x00\x00"
     # 0x060b enum RemoteStartTransaction.chargingProfile.chargingProfileKind
     b"\x03"
     b"\x08Absolute"
@@ -292,16 +308,16 @@ NODES = (
     b"\x05Daily"
     b"\x06Weekly"
     # 0x0636 object RemoteStartTransaction.chargingProfile: chargingProfileId c
-    b"\x09\x05\x09\x00\x00\x06\x88\x0b\x06\x07\x88\x30\x01\x09\x0c\x7d"
-    b"\x02\x38\x09\x00\x00\x30\x80\x28\x06\x40\x01\x00\x00\x45\x10\x00"
-    b"\x00\x46\x10\x00\x00"
+    b"\x09\x09\x09\x00\x00\x0a\x88\x0b\x06\x0b\x88\x30\x01\x0d\x0c\x7d"
+    b"\x02\x4d\x09\x00\x00\x3f\x80\x28\x06\x56\x01\x00\x00\x5b\x10\x00"
+    b"\x00\x5c\x10\x00\x00"
     # 0x065b object RemoteStartTransaction: idTag chargingProfile connectorId
-    b"\x03\x19\x48\x14\x00\x04\x04\x36\x06\x0c\x01\x00\x00"
+    b"\x03\x21\x48\x14\x00\x08\x04\x36\x06\x10\x01\x00\x00"
     # 0x0668 object RemoteStopTransaction: transactionId
-    b"\x01\x40\x09\x00\x00"
+    b"\x01\x56\x09\x00\x00"
     # 0x066d object ReserveNow: connectorId expiryDate idTag reservationId pare
-    b"\x05\x0c\x09\x00\x00\x13\x18\x00\x00\x19\x48\x14\x00\x32\x09\x00"
-    b"\x00\x2c\x40\x14\x00"
+    b"\x05\x10\x09\x00\x00\x18\x18\x00\x00\x21\x48\x14\x00\x43\x09\x00"
+    b"\x00\x3b\x40\x14\x00"
     # 0x0682 enum ReserveNowResponse.status
     b"\x05"
     b"\x08Accepted"
@@ -310,23 +326,23 @@ NODES = (
     b"\x08Rejected"
     b"\x0bUnavailable"
     # 0x06b2 object ReserveNowResponse: status
-    b"\x01\x3c\x88\x82\x06"
+    b"\x01\x51\x88\x82\x06"
     # 0x06b7 enum Reset.type
     b"\x02"
     b"\x04Hard"
     b"\x04Soft"
     # 0x06c2 object Reset: type
-    b"\x01\x41\x88\xb7\x06"
+    b"\x01\x57\x88\xb7\x06"
     # 0x06c7 enum SendLocalList.updateType
     b"\x02"
     b"\x0cDifferential"
     b"\x04Full"
     # 0x06da object SendLocalList.localAuthorizationList[]: idTag idTagInfo
-    b"\x02\x19\x48\x14\x00\x1a\x04\x34\x00"
+    b"\x02\x21\x48\x14\x00\x22\x04\x34\x00"
     # 0x06e3 array SendLocalList.localAuthorizationList
     b"\x00\xff\xff\x04\xda\x06"
     # 0x06e9 object SendLocalList: listVersion updateType localAuthorizationLis
-    b"\x03\x20\x09\x00\x00\x44\x88\xc7\x06\x21\x05\xe3\x06"
+    b"\x03\x2c\x09\x00\x00\x5a\x88\xc7\x06\x2d\x05\xe3\x06"
     # 0x06f6 enum SendLocalListResponse.status
     b"\x04"
     b"\x08Accepted"
@@ -334,21 +350,21 @@ NODES = (
     b"\x0cNotSupported"
     b"\x0fVersionMismatch"
     # 0x0724 object SendLocalListResponse: status
-    b"\x01\x3c\x88\xf6\x06"
+    b"\x01\x51\x88\xf6\x06"
     # 0x0729 object SetChargingProfile: connectorId csChargingProfiles
-    b"\x02\x0c\x09\x00\x00\x0e\x0c\x36\x06"
+    b"\x02\x10\x09\x00\x00\x12\x0c\x36\x06"
     # 0x0732 enum SetChargingProfileResponse.status
     b"\x03"
     b"\x08Accepted"
     b"\x0cNotSupported"
     b"\x08Rejected"
     # 0x0752 object SetChargingProfileResponse: status
-    b"\x01\x3c\x88\x32\x07"
+    b"\x01\x51\x88\x32\x07"
     # 0x0757 object StartTransaction: connectorId idTag meterStart timestamp re
-    b"\x05\x0c\x09\x00\x00\x19\x48\x14\x00\x26\x09\x00\x00\x3e\x18\x00"
-    b"\x00\x32\x01\x00\x00"
+    b"\x05\x10\x09\x00\x00\x21\x48\x14\x00\x34\x09\x00\x00\x54\x18\x00"
+    b"\x00\x43\x01\x00\x00"
     # 0x076c object StartTransactionResponse: idTagInfo transactionId
-    b"\x02\x1a\x0c\x34\x00\x40\x09\x00\x00"
+    b"\x02\x22\x0c\x34\x00\x56\x09\x00\x00"
     # 0x0775 enum StatusNotification.errorCode
     b"\x10"
     b"\x14ConnectorLockFailure"
@@ -379,8 +395,8 @@ NODES = (
     b"\x0dSuspendedEVSE"
     b"\x0bUnavailable"
     # 0x08c7 object StatusNotification: connectorId errorCode status info times
-    b"\x07\x0c\x09\x00\x00\x12\x88\x75\x07\x3c\x88\x68\x08\x1c\x40\x32"
-    b"\x00\x3e\x10\x00\x00\x48\x40\x32\x00\x49\x40\xff\x00"
+    b"\x07\x10\x09\x00\x00\x17\x88\x75\x07\x51\x88\x68\x08\x24\x40\x32"
+    b"\x00\x54\x10\x00\x00\x5e\x40\x32\x00\x5f\x40\xff\x00"
     # 0x08e4 enum StopTransaction.reason
     b"\x0b"
     b"\x0cDeAuthorized"
@@ -414,38 +430,155 @@ NODES = (
     b"\x03var"
     b"\x04varh"
     # 0x09a6 object StopTransaction.transactionData[].sampledValue[]: value con
-    b"\x07\x47\x08\x00\x00\x0d\x80\xee\x02\x16\x80\x60\x03\x22\x80\x70"
-    b"\x03\x23\x80\x8c\x03\x2d\x80\x48\x05\x42\x80\x55\x09"
+    b"\x07\x5d\x08\x00\x00\x11\x80\xee\x02\x1d\x80\x60\x03\x2e\x80\x70"
+    b"\x03\x31\x80\x8c\x03\x3c\x80\x48\x05\x58\x80\x55\x09"
     # 0x09c3 array StopTransaction.transactionData[].sampledValue
     b"\x00\xff\xff\x04\xa6\x09"
     # 0x09c9 object StopTransaction.transactionData[]: sampledValue timestamp
-    b"\x02\x36\x0d\xc3\x09\x3e\x18\x00\x00"
+    b"\x02\x48\x0d\xc3\x09\x54\x18\x00\x00"
     # 0x09d2 array StopTransaction.transactionData
     b"\x00\xff\xff\x04\xc9\x09"
     # 0x09d8 object StopTransaction: meterStop timestamp transactionId idTag re
-    b"\x06\x27\x09\x00\x00\x3e\x18\x00\x00\x40\x09\x00\x00\x19\x40\x14"
-    b"\x00\x2f\x80\xe4\x08\x3f\x05\xd2\x09"
+    b"\x06\x35\x09\x00\x00\x54\x18\x00\x00\x56\x09\x00\x00\x21\x40\x14"
+    b"\x00\x3e\x80\xe4\x08\x55\x05\xd2\x09"
     # 0x09f1 object StopTransactionResponse: idTagInfo
-    b"\x01\x1a\x04\x34\x00"
+    b"\x01\x22\x04\x34\x00"
     # 0x09f6 object TriggerMessage: requestedMessage connectorId
-    b"\x02\x31\x48\x32\x00\x0c\x01\x00\x00"
+    b"\x02\x42\x48\x32\x00\x10\x01\x00\x00"
     # 0x09ff enum TriggerMessageResponse.status
     b"\x03"
     b"\x08Accepted"
     b"\x0eNotImplemented"
     b"\x08Rejected"
     # 0x0a21 object TriggerMessageResponse: status
-    b"\x01\x3c\x88\xff\x09"
+    b"\x01\x51\x88\xff\x09"
     # 0x0a26 object UnlockConnector: connectorId
-    b"\x01\x0c\x09\x00\x00"
+    b"\x01\x10\x09\x00\x00"
     # 0x0a2b enum UnlockConnectorResponse.status
     b"\x03"
     b"\x0cNotSupported"
     b"\x0cUnlockFailed"
     b"\x08Unlocked"
     # 0x0a4f object UnlockConnectorResponse: status
-    b"\x01\x3c\x88\x2b\x0a"
+    b"\x01\x51\x88\x2b\x0a"
     # 0x0a54 object UpdateFirmware: location retrieveDate retries retryInterval
-    b"\x04\x22\x28\x00\x00\x34\x18\x00\x00\x33\x01\x00\x00\x35\x01\x00"
+    b"\x04\x2e\x28\x00\x00\x45\x18\x00\x00\x44\x01\x00\x00\x47\x01\x00"
     b"\x00"
+    # 0x0a65 object CertificateSigned: certificateChain
+    b"\x01\x01\x48\x10\x27"
+    # 0x0a6a enum DeleteCertificate.certificateHashData.hashAlgorithm
+    b"\x03"
+    b"\x06SHA256"
+    b"\x06SHA384"
+    b"\x06SHA512"
+    # 0x0a80 object DeleteCertificate.certificateHashData: hashAlgorithm issuer
+    b"\x04\x1e\x88\x6a\x0a\x27\x48\x80\x00\x28\x48\x80\x00\x4a\x48\x28"
+    b"\x00"
+    # 0x0a91 object DeleteCertificate: certificateHashData
+    b"\x01\x02\x0c\x80\x0a"
+    # 0x0a96 enum DeleteCertificateResponse.status
+    b"\x03"
+    b"\x08Accepted"
+    b"\x06Failed"
+    b"\x08NotFound"
+    # 0x0ab0 object DeleteCertificateResponse: status
+    b"\x01\x51\x88\x96\x0a"
+    # 0x0ab5 enum ExtendedTriggerMessage.requestedMessage
+    b"\x07"
+    b"\x10BootNotification"
+    b"\x1aFirmwareStatusNotification"
+    b"\x09Heartbeat"
+    b"\x15LogStatusNotification"
+    b"\x0bMeterValues"
+    b"\x1aSignChargePointCertificate"
+    b"\x12StatusNotification"
+    # 0x0b3c object ExtendedTriggerMessage: requestedMessage connectorId
+    b"\x02\x42\x88\xb5\x0a\x10\x01\x00\x00"
+    # 0x0b45 enum GetInstalledCertificateIds.certificateType
+    b"\x02"
+    b"\x1cCentralSystemRootCertificate"
+    b"\x1bManufacturerRootCertificate"
+    # 0x0b7f object GetInstalledCertificateIds: certificateType
+    b"\x01\x03\x88\x45\x0b"
+    # 0x0b84 enum GetInstalledCertificateIdsResponse.status
+    b"\x02"
+    b"\x08Accepted"
+    b"\x08NotFound"
+    # 0x0b97 array GetInstalledCertificateIdsResponse.certificateHashData
+    b"\x01\xff\xff\x04\x80\x0a"
+    # 0x0b9d object GetInstalledCertificateIdsResponse: status certificateHashD
+    b"\x02\x51\x88\x84\x0b\x02\x05\x97\x0b"
+    # 0x0ba6 object GetLog.log: remoteLocation latestTimestamp oldestTimestamp
+    b"\x03\x40\x48\x00\x02\x2a\x10\x00\x00\x3a\x10\x00\x00"
+    # 0x0bb3 enum GetLog.logType
+    b"\x02"
+    b"\x0eDiagnosticsLog"
+    b"\x0bSecurityLog"
+    # 0x0bcf object GetLog: log logType requestId retries retryInterval
+    b"\x05\x2f\x0c\xa6\x0b\x30\x88\xb3\x0b\x41\x09\x00\x00\x44\x01\x00"
+    b"\x00\x47\x01\x00\x00"
+    # 0x0be4 enum GetLogResponse.status
+    b"\x03"
+    b"\x08Accepted"
+    b"\x10AcceptedCanceled"
+    b"\x08Rejected"
+    # 0x0c08 object GetLogResponse: status filename
+    b"\x02\x51\x88\xe4\x0b\x1a\x40\xff\x00"
+    # 0x0c11 object InstallCertificate: certificate certificateType
+    b"\x02\x00\x48\x7c\x15\x03\x88\x45\x0b"
+    # 0x0c1a enum InstallCertificateResponse.status
+    b"\x03"
+    b"\x08Accepted"
+    b"\x06Failed"
+    b"\x08Rejected"
+    # 0x0c34 object InstallCertificateResponse: status
+    b"\x01\x51\x88\x1a\x0c"
+    # 0x0c39 enum LogStatusNotification.status
+    b"\x07"
+    b"\x0aBadMessage"
+    b"\x04Idle"
+    b"\x15NotSupportedOperation"
+    b"\x10PermissionDenied"
+    b"\x0dUploadFailure"
+    b"\x08Uploaded"
+    b"\x09Uploading"
+    # 0x0c92 object LogStatusNotification: status requestId
+    b"\x02\x51\x88\x39\x0c\x41\x01\x00\x00"
+    # 0x0c9b object SecurityEventNotification: timestamp type techInfo
+    b"\x03\x54\x18\x00\x00\x57\x48\x32\x00\x53\x40\xff\x00"
+    # 0x0ca8 object SignCertificate: csr
+    b"\x01\x13\x48\x7c\x15"
+    # 0x0cad enum SignedFirmwareStatusNotification.status
+    b"\x0e"
+    b"\x0eDownloadFailed"
+    b"\x0eDownloadPaused"
+    b"\x11DownloadScheduled"
+    b"\x0aDownloaded"
+    b"\x0bDownloading"
+    b"\x04Idle"
+    b"\x10InstallRebooting"
+    b"\x10InstallScheduled"
+    b"\x19InstallVerificationFailed"
+    b"\x12InstallationFailed"
+    b"\x09Installed"
+    b"\x0aInstalling"
+    b"\x10InvalidSignature"
+    b"\x11SignatureVerified"
+    # 0x0d81 object SignedFirmwareStatusNotification: status requestId
+    b"\x02\x51\x88\xad\x0c\x41\x01\x00\x00"
+    # 0x0d8a object SignedUpdateFirmware.firmware: location retrieveDateTime si
+    b"\x05\x2e\x48\x00\x02\x46\x18\x00\x00\x4b\x48\x20\x03\x4c\x48\x7c"
+    b"\x15\x25\x10\x00\x00"
+    # 0x0d9f object SignedUpdateFirmware: firmware requestId retries retryInter
+    b"\x04\x1b\x0c\x8a\x0d\x41\x09\x00\x00\x44\x01\x00\x00\x47\x01\x00"
+    b"\x00"
+    # 0x0db0 enum SignedUpdateFirmwareResponse.status
+    b"\x05"
+    b"\x08Accepted"
+    b"\x10AcceptedCanceled"
+    b"\x12InvalidCertificate"
+    b"\x08Rejected"
+    b"\x12RevokedCertificate"
+    # 0x0dfa object SignedUpdateFirmwareResponse: status
+    b"\x01\x51\x88\xb0\x0d"
 )

@@ -98,8 +98,8 @@ def tls_context(ca):
     import tls
     ctx = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
     if ca:
-        from mpocpp.protocol.link import _pem_to_der
-        ctx.load_verify_locations(_pem_to_der(ca))
+        from mpocpp.security.store import to_der
+        ctx.load_verify_locations(to_der(ca))
     else:
         from mpocpp.util import log
         log.warn("http", "https without a CA: server not verified")

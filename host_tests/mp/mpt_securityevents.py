@@ -1,0 +1,64 @@
+# Security events (model/securityevents.py): every event in the security log
+# (written at once), the critical ones queued as transaction messages.
+from mpocpp.model.securityevents import SecurityEvents
+from fakes import init_clock
+
+
+class Queue:
+    def __init__(self, full=False):
+        self.pushed = []
+        self.full = full
+
+    def push(self, action, payload, txn=True, placeholder=None):
+        if self.full:
+            return None
+        self.pushed.append((action, payload, txn))
+        return len(self.pushed)
+
+
+class Ring:
+    def __init__(self, fail=False):
+        self.lines = []
+        self.flushes = 0
+        self.fail = fail
+
+    def __call__(self, line):
+        if self.fail:
+            raise OSError(28)
+        self.lines.append(line)
+
+    def flush(self):
+        self.flushes += 1
+
+    def files(self):
+        return ("a.old", "a")
+
+
+def test_critical_queued_others_logged():
+    init_clock()
+    q = Queue()
+    r = Ring()
+    s = SecurityEvents(q, r)
+    s.emit("StartupOfTheDevice", "boot 3")
+    s.emit("ReconfigurationOfSecurityParameters", "SecurityProfile")
+    s.emit("ResetOrReboot")
+    assert r.lines == ["StartupOfTheDevice boot 3",
+                       "ReconfigurationOfSecurityParameters SecurityProfile",
+                       "ResetOrReboot "]
+    assert r.flushes == 3
+    assert [(a, p["type"], t) for a, p, t in q.pushed] == [
+        ("SecurityEventNotification", "StartupOfTheDevice", True),
+        ("SecurityEventNotification", "ResetOrReboot", True)]
+    assert q.pushed[0][1] == {"type": "StartupOfTheDevice", "techInfo": "boot 3",
+                              "timestamp": "2026-01-01T00:00:00Z"}
+    assert "techInfo" not in q.pushed[1][1]
+    assert s.files() == ("a.old", "a")
+
+
+def test_tech_info_cut_and_failures_survived():
+    init_clock()
+    q = Queue()
+    s = SecurityEvents(q, Ring(fail=True))
+    s.emit("MemoryExhaustion", "x" * 300)  # the log write fails: still queued
+    assert len(q.pushed[0][1]["techInfo"]) == 255
+    SecurityEvents(Queue(full=True), Ring()).emit("SettingSystemTime", "a -> b")  # logged
