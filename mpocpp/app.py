@@ -99,7 +99,8 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered):
         log.sink = log.FlashRing(cfg.dir + "/syslog", clock.stamp)
     wake = p.wake = asyncio.Event()  # the sender's: something to send
     p.ids = MessageIds(cfg.dir + "/bootcount")
-    rpc = Rpc(Dispatcher(make, cfg.supports), p.ids)
+    disp = Dispatcher(make, cfg.supports)
+    rpc = Rpc(disp, p.ids, disp.serves)
     reg = p.registration = Registration(cfg, rpc, board.clock.trusted, firmware_version)
     outbox = p.outbox = Outbox(reg, wake)
     n = cfg.get("NumberOfConnectors")
