@@ -41,3 +41,24 @@ async def test_too_large_to_parse_is_not_an_out_of_memory_event():
     finally:
         log.oom = None
         os.remove(path)
+
+
+async def test_deep_nest_out_of_memory_keeps_the_connection():
+    # Found by the fuzzer: a 2 KB message of 1000 nested arrays needed an
+    # 8 KB block the fragmented heap did not have; the MemoryError left
+    # on_message and the link dropped the connection. Now it is ignored (it
+    # cannot be answered: its id is not read), not counted, the next CALL
+    # answered.
+    seen = []
+    log.oom = seen.append
+    try:
+        w = Wire()
+        r = rpc.Rpc(lambda a, p: {"configurationKey": []}, lambda: "id1")
+        r.attach(w.send)
+        n = 6000
+        await r.on_message('[2,"d1","GetConfiguration",{"k":' + "[" * n + "]" * n + "}]")
+        await r.on_message('[2,"d2","GetConfiguration",{}]')
+        assert w.out == [[3, "d2", {"configurationKey": []}]], w.out
+        assert seen == []
+    finally:
+        log.oom = None

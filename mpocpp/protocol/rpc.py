@@ -227,6 +227,12 @@ class Rpc:
         except (ValueError, TypeError):
             log.warn(_TAG, "not JSON, ignored: %s", text[:60])
             return
+        except MemoryError:
+            # A deep nest takes the parser's stack, not the heap's health:
+            # ignored (no id to answer), not counted, the connection kept.
+            gc.collect()
+            log.error(_TAG, "%d-char message: no memory to parse it", len(text))
+            return
         await self._on_frame(msg, text)
 
     async def _on_frame(self, msg, text):
