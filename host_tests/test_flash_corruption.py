@@ -76,8 +76,9 @@ def _fill_the_flash(csms, ch):
     ch.ok("load", connector=1, amps=[32, 32, 32], volts=[230, 230, 230])
     ch.wait_state(lambda s: s["connectors"][0]["relay"], what="charging")
     csms.call("CP1", "SendLocalList", {"listVersion": 3, "updateType": "Full",
-                                       "localAuthorizationList": [
-                                           {"idTag": "LOCAL1", "idTagInfo": {"status": "Accepted"}}]})
+                                       "localAuthorizationList": [{
+                                           "idTag": "LOCAL1",
+                                           "idTagInfo": {"status": "Accepted"}}]})
     csms.call("CP1", "SetChargingProfile", {"connectorId": 0, "csChargingProfiles": {
         "chargingProfileId": 5, "stackLevel": 1, "chargingProfilePurpose": "TxDefaultProfile",
         "chargingProfileKind": "Absolute", "chargingSchedule": {
