@@ -46,8 +46,8 @@ async def test_too_large_to_parse_is_not_an_out_of_memory_event():
 async def test_deep_nest_out_of_memory_keeps_the_connection():
     # Found by the fuzzer: a 2 KB message of 1000 nested arrays needed an
     # 8 KB block the fragmented heap did not have; the MemoryError left
-    # on_message and the link dropped the connection. Now it is ignored (it
-    # cannot be answered: its id is not read), not counted, the next CALL
+    # on_message and the link dropped the connection. Now it is answered
+    # InternalError (its head read as a stream), not counted, the next CALL
     # answered.
     seen = []
     log.oom = seen.append
@@ -58,7 +58,8 @@ async def test_deep_nest_out_of_memory_keeps_the_connection():
         n = 6000
         await r.on_message('[2,"d1","GetConfiguration",{"k":' + "[" * n + "]" * n + "}]")
         await r.on_message('[2,"d2","GetConfiguration",{}]')
-        assert w.out == [[3, "d2", {"configurationKey": []}]], w.out
+        assert w.out == [[4, "d1", "InternalError", "message too large for memory", {}],
+                         [3, "d2", {"configurationKey": []}]], w.out
         assert seen == []
     finally:
         log.oom = None

@@ -229,9 +229,18 @@ class Rpc:
             return
         except MemoryError:
             # A deep nest takes the parser's stack, not the heap's health:
-            # ignored (no id to answer), not counted, the connection kept.
+            # not counted, the connection kept; a CALL whose head can be
+            # read is answered as one kept in flash would be.
             gc.collect()
             log.error(_TAG, "%d-char message: no memory to parse it", len(text))
+            import io
+            from mpocpp.protocol import jsonstream
+            try:
+                _, kind, mid, _ = jsonstream.head(io.BytesIO(text))
+            except (ValueError, MemoryError):
+                return
+            if kind == _CALL and not self.silent:
+                await self._answer_error(mid, INTERNAL_ERROR, "message too large for memory")
             return
         await self._on_frame(msg, text)
 
