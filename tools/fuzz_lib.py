@@ -803,11 +803,10 @@ class Campaign:
             code = RESULT
         else:
             code = json.loads(m.raw)[2]
-            if code == "InternalError" and "too large for memory" in m.raw \
-                    and (_size(f.data) > RX_BUFFER or f.kind in ("deep_nesting", "several")):
-                # A message kept in flash, or a deep nest, whose parse does
-                # not fit in the heap: the documented answer
-                # (docs/reliability.md).
+            if code == "InternalError" and "too large for memory" in m.raw:
+                # A message whose parse does not fit in the heap (kept in
+                # flash, a deep nest, a thousand items): the documented
+                # answer, counted apart (docs/reliability.md).
                 code = TOO_LARGE
             elif code == FORMATION and f.action == "SendLocalList" \
                     and "longer than 1024 bytes" in m.raw:
