@@ -16,7 +16,7 @@ ARGS   ?=
 
 NODE_STAMP := node_modules/.installed-$(shell $(PYTHON) -c "import hashlib;print(hashlib.sha1(open('package-lock.json','rb').read()).hexdigest()[:12])")
 
-.PHONY: all venv node_modules test lint run bench schema mpy clean
+.PHONY: all venv node_modules test lint run bench soak schema mpy clean
 
 all: test
 
@@ -51,6 +51,17 @@ run: $(STAMP)
 
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/run_all.py
+
+# The long fuzzing campaign (docs/reliability.md): 100,000 CSMS frames on
+# the host's port, then on the 32-bit one when it is there (MICROPYTHON32).
+SOAK_FRAMES ?= 100000
+MICROPYTHON32 ?= $(abspath ../shared/targets/unix32/micropython)
+soak: $(STAMP)
+	$(BIN)/python tools/build_mpy.py --quiet
+	$(BIN)/python tools/fuzz --frames $(SOAK_FRAMES) --seed 1 --quiet
+	@if [ -x "$(MICROPYTHON32)" ]; then \
+	  $(BIN)/python tools/fuzz --frames $(SOAK_FRAMES) --seed 2 --quiet --micropython $(MICROPYTHON32); \
+	else echo "make soak: no 32-bit port at $(MICROPYTHON32): skipped"; fi
 
 # Regenerate mpocpp/protocol/schema.py from the JSON schemas in the ocpp package.
 schema: $(STAMP)

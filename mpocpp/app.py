@@ -103,9 +103,10 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
         log.sink = log.FlashRing(cfg.dir + "/syslog", clock.stamp)
     wake = p.wake = asyncio.Event()  # the sender's: something to send
     p.ids = MessageIds(cfg.dir + "/bootcount")
-    rpc = Rpc(Dispatcher(make, cfg.supports), p.ids, on_invalid)
+    disp = Dispatcher(make, cfg.supports)
+    rpc = Rpc(disp, p.ids, disp.serves, on_invalid)
     reg = p.registration = Registration(cfg, rpc, board.clock.trusted, firmware_version,
-                                              on_clock_set)
+                                        on_clock_set)
     outbox = p.outbox = Outbox(reg, wake)
     n = cfg.get("NumberOfConnectors")
     hw = [board.connector_hw(i) if i else None for i in range(n + 1)]

@@ -32,7 +32,7 @@ import jsonschema
 import ocpp
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Opcode
+from websockets.frames import Frame, Opcode
 from websockets.server import ServerProtocol
 
 SUBPROTOCOL = "ocpp1.6"
@@ -68,6 +68,7 @@ ERROR_CODES = frozenset((
 ))
 
 _LOG = logging.getLogger("csms")
+_OPCODES = {"text": Opcode.TEXT, "binary": Opcode.BINARY, "cont": Opcode.CONT}
 _SCHEMA_DIR = os.path.join(os.path.dirname(ocpp.__file__), "v16", "schemas")
 
 # --------------------------------------------------------------------------
@@ -195,7 +196,7 @@ def parse_frame(data):
     payload is {"errorCode", "errorDescription", "errorDetails"}."""
     try:
         frame = json.loads(data)
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:  # (a deep nest: too deep for us)
         return None, None, None, None, "not JSON (%s)" % e
     if not isinstance(frame, list) or not frame:
         return None, None, None, None, "not a JSON array"
@@ -483,6 +484,14 @@ class BenchCSMS:
     def send_raw(self, cp_id, data):
         """Send a text (str) or binary (bytes) frame unchanged."""
         self._run(self._send_raw(cp_id, data))
+
+    def send_frames(self, cp_id, frames):
+        """Send WebSocket frames as given, unchecked: frames is a list of
+        (opcode, data, fin) with opcode "text", "binary" or "cont" and data
+        bytes, e.g. a text frame of invalid UTF-8, or one message in
+        fragments. Recorded as one raw "out" message (the bytes joined)."""
+        self._check_thread()
+        self._run(self._send_frames(cp_id, frames))
 
     def disconnect(self, cp_id, code=1000, reason="", abort=False):
         """Close the charger's connection (abort=True: drop TCP, no close
@@ -807,6 +816,29 @@ class BenchCSMS:
                          payload, data))
         try:
             await conn.ws.send(data)
+        except ConnectionClosed:
+            raise ConnectionError("%s disconnected" % cp_id) from None
+
+    async def _send_frames(self, cp_id, frames):
+        conn = self._conn(cp_id)
+        data = b"".join(d for _, d, _ in frames)
+        mtype = uid = action = payload = None
+        if frames and frames[0][0] == "text":
+            try:
+                mtype, uid, action, payload, _ = parse_frame(data.decode())
+            except UnicodeDecodeError:
+                pass
+            if mtype == CALL and isinstance(uid, str):
+                self._sent[cp_id][uid] = action  # label the charger's answer
+        self._record(Msg(time.time(), cp_id, "out", mtype, uid, action,
+                         payload, data))
+        ws = conn.ws
+        try:
+            async with ws.send_context():
+                for op, data, fin in frames:
+                    # Past the protocol's own checks: a continuation with no
+                    # message started goes out too.
+                    ws.protocol.send_frame(Frame(_OPCODES[op], data, fin))
         except ConnectionClosed:
             raise ConnectionError("%s disconnected" % cp_id) from None
 

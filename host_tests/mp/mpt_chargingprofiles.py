@@ -230,6 +230,17 @@ def test_composite_periods_units_and_hardware():
     # nothing installed: the hardware limit over the whole duration
     assert chp.ProfileSet(1).composite(1, T0, 60, [T0, T0]) == \
         [{"startPeriod": 0, "limit": 32, "numberPhases": 3}]
+
+
+def test_composite_of_a_huge_duration_ends():
+    # Found by the fuzzer: a duration past FOREVER (2100) stepped one second
+    # at a time from there: the charger hung in GetCompositeSchedule.
+    s = pset((0, prof(pid=1, periods=((0, 16), (600, 10)), duration=1200, start=T0)))
+    for dur in (10 ** 35, 2 ** 63, chp.FOREVER):
+        out = s.composite(1, T0, dur, [T0, T0])
+        assert [(q["startPeriod"], q["limit"]) for q in out] == [(0, 16), (600, 10), (1200, 32)]
+        assert chp.ProfileSet(1).composite(1, T0, dur, [T0, T0]) == \
+            [{"startPeriod": 0, "limit": 32, "numberPhases": 3}]
     # Relative: from the transaction start (or, without one, from now)
     r = pset((1, prof(pid=5, kind="Relative", start=None, periods=((0, 6), (60, 20)))))
     assert [(q["startPeriod"], q["limit"]) for q in r.composite(1, T0, 600, [T0, T0 - 30])] \

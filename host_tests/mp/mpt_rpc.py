@@ -179,3 +179,40 @@ async def test_silent_when_rejected():
     r.silent = False
     await r.on_message('[2,"s2","GetConfiguration",{}]')
     assert w.out[-1][1] == "s2"
+
+
+def test_surrogate_escapes_become_valid_utf8():
+    # Found by the fuzzer: MicroPython's json made each \uD83D\uDE00 escape
+    # a lone surrogate, the id came back invalid UTF-8 and the central system
+    # closed the connection (1007). A pair is the character it encodes, a
+    # lone surrogate U+FFFD; an escaped backslash is not an escape.
+    u = rpc._unpair
+    assert u('"\\ud83d\\ude00"') == '"\U0001f600"'
+    assert u('"\\uD83D\\uDE00x\\ud800"') == '"\U0001f600x\ufffd"'
+    assert u('"\\udc00\\ud83d"') == '"\ufffd\ufffd"'
+    assert u('"\\\\ud83d"') == '"\\\\ud83d"'
+    assert u('"\\\\\\ud83d"') == '"\\\\\ufffd"'
+    assert u('"\\u00e9\\uzzzz"') == '"\\u00e9\\uzzzz"'
+    s = '"plain"'
+    assert u(s) is s
+
+
+async def test_surrogate_escaped_id_answered_in_utf8():
+    r, w, h = make()
+    await r.on_message('[2,"\\ud83d\\ude00\\udead","GetConfiguration",{}]')
+    assert w.out == [[3, "\U0001f600\ufffd", {"configurationKey": []}]]
+    assert w.out[0][1].encode() == b"\xf0\x9f\x98\x80\xef\xbf\xbd"
+
+
+async def test_charge_point_action_not_supported_whatever_the_payload():
+    # Found by the fuzzer: a CALL of an action only the charge point sends
+    # (MeterValues) was checked against its schema and answered with a
+    # constraint violation; it is NotSupported, as with a valid payload.
+    w = Wire()
+    h = Handlers()
+    r = rpc.Rpc(h, Ids(), lambda a: a != "MeterValues")
+    r.attach(w.send)
+    await r.on_message('[2,"m1","MeterValues",{"connectorId":1,"meterValue":[]}]')
+    await r.on_message('[2,"m2","MeterValues",{}]')
+    assert [m[2] for m in w.out] == ["NotSupported", "NotSupported"]
+    assert h.calls == []

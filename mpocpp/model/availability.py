@@ -24,8 +24,10 @@ class Availability:
         try:
             flags = json.loads(data)
         except ValueError:
-            return
+            flags = None
         if not isinstance(flags, list):
+            from mpocpp.util import log
+            log.error("avail", "availability unreadable: every connector operative")
             return
         for c in self._cons:
             if c.id < len(flags):

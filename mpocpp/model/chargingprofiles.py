@@ -352,5 +352,7 @@ class ProfileSet:
                 if len(out) >= _MAX_STEPS:
                     break
             nx = self.next
+            if nx >= FOREVER:
+                break  # nothing changes ahead: the last period lasts to the end
             t = nx if nx > t else t + 1
         return out

@@ -71,6 +71,10 @@ class Dispatcher:
         self._make = make
         self._supports = supports
 
+    def serves(self, action):
+        # rpc.Rpc's serves: the charge point's own messages are not served.
+        return action in ACTIONS
+
     def __call__(self, action, payload):
         from mpocpp.protocol.rpc import Reply, NOT_SUPPORTED
         name = ACTIONS.get(action)

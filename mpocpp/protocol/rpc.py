@@ -2,6 +2,7 @@
 # correlation of our single outstanding CALL, and dispatch of the central
 # system's CALLs (served while ours waits). Payloads are checked against the
 # generated message definitions (validate.py) in both directions.
+import gc
 import json
 import asyncio
 from micropython import const
@@ -69,6 +70,58 @@ def _escape_id(s):
     return json.dumps(s)
 
 
+def _unpair(text):
+    # MicroPython's json decoder makes each \uD800-\uDFFF escape a lone
+    # surrogate (invalid UTF-8: echoed in an answer, the central system
+    # closes with 1007). Before parsing, a pair becomes the character it
+    # encodes and a lone one U+FFFD. Only escapes are looked at; a message
+    # without one is returned as it is.
+    out = None
+    start = 0
+    n = len(text)
+    i = text.find("\\u")
+    while i >= 0:
+        b = i
+        while b > 0 and text[b - 1] == "\\":
+            b -= 1
+        hi = _hex4(text, i + 2) if not (i - b) & 1 and i + 6 <= n else 0
+        if 0xD800 <= hi <= 0xDFFF:
+            ch = "\ufffd"
+            k = 6
+            if hi < 0xDC00 and text.startswith("\\u", i + 6) and i + 12 <= n:
+                lo = _hex4(text, i + 8)
+                if 0xDC00 <= lo <= 0xDFFF:
+                    ch = chr(0x10000 + ((hi - 0xD800) << 10) + lo - 0xDC00)
+                    k = 12
+            if out is None:
+                out = []
+            out.append(text[start:i])
+            out.append(ch)
+            start = i + k
+            i = text.find("\\u", start)
+        else:
+            i = text.find("\\u", i + 2)
+    if out is None:
+        return text
+    out.append(text[start:])
+    return "".join(out)
+
+
+def _hex4(s, p):
+    # The 4 hex digits at p as a number, or -1.
+    v = 0
+    for k in range(p, p + 4):
+        c = ord(s[k])
+        if 48 <= c <= 57:
+            c -= 48
+        elif 97 <= c | 32 <= 102:
+            c = (c | 32) - 87
+        else:
+            return -1
+        v = v << 4 | c
+    return v
+
+
 class MessageIds:
     # Message ids unique across reconnects and reboots: the boot count (kept
     # in flash, written once per boot), a random part, a counter.
@@ -97,13 +150,17 @@ class Rpc:
                 coroutine giving one of those; after is a callable run once the
                 CALLRESULT has been sent. Raises Reply for a CALLERROR.
     ids:        callable() -> a fresh message id (str, unique across reboots)
+    serves:     callable(action) -> bool, the actions dispatch answers; a
+                known action it does not (one the charge point sends) is
+                NotSupported whatever its payload. None: every known action.
     on_invalid: callable(what) told of each message that is not valid OCPP
                 (the security event InvalidMessages), or None
     """
 
-    def __init__(self, dispatch, ids, on_invalid=None):
+    def __init__(self, dispatch, ids, serves=None, on_invalid=None):
         self._dispatch = dispatch
         self._ids = ids
+        self._serves = serves  # callable(action) -> bool: a CALL we answer
         self._on_invalid = on_invalid
         self._send = None
         self._lock = asyncio.Lock()
@@ -170,11 +227,28 @@ class Rpc:
         if not isinstance(text, str):
             await self._on_spilled(text)
             return
+        if "\\ud" in text or "\\uD" in text:
+            text = _unpair(text)
         try:
             msg = json.loads(text)
         except (ValueError, TypeError):
             log.warn(_TAG, "not JSON, ignored: %s", text[:60])
             self._invalid("not JSON")
+            return
+        except MemoryError:
+            # A deep nest takes the parser's stack, not the heap's health:
+            # not counted, the connection kept; a CALL whose head can be
+            # read is answered as one kept in flash would be.
+            gc.collect()
+            log.error(_TAG, "%d-char message: no memory to parse it", len(text))
+            import io
+            from mpocpp.protocol import jsonstream
+            try:
+                _, kind, mid, _ = jsonstream.head(io.BytesIO(text))
+            except (ValueError, MemoryError):
+                return
+            if kind == _CALL and not self.silent:
+                await self._answer_error(mid, INTERNAL_ERROR, "message too large for memory")
             return
         await self._on_frame(msg, text)
 
@@ -253,9 +327,14 @@ class Rpc:
             except ValueError:
                 log.warn(_TAG, "large message: not JSON, ignored")
                 return
-            except MemoryError as e:
-                log.exc(_TAG, "%d-byte message" % sp.size, e)
+            except MemoryError:
+                # The message's size, not a sick heap: not one of the
+                # out-of-memory events that restart the charger (log.exc
+                # would count it: five such CALLs rebooted it, a session
+                # stopped). A collection gives the parse's pieces back.
                 msg = None
+                gc.collect()
+                log.error(_TAG, "%d-byte message: no memory to parse it", sp.size)
             if msg is None:
                 if kind == _CALL and not self.silent:
                     await self._answer_error(mid, INTERNAL_ERROR, "message too large for memory")
@@ -278,6 +357,9 @@ class Rpc:
             return
         if not validate.known(action):
             await self._answer_error(mid, NOT_IMPLEMENTED, "unknown action " + action[:40])
+            return
+        if self._serves is not None and not self._serves(action):
+            await self._answer_error(mid, NOT_SUPPORTED, action + " not supported")
             return
         if not streamed:
             err = validate.check(action, False, payload)

@@ -1,0 +1,65 @@
+# heap: 160k
+# The OCPP-J RPC layer with a message kept in flash that is too large to
+# parse in the heap (found by the fuzzer, docs/reliability.md).
+import json
+import os
+
+from mpocpp.protocol import rpc
+from mpocpp.protocol.ws import Spilled
+from mpocpp.util import log
+
+
+class Wire:
+    def __init__(self):
+        self.out = []
+
+    async def send(self, text):
+        self.out.append(json.loads(text))
+
+
+async def test_too_large_to_parse_is_not_an_out_of_memory_event():
+    # Five such CALLs made the charger count five out-of-memory events and
+    # restart itself (MemoryExhaustion), stopping a charging session: the
+    # message's size is not a sick heap. Answered InternalError, not counted.
+    seen = []
+    log.oom = seen.append
+    path = "/tmp/mpt_rpc_oom_%d" % int.from_bytes(os.urandom(3), "big")
+    with open(path, "w") as f:
+        f.write('[2,"big","GetConfiguration",{"key":[')
+        for i in range(9000):
+            f.write('"K%d",' % i)
+        f.write('"K"')
+        f.write("]}]")
+    try:
+        w = Wire()
+        r = rpc.Rpc(lambda a, p: {"configurationKey": []}, lambda: "id1")
+        r.attach(w.send)
+        for _ in range(6):
+            await r.on_message(Spilled(path, os.stat(path)[6]))
+        assert [m[:3] for m in w.out] == [[4, "big", "InternalError"]] * 6
+        assert seen == []
+    finally:
+        log.oom = None
+        os.remove(path)
+
+
+async def test_deep_nest_out_of_memory_keeps_the_connection():
+    # Found by the fuzzer: a 2 KB message of 1000 nested arrays needed an
+    # 8 KB block the fragmented heap did not have; the MemoryError left
+    # on_message and the link dropped the connection. Now it is answered
+    # InternalError (its head read as a stream), not counted, the next CALL
+    # answered.
+    seen = []
+    log.oom = seen.append
+    try:
+        w = Wire()
+        r = rpc.Rpc(lambda a, p: {"configurationKey": []}, lambda: "id1")
+        r.attach(w.send)
+        n = 6000
+        await r.on_message('[2,"d1","GetConfiguration",{"k":' + "[" * n + "]" * n + "}]")
+        await r.on_message('[2,"d2","GetConfiguration",{}]')
+        assert w.out == [[4, "d1", "InternalError", "message too large for memory", {}],
+                         [3, "d2", {"configurationKey": []}]], w.out
+        assert seen == []
+    finally:
+        log.oom = None
