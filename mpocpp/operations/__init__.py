@@ -92,3 +92,6 @@ class Dispatcher:
             return getattr(h, action)(payload)
         finally:
             modules.release(_PKG + name)
+            # The crypto a handler imported goes too (the link's connect
+            # imports the certificate store again when it needs it).
+            modules.release_all("mpocpp.security.")

@@ -25,3 +25,10 @@ def release(name):
                     delattr(pkg, name[i + 1:])
                 except AttributeError:
                     pass
+
+
+def release_all(prefix):
+    # Every loaded module whose name starts with prefix (a library package
+    # that only handlers use, such as the crypto of mpocpp.security).
+    for name in [n for n in sys.modules if n.startswith(prefix)]:
+        release(name)
