@@ -249,9 +249,10 @@ def test_heap_on_the_pico(pico):
     runs = [line.split() for line in tail.splitlines() if line.startswith("HEAP run")]
     alloc = max(int(r[2]) for r in runs)
     print("heap on the emulated Pico:", built.splitlines()[-1], runs)
-    # 122.6 KB measured on 2026-12-03; 128 KB catches the next qstr pool (7.7 KB,
+    # 135.6 KB measured on 2026-12-03 with the security events resident: 1,301
+    # interned names in seven qstr pools (122.6 KB with six, before them;
     # docs/boards.md "The qstr cliff").
-    assert built and out and alloc < 128 * 1000, runs
+    assert built and out and alloc < 140 * 1000, runs
 
 
 # --- the firmware online, through the serial bridge ----------------------------
