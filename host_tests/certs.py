@@ -30,6 +30,14 @@ class Pki:
         self.ca_der = b""
         self.other_ca_der = b""
 
+    def server_context(self):
+        """A TLS 1.2+ server context with the server's chain, for a CSMS."""
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        ctx.load_cert_chain(self.server_cert, self.server_key)
+        return ctx
+
 
 def _name(cn):
     return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])

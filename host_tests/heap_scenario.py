@@ -22,7 +22,6 @@ logged a MemoryError nor restarted.
 """
 import base64
 import os
-import ssl
 import time
 
 from conftest import FAST, merged
@@ -85,10 +84,7 @@ class Scenario:
     def __enter__(self):
         from certs import pki
         self.pki = p = pki()
-        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-        ctx.load_cert_chain(p.server_cert, p.server_key)
-        self.csms = BenchCSMS(ssl_context=ctx)
+        self.csms = BenchCSMS(ssl_context=p.server_context())
         self.csms.passwords = {"CP1": KEY}
         self.csms.start()
         self.http = HttpFileServer().start()

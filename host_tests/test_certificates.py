@@ -171,9 +171,7 @@ def test_additional_root_certificate_check(csms, charger_factory):
 def tls_pair():
     from certs import pki
     p = pki()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(p.server_cert, p.server_key)
-    c = BenchCSMS(ssl_context=ctx)
+    c = BenchCSMS(ssl_context=p.server_context())
     c.start()
     yield c, p
     c.stop()

@@ -2,7 +2,6 @@
 WebSocket keep-alive (checklist §1, scenarios 2-6)."""
 import base64
 import socket
-import ssl
 import threading
 import time
 
@@ -91,10 +90,7 @@ def test_security_profile_rules(csms, charger_factory):
 def tls_csms():
     from certs import pki
     p = pki()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    ctx.load_cert_chain(p.server_cert, p.server_key)
-    c = BenchCSMS(ssl_context=ctx)
+    c = BenchCSMS(ssl_context=p.server_context())
     c.start()
     yield c, p
     c.stop()
@@ -141,9 +137,7 @@ def test_sp2_wrong_host_name_refused(charger_factory, tmp_path):
     # A certificate from the trusted CA, but for another host name.
     from certs import make
     p = make(str(tmp_path), hosts=("csms.example",), ips=())
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(p.server_cert, p.server_key)
-    with BenchCSMS(ssl_context=ctx) as c:
+    with BenchCSMS(ssl_context=p.server_context()) as c:
         url = c.url.replace("127.0.0.1", "localhost")
         ch = charger_factory(url=url, config={"security": {"SecurityProfile": 2,
                                                            "AuthorizationKey": KEY_HEX,

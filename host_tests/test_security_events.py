@@ -110,15 +110,12 @@ def test_security_reconfiguration_logged_not_sent(csms, charger_factory):
 
 
 def test_invalid_central_system_certificate(charger_factory):
-    import ssl
 
     from certs import pki
     from csms_lib import BenchCSMS
     from test_security import _pem
     p = pki()
-    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    ctx.load_cert_chain(p.server_cert, p.server_key)
-    with BenchCSMS(ssl_context=ctx) as c:
+    with BenchCSMS(ssl_context=p.server_context()) as c:
         url = c.url.replace("127.0.0.1", "localhost")
         ch = charger_factory(url=url, config={"security": {"SecurityProfile": 2,
                                                            "AuthorizationKey": KEY_HEX,
