@@ -94,4 +94,4 @@ class Dispatcher:
             modules.release(_PKG + name)
             # The crypto a handler imported goes too (the link's connect
             # imports the certificate store again when it needs it).
-            modules.release_all("mpocpp.security.")
+            modules.release_all("mpocpp.security")

@@ -27,8 +27,13 @@ def release(name):
                     pass
 
 
-def release_all(prefix):
-    # Every loaded module whose name starts with prefix (a library package
-    # that only handlers use, such as the crypto of mpocpp.security).
-    for name in [n for n in sys.modules if n.startswith(prefix)]:
+def release_all(package):
+    # A package and its loaded modules (a library that only handlers use,
+    # such as the crypto of mpocpp.security). Nothing to do, and nothing
+    # allocated, while the package is not loaded: called after every CALL.
+    if package not in sys.modules:
+        return
+    sub = package + "."
+    for name in [n for n in sys.modules if n.startswith(sub)]:
         release(name)
+    release(package)
