@@ -159,7 +159,7 @@ class BenchPage:
                                         name="bench-page", daemon=True)
         self._thread.start()
         try:
-            asyncio.run_coroutine_threadsafe(self._open_server(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._open_server(), self._loop).result(30)
         except BaseException:
             self._shutdown()
             raise
@@ -169,7 +169,7 @@ class BenchPage:
         if self._loop is None:
             return
         try:
-            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(10)
+            asyncio.run_coroutine_threadsafe(self._close(), self._loop).result(30)
         finally:
             self._shutdown()
 
@@ -183,7 +183,8 @@ class BenchPage:
         self._watched = asyncio.Event()
         self._server = await serve(self._client, self.host, self._port,
                                    process_request=self._http, compression=None,
-                                   ping_interval=20, close_timeout=2, max_size=2 ** 20)
+                                   ping_interval=20, close_timeout=2, open_timeout=5,
+                                   max_size=2 ** 20)
         self._port = self._server.sockets[0].getsockname()[1]
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 
@@ -194,7 +195,12 @@ class BenchPage:
         except asyncio.CancelledError:
             pass
         self._server.close()
-        await self._server.wait_closed()
+        try:
+            # A connection still in its opening handshake holds wait_closed
+            # up to open_timeout; the loop's end drops it anyway.
+            await asyncio.wait_for(self._server.wait_closed(), 5)
+        except asyncio.TimeoutError:
+            pass
         for ch in self.chargers.values():
             ch.close()
 
