@@ -163,7 +163,7 @@ def build(board="unix", out=None, quiet=False, lines=None):
     wanted = set()
     tool = os.path.getmtime(os.path.abspath(__file__))  # a new build rule rebuilds all
     mode = out.rstrip(os.sep) + ".options"  # other options than last time: rebuild all
-    opts = "lines" if lines else "O3"
+    opts = "lines" if lines else "O3 package-source"
     try:
         with open(mode) as f:
             if f.read() != opts:
@@ -189,7 +189,12 @@ def build(board="unix", out=None, quiet=False, lines=None):
             copy = os.path.join(d, os.path.basename(src))
             with open(copy, "w", encoding="utf-8") as f:
                 f.write(text)
-            cmd = [mpy_cross(), "-o", tmp, "-s", rel[:-4] + ".py"]
+            # The source name each module carries is a qstr: on a board
+            # (no line numbers anyway) its package's name, already one, so
+            # that 47 file names do not take a place in the qstr pool;
+            # a traceback still names the function.
+            source = rel[:-4] + ".py" if lines else rel.split(os.sep)[0]
+            cmd = [mpy_cross(), "-o", tmp, "-s", source]
             if not lines:
                 cmd.insert(1, "-O3")
             if arch:
