@@ -64,16 +64,6 @@ def sources(board):
                 yield os.path.join(full, name), os.path.join(BOARD_PKG, name)
 
 
-def _board_init():
-    # boards/ has no package file: the bundle's mpocpp_board/__init__.py.
-    path = os.path.join(ROOT, "build", "board_init.py")
-    if not os.path.exists(path):
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "w") as f:
-            f.write("")
-    return path
-
-
 def source_tree(board="unix"):
     """build/src-BOARD: the packages as links to the sources (no compiling)."""
     out = os.path.join(ROOT, "build", "src-" + board)
@@ -85,10 +75,7 @@ def source_tree(board="unix"):
             os.symlink(os.path.join(ROOT, "mpocpp"), link)
         except FileExistsError:  # a parallel test worker made it
             pass
-    want = {"__init__.py"}
-    init = os.path.join(pkg, "__init__.py")
-    if not os.path.exists(init):
-        open(init, "a").close()
+    want = set()
     for src, rel in sources(board):
         if not rel.startswith(BOARD_PKG):
             continue
@@ -170,7 +157,9 @@ def build(board="unix", out=None, quiet=False, lines=None):
                 tool = float("inf")
     except OSError:
         tool = float("inf")
-    mods = list(sources(board)) + [(_board_init(), os.path.join(BOARD_PKG, "__init__.py"))]
+    # No __init__ files: the packages are namespace packages (MicroPython
+    # imports a folder without one), so no module path is interned for them.
+    mods = list(sources(board))
     live = not quiet and sys.stderr.isatty()  # progress on one terminal line
     for i, (src, rel) in enumerate(mods):
         if live:

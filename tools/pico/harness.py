@@ -36,15 +36,20 @@ FS_BLOCKS = 352
 FS_BLOCK = 4096
 
 
-def find_uf2():
-    """-> (uf2, bootrom) paths, or None with the reason as a string."""
-    uf2 = os.environ.get("PICO_UF2")
+def find_uf2(romfs=False):
+    """-> (uf2, bootrom) paths, or None with the reason as a string. romfs:
+    a build with a 192 KiB ROMFS partition (PICO_ROMFS_UF2)."""
+    uf2 = os.environ.get("PICO_ROMFS_UF2" if romfs else "PICO_UF2")
     if not uf2 and os.path.isdir(SHARED):
         names = sorted(n for n in os.listdir(SHARED)
-                       if n.endswith(".uf2") and "ROMFS" not in n)
+                       if n.endswith(".uf2") and ("ROMFS" in n) == romfs)
         uf2 = os.path.join(SHARED, names[0]) if names else None
     rom = os.environ.get("PICO_BOOTROM") or os.path.join(SHARED, "bootrom-b1.bin")
     if not uf2 or not os.path.exists(uf2):
+        if romfs:
+            return None, ("no MicroPython UF2 with a ROMFS partition for the Pico: set "
+                          "PICO_ROMFS_UF2 to one (RPI_PICO built with "
+                          "MICROPY_HW_ROMFS_BYTES = 192 KiB, docs/pico-emulator.md)")
         return None, ("no MicroPython UF2 for the Raspberry Pi Pico: set PICO_UF2 to one "
                       "(the RPI_PICO UF2 from https://micropython.org/download/RPI_PICO/, "
                       "v1.23 or newer)")
@@ -94,6 +99,25 @@ def mkfs(out, files):
     return out
 
 
+def mkromfs(out, files):
+    """A ROMFS image (mounted at /rom, /rom/lib on sys.path) from host files
+    {"/lib/a.mpy": path, ...}, built by mpremote as `tools/deploy --romfs`
+    deploys one; the bytecode then runs in place from flash."""
+    import tempfile
+    with tempfile.TemporaryDirectory(prefix="romfs-") as d:
+        for dest, src in files.items():
+            full = os.path.join(d, dest.strip("/"))
+            os.makedirs(os.path.dirname(full), exist_ok=True)
+            shutil.copyfile(src, full)
+        mpremote = os.path.join(ROOT, ".venv", "bin", "mpremote")
+        subprocess.run([mpremote if os.path.exists(mpremote) else "mpremote", "romfs",
+                        "--no-mpy", "-o", out, "build", d],
+                       check=True, stdout=subprocess.DEVNULL)
+    if os.path.getsize(out) > 192 * 1024:
+        raise PicoError("ROMFS image over the 192 KiB partition: %d bytes" % os.path.getsize(out))
+    return out
+
+
 def read_fs(image, path):
     """The bytes of `path` in a filesystem image (None when absent)."""
     from littlefs import LittleFS
@@ -116,7 +140,7 @@ class PicoError(Exception):
 
 class Pico:
     def __init__(self, fs, uf2=None, bootrom=None, romfs=None):
-        found, why = find_uf2()
+        found, why = find_uf2(romfs is not None)
         if uf2 is None or bootrom is None:
             if found is None:
                 raise PicoError(why)
