@@ -146,26 +146,35 @@ def test_ecdsa_signed_image_installed(csms, charger, http, images, pki):  # noqa
     charger.wait_log("running firmware %s from /flash/fw/a" % NEW)
 
 
-@pytest.mark.parametrize("scheme", ["pss", "pkcs1"])
-def test_rsa_signed_image_scheduled_and_installed(csms, charger, http, images, pki,  # noqa: F811
-                                                  scheme):
+def test_rsa_pss_signed_image_scheduled_and_installed(csms, charger, http, images,  # noqa: F811
+                                                      pki):
     # retrieveDateTime and installDateTime in the future: DownloadScheduled,
     # InstallScheduled (L01.FR.13, L01.FR.16).
     booted(csms)
     install_root(csms, pki["root"])
     http.add("/fw.img", images["good"])
     mark = csms.mark()
-    sig = sign(pki["rsa_key"], images["good"], scheme)
+    sig = sign(pki["rsa_key"], images["good"], "pss")
     assert request(csms, http.url("/fw.img"), pki["rsa"], sig, 8, date=now_iso(2),
-                   install=now_iso(4)) == "Accepted"
-    sfsn(csms, "InstallScheduled", mark)
+                   install=now_iso(6)) == "Accepted"
+    sched = sfsn(csms, "InstallScheduled", mark)
     assert http.requests.count(("GET", "/fw.img")) == 1
     _installed(csms, mark, 8, ["DownloadScheduled", "Downloading", "Downloaded",
                                "SignatureVerified", "InstallScheduled", "Installing",
                                "InstallRebooting", "Installed"])
-    sched = sfsn(csms, "InstallScheduled", mark)
     inst = sfsn(csms, "Installing", mark)
     assert inst.t - sched.t >= 1  # not before installDateTime (whole seconds)
+
+
+def test_rsa_pkcs1_signed_image_installed(csms, charger, http, images, pki):  # noqa: F811
+    booted(csms)
+    install_root(csms, pki["root"])
+    http.add("/fw.img", images["good"])
+    mark = csms.mark()
+    sig = sign(pki["rsa_key"], images["good"], "pkcs1")
+    assert request(csms, http.url("/fw.img"), pki["rsa"], sig, 9) == "Accepted"
+    _installed(csms, mark, 9, ["Downloading", "Downloaded", "SignatureVerified", "Installing",
+                               "InstallRebooting", "Installed"])
 
 
 def test_bad_signatures_are_not_installed(csms, charger, http, images, pki):  # noqa: F811
@@ -246,3 +255,37 @@ def test_new_request_cancels_the_scheduled_one(csms, charger, http, images, pki)
     m = csms.mark()
     csms.call("CP1", "TriggerMessage", {"requestedMessage": "FirmwareStatusNotification"})
     assert csms.wait_for("FirmwareStatusNotification", after=m).payload == {"status": "Idle"}
+
+
+def test_signed_but_corrupt_image_fails_verification(csms, charger, http, images,  # noqa: F811
+                                                     pki):
+    # The signature is the manufacturer's, the image inside does not check
+    # out (its own SHA-256): InstallVerificationFailed, the old firmware runs.
+    booted(csms)
+    install_root(csms, pki["root"])
+    http.add("/bad.img", images["corrupt"])
+    mark = csms.mark()
+    sig = sign(pki["ec_key"], images["corrupt"])
+    assert request(csms, http.url("/bad.img"), pki["ec"], sig, 11) == "Accepted"
+    sfsn(csms, "InstallVerificationFailed", mark)
+    assert statuses(csms, mark, 11) == ["Downloading", "Downloaded", "SignatureVerified",
+                                        "Installing", "InstallVerificationFailed"]
+    csms.wait_for("StatusNotification", after=mark, timeout=10,  # held for the install
+                  pred=lambda m: m.payload["connectorId"] == 1
+                  and m.payload["status"] == "Available")
+    assert charger.state()["boot"] == 1
+
+
+def test_signed_broken_firmware_rolls_back(csms, charger, http, images, pki):  # noqa: F811
+    # A signed build that cannot start: the rollback's InstallationFailed
+    # carries the requestId the pointer kept.
+    booted(csms)
+    install_root(csms, pki["root"])
+    http.add("/broken.img", images["broken"])
+    mark = csms.mark()
+    sig = sign(pki["ec_key"], images["broken"])
+    assert request(csms, http.url("/broken.img"), pki["ec"], sig, 12) == "Accepted"
+    sfsn(csms, "InstallationFailed", mark, timeout=30)
+    assert statuses(csms, mark, 12) == ["Downloading", "Downloaded", "SignatureVerified",
+                                        "Installing", "InstallRebooting", "InstallationFailed"]
+    assert events(csms, "FirmwareUpdated", mark) == []
