@@ -312,3 +312,21 @@ def test_local_list_handlers_over_the_real_store():
     r.cfg.change("LocalAuthListEnabled", "false")
     assert h.GetLocalListVersion({}) == {"listVersion": -1}
     assert h.SendLocalList({"listVersion": 5, "updateType": "Full"}) == {"status": "NotSupported"}
+
+
+def test_signed_firmware_trigger_payload():
+    # What ExtendedTriggerMessage(FirmwareStatusNotification) sends (L01.FR.28/29).
+    from mpocpp.operations import signedfirmware
+
+    class Jobs:
+        signed = None
+
+    j = Jobs()
+    assert signedfirmware.triggered(j) == {"status": "Idle"}
+    j.signed = {"status": "Downloading", "requestId": 3}
+    assert signedfirmware.triggered(j) == {"status": "Downloading", "requestId": 3}
+    assert signedfirmware.triggered(j) is not j.signed
+    j.signed = {"status": "InvalidSignature", "requestId": 3}
+    assert signedfirmware.triggered(j) == {"status": "InvalidSignature", "requestId": 3}
+    j.signed = {"status": "Installed", "requestId": 3}
+    assert signedfirmware.triggered(j) == {"status": "Idle"}
