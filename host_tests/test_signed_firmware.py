@@ -80,6 +80,7 @@ def pki():
         "rsa_key": rsa_key, "rsa": _signing(root, rsa_key, "RSA firmware signing"),
         "other": _signing(other, ec_key),
         "expired": _signing(root, ec_key, before=NOW - 30 * DAY, after=NOW - DAY),
+        "rsa1024": _signing(root, rsa.generate_private_key(65537, 1024), "Weak signing"),
     }
 
 
@@ -215,6 +216,7 @@ def test_refused_requests(csms, charger, http, images, pki):  # noqa: F811
     install_root(csms, pki["root"])
     assert request(csms, url, pki["other"], sig, 2) == "InvalidCertificate"  # another root
     assert request(csms, url, pki["expired"], sig, 3) == "InvalidCertificate"
+    assert request(csms, url, pki["rsa1024"], sig, 9) == "InvalidCertificate"  # key too small
     garbage = "-----BEGIN CERTIFICATE-----\nnot base64 at all!\n-----END CERTIFICATE-----\n"
     assert request(csms, url, garbage, sig, 4) == "InvalidCertificate"
     junk = base64.b64encode(b"\x30\x03\x02\x01\x01").decode()
@@ -226,11 +228,12 @@ def test_refused_requests(csms, charger, http, images, pki):  # noqa: F811
     # every refused certificate reached the CSMS as a security event (L01.FR.02)
     csms.wait_for(SEN, after=mark, timeout=10,
                   pred=lambda m: len(events(csms, "InvalidFirmwareSigningCertificate",
-                                            mark)) >= 6)
+                                            mark)) >= 7)
     got = events(csms, "InvalidFirmwareSigningCertificate", mark)
-    assert len(got) == 6
+    assert len(got) == 7
     assert "no ManufacturerRootCertificate" in got[0]["techInfo"]
     assert "expired" in got[2]["techInfo"]
+    assert "RSA key size" in got[3]["techInfo"]
     assert csms.calls(SFSN, after=mark) == []  # nothing started
     assert http.requests == []
     assert charger.state()["boot"] == 1

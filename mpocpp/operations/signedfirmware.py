@@ -59,6 +59,10 @@ def _signing_certificate(text, flash_dir):
     cert = x509.Certificate(der)
     if cert.key_type == 0:
         raise ValueError("key type not supported")
+    # a key the signature check can use (RSA size and exponent, a point on
+    # the curve): probed with an empty signature, which never verifies
+    alg = x509.ECDSA_SHA256 if cert.key_type == x509.KEY_P256 else x509.RSA_SHA256
+    chain.verify_digest(cert, alg, bytes(32), b"")  # ChainError for a bad key
     if cert.key_usage >= 0 and not cert.key_usage & x509.KU_DIGITAL_SIGNATURE:
         raise ValueError("keyUsage without digitalSignature")
     roots = _roots(flash_dir)
