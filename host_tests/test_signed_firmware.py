@@ -135,6 +135,7 @@ def _installed(csms, mark, req_id, expect):
     assert ev.payload["techInfo"] == NEW
 
 
+@pytest.mark.unix32
 def test_ecdsa_signed_image_installed(csms, charger, http, images, pki):  # noqa: F811
     booted(csms)
     install_root(csms, pki["root"])
@@ -178,6 +179,7 @@ def test_rsa_pkcs1_signed_image_installed(csms, charger, http, images, pki):  # 
                                "InstallRebooting", "Installed"])
 
 
+@pytest.mark.unix32
 def test_bad_signatures_are_not_installed(csms, charger, http, images, pki):  # noqa: F811
     booted(csms)
     install_root(csms, pki["root"])
