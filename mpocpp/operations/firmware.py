@@ -38,7 +38,7 @@ class FirmwareManagement:
         self._net = net
         self._board = board_name
         self._restart = restart
-        self.security_event = security_event
+        self._security_event = security_event
 
     def UpdateFirmware(self, req):
         from mpocpp.transfer import files
@@ -46,7 +46,7 @@ class FirmwareManagement:
         files.check_location(loc)
         when = files.date(req, "retrieveDate")
         n, interval = files.plan(req)
-        return {}, _Start(self, Job(loc, when, n, interval))
+        return {}, _Start(self, _Job(loc, when, n, interval))
 
     def SignedUpdateFirmware(self, req):
         # The signing certificate is checked first (signedfirmware.py,
@@ -60,19 +60,19 @@ class FirmwareManagement:
         at = files.date(fw, "installDateTime")
         n, interval = files.plan(req)
         try:
-            st, sig = modules.load(_SIGNED).prepare(fw, self._cfg.dir, self.security_event)
+            st, sig = modules.load(_SIGNED).prepare(fw, self._cfg.dir, self._security_event)
         finally:
             modules.release(_SIGNED)
         if sig is None:
             return {"status": st}
-        r = self.running()
+        r = self._running()
         if r == "Installing":
             log.warn(_TAG, "SignedUpdateFirmware rejected: an install is running")
             return {"status": "Rejected"}
-        job = Job(loc, when, n, interval, req["requestId"], at, sig.check)
+        job = _Job(loc, when, n, interval, req["requestId"], at, sig.check)
         return {"status": "Accepted" if r is None else "AcceptedCanceled"}, _Start(self, job)
 
-    def running(self):
+    def _running(self):
         # -> None: no job; "Installing": a job past the point of no return;
         # else the status of the job a new request cancels.
         j = self._jobs
@@ -197,7 +197,7 @@ async def _until(t):
         await asyncio.sleep(min(t - clock.now(), _DATE_STEP_S))
 
 
-class Job:
+class _Job:
     # url, when (retrieveDate, None: now), n attempts, interval s; for a
     # SignedUpdateFirmware also req (its requestId), install_at
     # (installDateTime or None) and check (async (path, buf) -> bool: the

@@ -94,7 +94,7 @@ class Signature:
         self._emit = emit
 
     async def check(self, path, buf):
-        # firmware.Job.check: SHA-256 of the file at path, read through buf
+        # The firmware job's check: SHA-256 of the file at path, read through buf
         # with the loop served between pieces, then the signature: ECDSA
         # P-256 for an EC key; RSASSA-PSS or PKCS#1 v1.5 for an RSA key.
         # -> True when it verifies; False after the InvalidFirmwareSignature
