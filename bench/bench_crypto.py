@@ -38,6 +38,12 @@ RP2040JS = os.environ.get("RP2040JS_DIR")
 # the signature verified.
 FW_CHECK = """import hashlib
 der = rd('%s'); s = rd('%s'); buf = bytearray(2048); mv = memoryview(buf)
+try:
+    open('fw').close()
+except OSError:  # on the Pico: written there, not sent through the REPL
+    with open('fw', 'wb') as f:
+        for j in range(0, FW_SIZE, 1024):
+            f.write(bytes(i * 7 & 0xFF for i in range(j, j + 1024)))
 def fwcheck(alg):
     h = hashlib.sha256()
     with open('fw', 'rb') as f:
@@ -98,7 +104,9 @@ def rd(n):
     with open(n, 'rb') as f:
         return f.read()
 NOW = %d
+FW_SIZE = 131072
 """
+FW_SIZE = 128 * 1024
 
 
 def make_data(d):
@@ -159,7 +167,7 @@ def make_data(d):
     fr = rsa.generate_private_key(65537, 2048)
     files["fw_rsa_der"] = cert("Firmware signing RSA", "Bench Manufacturer", fr.public_key(), mk,
                                False).public_bytes(serialization.Encoding.DER)
-    fw = bytes(i * 7 & 0xFF for i in range(128 * 1024))
+    fw = bytes(i * 7 & 0xFF for i in range(FW_SIZE))  # as FW_CHECK writes it
     files["fw"] = fw
     files["fw_ecsig"] = fk.sign(fw, ec.ECDSA(hashes.SHA256()))
     files["fw_psssig"] = fr.sign(fw, padding.PSS(padding.MGF1(hashes.SHA256()), 32),
@@ -263,7 +271,7 @@ def pico(d, now, reps):
             for n in names:
                 src = os.path.join(base, n)
                 rel = os.path.relpath(src, d)
-                if rel == "s.py":
+                if rel in ("s.py", "fw"):  # fw: made by the script on the Pico
                     continue
                 dst = ("/lib/" + rel) if rel.startswith("mpocpp") else "/data/" + rel
                 with open(src, "rb") as f:
