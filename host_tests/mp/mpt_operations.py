@@ -147,11 +147,14 @@ def test_profiles_left_out_are_never_imported():
     assert _callerror(o, "UpdateFirmware", {"location": "http://x/",
                                             "retrieveDate": "2030-01-01T00:00:00Z"}) == \
         "NotSupported"
+    assert _callerror(o, "SignedUpdateFirmware", {"requestId": 1, "firmware": {
+        "location": "http://x/", "retrieveDateTime": "2030-01-01T00:00:00Z",
+        "signingCertificate": "x", "signature": "AA=="}}) == "NotSupported"
     assert _callerror(o, "GetDiagnostics", {"location": "http://x/"}) == "NotSupported"
     assert _callerror(o, "TriggerMessage", {"requestedMessage": "Heartbeat"}) == "NotSupported"
     assert o.made == []
-    for m in ("localauth", "reservation", "smartcharging", "firmware", "diagnostics",
-              "remotetrigger"):
+    for m in ("localauth", "reservation", "smartcharging", "firmware", "signedfirmware",
+              "diagnostics", "remotetrigger"):
         assert "mpocpp.operations." + m not in sys.modules, m
     # Core stays.
     assert o.call("ChangeAvailability", {"connectorId": 0, "type": "Operative"})[0] == \
