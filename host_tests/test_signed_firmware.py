@@ -179,7 +179,6 @@ def test_rsa_pkcs1_signed_image_installed(csms, charger, http, images, pki):  # 
                                "InstallRebooting", "Installed"])
 
 
-@pytest.mark.unix32
 def test_bad_signatures_are_not_installed(csms, charger, http, images, pki):  # noqa: F811
     booted(csms)
     install_root(csms, pki["root"])
