@@ -33,6 +33,28 @@ MP32 = os.environ.get("MICROPYTHON32", "/work/shared/targets/unix32/micropython"
 RP2 = os.environ.get("RP2_TARGETS", "/work/shared/targets/rp2")
 RP2040JS = os.environ.get("RP2040JS_DIR")
 
+# The signature check of operations/signedfirmware.py (Signature.check):
+# the file hashed through one 2 KiB buffer, then the certificate parsed and
+# the signature verified.
+FW_CHECK = """import hashlib
+der = rd('%s'); s = rd('%s'); buf = bytearray(2048); mv = memoryview(buf)
+try:
+    open('fw').close()
+except OSError:  # on the Pico: written there, not sent through the REPL
+    with open('fw', 'wb') as f:
+        for j in range(0, FW_SIZE, 1024):
+            f.write(bytes(i * 7 & 0xFF for i in range(j, j + 1024)))
+def fwcheck(alg):
+    h = hashlib.sha256()
+    with open('fw', 'rb') as f:
+        while True:
+            n = f.readinto(buf)
+            if not n:
+                break
+            h.update(mv[:n])
+    return chain.verify_digest(x509.Certificate(der), alg, h.digest(), s)
+"""
+
 # name -> (label, modules, setup, operation); the files of make_data() are in
 # the current directory; setup runs outside the measured part.
 OPS = {
@@ -49,6 +71,9 @@ OPS = {
     "rsa": ("RSA-2048 PKCS#1 v1.5 verify (e = 65537)", "rsa",
             "n = rd('n'); h = rd('digest'); s = rd('rsasig')",
             "assert rsa.verify(n, 65537, h, s)"),
+    "pss": ("RSA-2048 PSS verify (e = 65537, salt 32, length recovered)", "rsa",
+            "n = rd('n'); h = rd('digest'); s = rd('psssig')",
+            "assert rsa.verify_pss(n, 65537, h, s)"),
     "parse": ("parse a certificate (P-256 leaf, %d bytes)", "x509",
               "b = rd('leaf')", "c = x509.Certificate(b)"),
     "chain_ec": ("PEM chain of 3 P-256 certificates: decode, parse, check up to the root",
@@ -59,6 +84,19 @@ OPS = {
                   "t = rd('chain_rsa').decode(); root = rd('root_rsa')",
                   ("c = [x509.Certificate(x) for x in pem.decode(t)]; "
                    "chain.verify_chain(c, [x509.Certificate(root)], NOW)")),
+    # what operations/signedfirmware.py does for a SignedUpdateFirmware: the
+    # signing certificate before the answer, the signature after the download
+    "fwcert": ("firmware signing certificate (PEM, P-256) against a manufacturer root",
+               "pem, x509, chain",
+               "t = rd('fw_cert').decode(); root = rd('root_mf')",
+               ("c = x509.Certificate(bytes(pem.decode(t)[0])); "
+                "chain.verify_chain([c], [x509.Certificate(root)], NOW, 1)")),
+    "fwsig": ("firmware signature: SHA-256 of 128 KiB (2 KiB reads) + P-256 verify",
+              "x509, chain", FW_CHECK % ("fw_cert_der", "fw_ecsig"),
+              "assert fwcheck(x509.ECDSA_SHA256)"),
+    "fwsig_rsa": ("same, RSA-2048 PSS signing key", "x509, chain",
+                  FW_CHECK % ("fw_rsa_der", "fw_psssig"),
+                  "assert fwcheck(x509.RSA_PSS_SHA256)"),
 }
 
 PRELUDE = """import gc, time
@@ -66,7 +104,9 @@ def rd(n):
     with open(n, 'rb') as f:
         return f.read()
 NOW = %d
+FW_SIZE = 131072
 """
+FW_SIZE = 128 * 1024
 
 
 def make_data(d):
@@ -112,7 +152,26 @@ def make_data(d):
     files["ecpub"] = lk.public_key().public_bytes(serialization.Encoding.X962,
                                                   serialization.PublicFormat.UncompressedPoint)
     files["rsasig"] = rk.sign(digest, padding.PKCS1v15(), utils.Prehashed(hashes.SHA256()))
+    files["psssig"] = rk.sign(digest, padding.PSS(padding.MGF1(hashes.SHA256()), 32),
+                              utils.Prehashed(hashes.SHA256()))
     files["n"] = rk.public_key().public_numbers().n.to_bytes(256, "big")
+    # signed firmware: signing certificates issued by a manufacturer root
+    # (no intermediate, L01), a 128 KiB file signed with each
+    mk = ec.generate_private_key(ec.SECP256R1())
+    mroot = cert("Bench Manufacturer", "Bench Manufacturer", mk.public_key(), mk, True)
+    files["root_mf"] = mroot.public_bytes(serialization.Encoding.DER)
+    fk = ec.generate_private_key(ec.SECP256R1())
+    fc = cert("Firmware signing", "Bench Manufacturer", fk.public_key(), mk, False)
+    files["fw_cert"] = fc.public_bytes(serialization.Encoding.PEM)
+    files["fw_cert_der"] = fc.public_bytes(serialization.Encoding.DER)
+    fr = rsa.generate_private_key(65537, 2048)
+    files["fw_rsa_der"] = cert("Firmware signing RSA", "Bench Manufacturer", fr.public_key(), mk,
+                               False).public_bytes(serialization.Encoding.DER)
+    fw = bytes(i * 7 & 0xFF for i in range(FW_SIZE))  # as FW_CHECK writes it
+    files["fw"] = fw
+    files["fw_ecsig"] = fk.sign(fw, ec.ECDSA(hashes.SHA256()))
+    files["fw_psssig"] = fr.sign(fw, padding.PSS(padding.MGF1(hashes.SHA256()), 32),
+                                 hashes.SHA256())
     files["d"] = lk.private_numbers().private_value.to_bytes(32, "big")
     files["pub"] = files["ecpub"]
     for k, v in files.items():
@@ -212,7 +271,7 @@ def pico(d, now, reps):
             for n in names:
                 src = os.path.join(base, n)
                 rel = os.path.relpath(src, d)
-                if rel == "s.py":
+                if rel in ("s.py", "fw"):  # fw: made by the script on the Pico
                     continue
                 dst = ("/lib/" + rel) if rel.startswith("mpocpp") else "/data/" + rel
                 with open(src, "rb") as f:

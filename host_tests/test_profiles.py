@@ -80,6 +80,10 @@ def test_core_only(csms, charger_factory):
             ("ClearChargingProfile", {}),
             ("UpdateFirmware", {"location": "http://127.0.0.1:1/fw.img",
                                 "retrieveDate": "2020-01-01T00:00:00Z"}),
+            ("SignedUpdateFirmware", {"requestId": 1, "firmware": {
+                "location": "http://127.0.0.1:1/fw.img",
+                "retrieveDateTime": "2020-01-01T00:00:00Z",
+                "signingCertificate": "x", "signature": "AA=="}}),
             ("GetDiagnostics", {"location": "http://127.0.0.1:1/up"}),
             ("TriggerMessage", {"requestedMessage": "Heartbeat"})):
         assert callerror(csms, action, payload) == "NotSupported", action
@@ -96,7 +100,8 @@ def test_core_only(csms, charger_factory):
     mods = ch.ok("heap")["modules"]
     for name in ("mpocpp.model.smartcharging", "mpocpp.model.chargingprofiles",
                  "mpocpp.operations.smartcharging",
-                 "mpocpp.operations.firmware", "mpocpp.operations.diagnostics",
+                 "mpocpp.operations.firmware", "mpocpp.operations.signedfirmware",
+                 "mpocpp.operations.diagnostics",
                  "mpocpp.operations.reservation", "mpocpp.operations.remotetrigger",
                  "mpocpp.operations.localauth"):
         assert name not in mods, name

@@ -130,7 +130,7 @@ class Charger:
         if self._firmware_state:
             self._firmware_state = None
             from mpocpp.operations import firmware
-            if firmware.booted(self.cfg.dir, self.outbox) == "Installed":
+            if firmware.booted(self.cfg.dir, self.outbox, self.jobs) == "Installed":
                 self.security.emit("FirmwareUpdated",
                                    self.registration.payload().get("firmwareVersion"))
 
@@ -156,7 +156,7 @@ class Charger:
             return mod.SmartCharging(cons, self.sessions, self.ondemand.use_smart())
         if name == "firmware":
             return mod.FirmwareManagement(cfg, cons, self.jobs, self.board.net,
-                                          self.board.name, self.restart)
+                                          self.board.name, self.restart, self.security.emit)
         if name == "security":
             return mod.Security(cfg, self.security_changed)
         if name == "diagnostics":

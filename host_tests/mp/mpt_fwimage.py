@@ -155,6 +155,24 @@ def test_trial_boots_then_rollback():
         r.done()
 
 
+def test_signed_request_id_kept_through_rollback():
+    # SignedUpdateFirmware's requestId: in the pending pointer, and in the
+    # failed one after a rollback (for the SignedFirmwareStatusNotification).
+    r = Rig()
+    try:
+        put(pack(FILES, "2.0"))
+        fwimage.install(IMG, D, "unix", BUF, 42)
+        assert fwimage.read_pointer(D)["req"] == 42
+        assert fwimage.rollback(D)
+        assert fwimage.read_pointer(D)["req"] == 42
+        assert fwimage.confirm(D) == "InstallationFailed"
+        put(pack(FILES, "2.1"))
+        fwimage.install(IMG, D, "unix", BUF)  # an UpdateFirmware: no requestId
+        assert "req" not in fwimage.read_pointer(D)
+    finally:
+        r.done()
+
+
 def test_missing_slot_or_bad_pointer_runs_flashed_firmware():
     r = Rig()
     try:

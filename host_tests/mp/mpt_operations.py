@@ -147,11 +147,14 @@ def test_profiles_left_out_are_never_imported():
     assert _callerror(o, "UpdateFirmware", {"location": "http://x/",
                                             "retrieveDate": "2030-01-01T00:00:00Z"}) == \
         "NotSupported"
+    assert _callerror(o, "SignedUpdateFirmware", {"requestId": 1, "firmware": {
+        "location": "http://x/", "retrieveDateTime": "2030-01-01T00:00:00Z",
+        "signingCertificate": "x", "signature": "AA=="}}) == "NotSupported"
     assert _callerror(o, "GetDiagnostics", {"location": "http://x/"}) == "NotSupported"
     assert _callerror(o, "TriggerMessage", {"requestedMessage": "Heartbeat"}) == "NotSupported"
     assert o.made == []
-    for m in ("localauth", "reservation", "smartcharging", "firmware", "diagnostics",
-              "remotetrigger"):
+    for m in ("localauth", "reservation", "smartcharging", "firmware", "signedfirmware",
+              "diagnostics", "remotetrigger"):
         assert "mpocpp.operations." + m not in sys.modules, m
     # Core stays.
     assert o.call("ChangeAvailability", {"connectorId": 0, "type": "Operative"})[0] == \
@@ -312,3 +315,21 @@ def test_local_list_handlers_over_the_real_store():
     r.cfg.change("LocalAuthListEnabled", "false")
     assert h.GetLocalListVersion({}) == {"listVersion": -1}
     assert h.SendLocalList({"listVersion": 5, "updateType": "Full"}) == {"status": "NotSupported"}
+
+
+def test_signed_firmware_trigger_payload():
+    # What ExtendedTriggerMessage(FirmwareStatusNotification) sends (L01.FR.28/29).
+    from mpocpp.operations import signedfirmware
+
+    class Jobs:
+        signed = None
+
+    j = Jobs()
+    assert signedfirmware.triggered(j) == {"status": "Idle"}
+    j.signed = {"status": "Downloading", "requestId": 3}
+    assert signedfirmware.triggered(j) == {"status": "Downloading", "requestId": 3}
+    assert signedfirmware.triggered(j) is not j.signed
+    j.signed = {"status": "InvalidSignature", "requestId": 3}
+    assert signedfirmware.triggered(j) == {"status": "InvalidSignature", "requestId": 3}
+    j.signed = {"status": "Installed", "requestId": 3}
+    assert signedfirmware.triggered(j) == {"status": "Idle"}

@@ -55,6 +55,19 @@ def test_critical_queued_others_logged():
     assert s.files() == ("a.old", "a")
 
 
+def test_non_critical_sent_when_asked():
+    # L01.FR.02/03: the signed firmware's events are sent although not critical.
+    init_clock()
+    q = Queue()
+    r = Ring()
+    s = SecurityEvents(q, r)
+    s.emit("InvalidFirmwareSignature", "does not verify", True)
+    s.emit("InvalidFirmwareSigningCertificate")
+    assert r.lines == ["InvalidFirmwareSignature does not verify",
+                       "InvalidFirmwareSigningCertificate "]
+    assert [p["type"] for _, p, _ in q.pushed] == ["InvalidFirmwareSignature"]
+
+
 def test_tech_info_cut_and_failures_survived():
     init_clock()
     q = Queue()

@@ -26,9 +26,11 @@ class SecurityEvents:
         self._queue = queue
         self._ring = ring
 
-    def emit(self, kind, tech_info=None):
+    def emit(self, kind, tech_info=None, send=False):
         # kind: the whitepaper's event name; tech_info: free text (no
-        # secrets: it is logged and sent).
+        # secrets: it is logged and sent); send: sent although not critical,
+        # where a use case requires it (L01.FR.02/03: the signed firmware's
+        # InvalidFirmwareSigningCertificate and InvalidFirmwareSignature).
         ts = clock.iso()
         if tech_info is not None and len(tech_info) > _TECH_MAX:
             tech_info = tech_info[:_TECH_MAX]
@@ -38,7 +40,7 @@ class SecurityEvents:
             self._ring.flush()
         except (OSError, MemoryError):
             pass  # the security log is best effort; the notification is not
-        if kind not in CRITICAL:
+        if not send and kind not in CRITICAL:
             return
         p = {"type": kind, "timestamp": ts}
         if tech_info:

@@ -1,7 +1,10 @@
 # The central system's CALLs, one module per OCPP feature profile, each with
 # the calls it answers and the messages it sends:
 #   core.py           Core (ChangeAvailability ... UnlockConnector)
-#   firmware.py       FirmwareManagement: UpdateFirmware, FirmwareStatusNotification
+#   firmware.py       FirmwareManagement: UpdateFirmware, FirmwareStatusNotification,
+#                     and the whitepaper's SignedUpdateFirmware,
+#                     SignedFirmwareStatusNotification (its checks in
+#                     signedfirmware.py, loaded by firmware.py for the CALL)
 #   diagnostics.py    FirmwareManagement: GetDiagnostics, DiagnosticsStatusNotification
 #   localauth.py      LocalAuthListManagement
 #   reservation.py    Reservation
@@ -35,6 +38,7 @@ ACTIONS = {
     "Reset": "core",
     "SendLocalList": "localauth",
     "SetChargingProfile": "smartcharging",
+    "SignedUpdateFirmware": "firmware",
     "TriggerMessage": "remotetrigger",
     "UnlockConnector": "core",
     "UpdateFirmware": "firmware",

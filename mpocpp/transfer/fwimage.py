@@ -8,8 +8,9 @@
 # Flash layout under <flash_dir>/fw: slots "a" and "b" (one module directory
 # each) and "active", a small JSON pointer written atomically:
 #   {"slot": "a"|"b"|null, "v": version|null, "state": "ok"|"pending"|"failed",
-#    "boots": n, "prev": {"slot": .., "v": ..}}
-# slot null = the firmware the board was flashed with (no slot).
+#    "boots": n, "prev": {"slot": .., "v": ..}, "req": requestId}
+# slot null = the firmware the board was flashed with (no slot); "req" only
+# for a SignedUpdateFirmware (its requestId, for the status after the reboot).
 #
 # The boot part (select, rollback) is imported by the board's main.py before
 # the firmware directory is chosen, so it imports nothing but built-ins.
@@ -67,7 +68,8 @@ def _isdir(path):
 
 def _rolled_back(flash_dir, p):
     prev = p.get("prev") or {}
-    q = {"slot": prev.get("slot"), "v": prev.get("v"), "state": "failed", "failed": p.get("v")}
+    q = {"slot": prev.get("slot"), "v": prev.get("v"), "state": "failed", "failed": p.get("v"),
+         "req": p.get("req")}
     write_pointer(flash_dir, q)
     return q
 
@@ -269,10 +271,11 @@ def free_slot(flash_dir):
         _empty(d)
 
 
-def install(path, flash_dir, board_name, buf):
+def install(path, flash_dir, board_name, buf, req=None):
     # Verify the image, unpack it into the slot that is not running and point
     # the pointer at it as "pending". -> version. Raises ImageError / OSError;
     # the pointer is untouched then, so the old firmware keeps running.
+    # req: the SignedUpdateFirmware's requestId, kept in the pointer.
     board, version, _ = verify(path, buf)
     if board_name and board != board_name:
         raise ImageError("image for board %s, not %s" % (board, board_name))
@@ -291,6 +294,9 @@ def install(path, flash_dir, board_name, buf):
     except Exception:
         _clear(d)
         raise
-    write_pointer(flash_dir, {"slot": slot, "v": version, "state": "pending", "boots": 0,
-                              "prev": {"slot": cur, "v": p.get("v")}})
+    q = {"slot": slot, "v": version, "state": "pending", "boots": 0,
+         "prev": {"slot": cur, "v": p.get("v")}}
+    if req is not None:
+        q["req"] = req
+    write_pointer(flash_dir, q)
     return version

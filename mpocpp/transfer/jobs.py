@@ -18,6 +18,10 @@ class Jobs:
         self._outbox = outbox
         self.firmware = IDLE  # FirmwareStatusNotification status for a trigger
         self.diagnostics = IDLE  # DiagnosticsStatusNotification status for a trigger
+        # The last SignedFirmwareStatusNotification payload sent (status,
+        # requestId), None before the first: what a triggered one reports
+        # (operations/signedfirmware.py triggered()).
+        self.signed = None
         self.update = None  # the UpdateFirmware task
         self.upload = None  # the GetDiagnostics task
 
@@ -28,11 +32,14 @@ class Jobs:
             for name in _TRANSFER:
                 modules.release(name)
 
-    async def notify(self, action, status):
+    async def notify(self, action, status, p=None):
         # At once when registered, else queued for the sender (sent after
-        # the reconnect). The CSMS's refusal does not stop the job.
+        # the reconnect). The CSMS's refusal does not stop the job. p: the
+        # payload when it has more than the status (a requestId).
         from mpocpp.protocol.rpc import Offline, CallError, CallTimeout
-        p = {"status": status}
+        if p is None:
+            p = {}
+        p["status"] = status
         try:
             await self._sender.call_now(action, p)
         except Offline:
