@@ -91,7 +91,10 @@ def expect_installed(csms, charger, mark, version=NEW):
                        pred=lambda m: m.payload["type"] == "FirmwareUpdated")
     assert ev.payload["techInfo"] == version
     kinds = [m.payload["type"] for m in csms.calls("SecurityEventNotification", after=mark)]
-    assert kinds[:3] == ["ResetOrReboot", "StartupOfTheDevice", "FirmwareUpdated"], kinds
+    # (a SettingSystemTime may come between on a loaded machine: the restart
+    # took long enough for the central system's time to move the clock)
+    update_kinds = ("ResetOrReboot", "StartupOfTheDevice", "FirmwareUpdated")
+    assert [k for k in kinds if k in update_kinds][:3] == list(update_kinds), kinds
 
 
 # --- scenario 59: UpdateFirmware ---
