@@ -1,8 +1,8 @@
-# Connection manager: opens the WebSocket (with back-off and jitter, TLS and
-# Basic auth as the SecurityProfile says), reads frames into the RPC layer,
-# keeps the connection alive with PINGs, and runs the session coroutine it
-# was built with (the sender) while connected. A new SecurityProfile that
-# cannot connect falls back to the previous one.
+# Connection manager: opens the WebSocket (with back-off and jitter, TLS,
+# Basic auth or the client certificate as the SecurityProfile says), reads
+# frames into the RPC layer, keeps the connection alive with PINGs, and runs
+# the session coroutine it was built with (the sender) while connected. A new
+# SecurityProfile that cannot connect falls back to the previous one.
 import asyncio
 import random
 import time
@@ -163,6 +163,7 @@ class Link:
     async def _connect(self):
         cfg = self._cfg
         url = self._url()
+        sp = cfg.get("SecurityProfile")
         ssl = None
         self._has_fallback = False
         if url.startswith("wss:"):
@@ -179,9 +180,18 @@ class Link:
                 # No CA provisioned (SecurityProfile < 2): encrypted, unverified.
                 log.warn(_TAG, "wss without a CA: server not verified")
                 ssl.verify_mode = tls.CERT_NONE
+            if sp >= 3:
+                # Profile 3: the charge point certificate (CertificateSigned)
+                # is the client certificate; no Basic auth then.
+                cc = store.client_cert(cfg.dir)
+                if cc is None:
+                    log.warn(_TAG, "SecurityProfile 3 without a charge point certificate")
+                else:
+                    ssl.load_cert_chain(cc[0], cc[1])
+                cc = None
         auth = None
         pwd = cfg.auth_password()
-        if pwd is not None and cfg.get("SecurityProfile") >= 1:
+        if pwd is not None and 1 <= sp <= 2:
             auth = (cfg.settings.get("chargeBoxId") or "", pwd)
         # One WebSocket (and its receive buffer) for the life of the firmware:
         # reconnects reuse it rather than fragmenting the heap. Messages over

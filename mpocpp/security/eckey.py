@@ -74,10 +74,11 @@ def encode_sig(r, s):
     return seq(uint(r, 32), uint(s, 32))
 
 
-def private_der(d):
-    # ECPrivateKey (RFC 5915) with the curve and the public key
+def private_der(d, pub=None):
+    # ECPrivateKey (RFC 5915) with the curve and the public key (pub =
+    # public(d) when the caller has it: saves a scalar multiplication)
     return seq(b"\x02\x01\x01", tlv(OCTET_STRING, d.to_bytes(32, "big")),
-               tlv(0xA0, tlv(OID, _OID_P256)), tlv(0xA1, tlv(0x03, b"\x00" + public(d))))
+               tlv(0xA0, tlv(OID, _OID_P256)), tlv(0xA1, tlv(0x03, b"\x00" + (pub or public(d)))))
 
 
 def load_private(b):

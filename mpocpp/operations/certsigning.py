@@ -1,0 +1,153 @@
+# The charge point certificate of the security whitepaper (A02, A03):
+# SignCertificate and CertificateSigned. sign_certificate() makes a new P-256
+# key pair, keeps the private key in flash as the pending key (cpkey.new,
+# security/store.py) and sends SignCertificate with a CSR (O = CpoName, CN =
+# the charge box identity). CertificateSigned checks the chain against the
+# installed CentralSystemRootCertificates, the validity and that its key is
+# the pending one, then installs the certificate with that key (cp.pem),
+# SecurityProfile 3's TLS client certificate; anything else is Rejected with
+# an InvalidChargePointCertificate security event. The key in use stays
+# until a certificate for the pending key is installed.
+# Loaded for the CALL (CertificateSigned) or for a signing (Charger.sign_certificate:
+# ExtendedTriggerMessage SignChargePointCertificate, the renewal), released
+# after. No private key is ever logged or sent.
+import asyncio
+from micropython import const
+from mpocpp.util import clock
+from mpocpp.util import fsutil
+from mpocpp.util import log
+from mpocpp.security import store
+
+_TAG = "cpcert"
+_ACCEPTED = "Accepted"
+_REJECTED = "Rejected"
+_INVALID = "InvalidChargePointCertificate"
+_MONTH = const(2592000)  # A03.FR.02: renew when the certificate expires within a month
+
+
+class CertificateSigning:
+    def __init__(self, cfg, sender, security_event):
+        # sender: queue.sender.Sender (call_now); security_event(type,
+        # tech_info): securityevents.SecurityEvents.emit
+        self._cfg = cfg
+        self._sender = sender
+        self._event = security_event
+
+    # --- SignCertificate (A02.FR.02/03, A03.FR.02/03) ---
+    async def sign_certificate(self):
+        # -> True when the CSMS accepted the SignCertificate. Without
+        # CpoName (the use cases' prerequisite) nothing is done.
+        cfg = self._cfg
+        org = cfg.get("CpoName")
+        cn = cfg.settings.get("chargeBoxId") or ""
+        if not org:
+            log.warn(_TAG, "SignCertificate: CpoName not set")
+            return False
+        await asyncio.sleep_ms(0)  # a trigger's answer leaves first
+        from mpocpp.security import eckey, csr
+        d = eckey.generate()
+        pub = eckey.public(d)
+        path = store.folder(cfg.dir) + store.PENDING_KEY
+        try:
+            text = csr.build_pem(d, org, cn, pub)
+            fsutil.makedirs(store.folder(cfg.dir))
+            fsutil.write_atomic(path, eckey.private_der(d, pub))
+        except (ValueError, OSError) as e:  # a name the CSR cannot hold, flash
+            log.warn(_TAG, "SignCertificate: %s", e)
+            return False
+        d = None
+        from mpocpp.protocol.rpc import CallError, CallTimeout, Offline
+        try:
+            res = await self._sender.call_now("SignCertificate", {"csr": text})
+        except Offline:
+            log.warn(_TAG, "SignCertificate: offline")
+            fsutil.remove(path)
+            return False
+        except (CallError, CallTimeout):
+            # the CSMS may still have it: the pending key stays
+            log.warn(_TAG, "SignCertificate: no answer")
+            return False
+        if res.get("status") != _ACCEPTED:
+            log.warn(_TAG, "SignCertificate: %s", res.get("status"))
+            fsutil.remove(path)
+            return False
+        log.info(_TAG, "SignCertificate accepted: waiting for CertificateSigned")
+        return True
+
+    async def renew(self):
+        # A03: the certificate in use expires within a month (or none is
+        # installed under SecurityProfile 3): a new key and SignCertificate.
+        cfg = self._cfg
+        cc = store.client_cert(cfg.dir)
+        if cc is None:
+            if cfg.get("SecurityProfile") < 3:
+                return False
+            left = -1
+        else:
+            from mpocpp.security import x509
+            try:
+                left = x509.Certificate(cc[0]).not_after - clock.now()
+            except ValueError:
+                left = -1
+        cc = None
+        if left > _MONTH or fsutil.exists(store.folder(cfg.dir) + store.PENDING_KEY):
+            return False
+        log.info(_TAG, "charge point certificate due for renewal")
+        return await self.sign_certificate()
+
+    # --- CertificateSigned (A02.FR.06/07, A03.FR.06/07) ---
+    def CertificateSigned(self, req):
+        text = req["certificateChain"]
+        try:
+            why = self._check(text)
+        except OSError as e:  # flash: not the certificate's fault
+            log.exc(_TAG, "CertificateSigned", e)
+            return {"status": _REJECTED}
+        if why is not None:
+            log.warn(_TAG, "CertificateSigned rejected: %s", why)
+            self._event(_INVALID, why)
+            return {"status": _REJECTED}
+        log.info(_TAG, "CertificateSigned: charge point certificate installed")
+        self._event("ReconfigurationOfSecurityParameters", "CertificateSigned")
+        return {"status": _ACCEPTED}
+
+    def _check(self, text):
+        # None when installed, else why not (no secret in it)
+        cfg = self._cfg
+        limit = cfg.get("CertificateSignedMaxChainSize")
+        if len(text) > limit:
+            return "chain of %d characters, CertificateSignedMaxChainSize %d" % (len(text), limit)
+        base = store.folder(cfg.dir)
+        key = fsutil.read(base + store.PENDING_KEY)
+        if key is None:
+            return "no pending key (no SignCertificate sent)"
+        from mpocpp.security import pem, x509, chain, eckey
+        try:
+            certs = [x509.Certificate(bytes(b)) for b in pem.decode(text)]
+        except ValueError as e:
+            return "malformed: %s" % e
+        if not certs:
+            return "no certificate"
+        roots = []
+        for der in store.central_roots(cfg.dir):
+            try:
+                roots.append(x509.Certificate(der))
+            except ValueError:
+                pass
+        try:
+            chain.verify_chain(certs, roots, clock.now())
+        except ValueError as e:
+            return "chain: %s" % e
+        leaf = certs[0]
+        if leaf.cn != (cfg.settings.get("chargeBoxId") or "") or not leaf.o:
+            return "subject is not O=<CPO>, CN=<charge box identity>"
+        if leaf.key_type != x509.KEY_P256 or \
+                bytes(leaf.key_bits) != eckey.public(eckey.load_private(key)):
+            return "not the key of the CSR"
+        # The certificates as checked and the key, in one file (atomic)
+        out = [pem.encode(c.der, "CERTIFICATE") for c in certs]
+        out.append(pem.encode(key, store.KEY_LABEL))
+        certs = roots = None
+        fsutil.write_atomic(base + store.CHARGE_POINT, "".join(out).encode())
+        fsutil.remove(base + store.PENDING_KEY)
+        return None
