@@ -121,9 +121,8 @@ CP_INITIATED = {
 # The security whitepaper's CSMS calls: answered by the firmware (checked
 # against their schemas), or known and NotSupported (no handler yet).
 SECURITY_SERVED = frozenset(("InstallCertificate", "GetInstalledCertificateIds",
-                             "DeleteCertificate"))
-SECURITY_UNSERVED = frozenset(("ExtendedTriggerMessage", "CertificateSigned", "GetLog",
-                               "SignedUpdateFirmware"))
+                             "DeleteCertificate", "CertificateSigned"))
+SECURITY_UNSERVED = frozenset(("ExtendedTriggerMessage", "GetLog", "SignedUpdateFirmware"))
 _HASH = {"hashAlgorithm": "SHA256", "issuerNameHash": "00", "issuerKeyHash": "00",
          "serialNumber": "01"}
 SECURITY_WARMUP = (
@@ -132,6 +131,8 @@ SECURITY_WARMUP = (
                             "certificate": "-----BEGIN CERTIFICATE-----\nAA==\n"
                                            "-----END CERTIFICATE-----\n"}),
     ("DeleteCertificate", {"certificateHashData": _HASH}),
+    ("CertificateSigned", {"certificateChain": "-----BEGIN CERTIFICATE-----\nAA==\n"
+                                               "-----END CERTIFICATE-----\n"}),
 ) + tuple((a, {}) for a in sorted(SECURITY_UNSERVED))
 # Those, actions of other OCPP versions, and made-up ones.
 UNKNOWN_ACTIONS = ("ExtendedTriggerMessage", "CertificateSigned", "GetLog",
