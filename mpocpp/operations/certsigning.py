@@ -16,6 +16,7 @@ from micropython import const
 from mpocpp.util import clock
 from mpocpp.util import fsutil
 from mpocpp.util import log
+from mpocpp.util import modules
 from mpocpp.security import store
 
 _TAG = "cpcert"
@@ -36,7 +37,14 @@ class CertificateSigning:
     # --- SignCertificate (A02.FR.02/03, A03.FR.02/03) ---
     async def sign_certificate(self):
         # -> True when the CSMS accepted the SignCertificate. Without
-        # CpoName (the use cases' prerequisite) nothing is done.
+        # CpoName (the use cases' prerequisite) nothing is done. The crypto
+        # goes when it ends.
+        try:
+            return await self._sign()
+        finally:
+            modules.release_all("mpocpp.security")
+
+    async def _sign(self):
         cfg = self._cfg
         org = cfg.get("CpoName")
         cn = cfg.settings.get("chargeBoxId") or ""
@@ -45,8 +53,11 @@ class CertificateSigning:
             return False
         await asyncio.sleep_ms(0)  # a trigger's answer leaves first
         from mpocpp.security import eckey, csr
+        # Each step blocks the loop (about a second each on an RP2040,
+        # docs/benchmarks.md): the other tasks run in between.
         d = eckey.generate()
         pub = eckey.public(d)
+        await asyncio.sleep_ms(0)
         path = store.folder(cfg.dir) + store.PENDING_KEY
         try:
             text = csr.build_pem(d, org, cn, pub)
@@ -77,23 +88,23 @@ class CertificateSigning:
     async def renew(self):
         # A03: the certificate in use expires within a month (or none is
         # installed under SecurityProfile 3): a new key and SignCertificate.
-        cfg = self._cfg
-        cc = store.client_cert(cfg.dir)
-        if cc is None:
-            if cfg.get("SecurityProfile") < 3:
-                return False
-            left = -1
-        else:
-            from mpocpp.security import x509
-            try:
-                left = x509.Certificate(cc[0]).not_after - clock.now()
-            except ValueError:
-                left = -1
-        cc = None
-        if left > _MONTH or fsutil.exists(store.folder(cfg.dir) + store.PENDING_KEY):
+        # Checked at each boot, so a CSR lost on the way is sent again.
+        if not self._due():
+            modules.release_all("mpocpp.security")
             return False
         log.info(_TAG, "charge point certificate due for renewal")
         return await self.sign_certificate()
+
+    def _due(self):
+        cfg = self._cfg
+        cc = store.client_cert(cfg.dir)
+        if cc is None:
+            return cfg.get("SecurityProfile") >= 3
+        from mpocpp.security import x509
+        try:
+            return x509.Certificate(cc[0]).not_after - clock.now() <= _MONTH
+        except ValueError:
+            return True
 
     # --- CertificateSigned (A02.FR.06/07, A03.FR.06/07) ---
     def CertificateSigned(self, req):
