@@ -307,6 +307,11 @@ class BenchCSMS:
         self.authorize = lambda id_tag: "Accepted"
         self.next_transaction_id = 1
         self.clock = time.time  # unix seconds for currentTime
+        # SignCertificate: sign_csr(cp_id, csr_pem) -> the certificateChain
+        # (PEM) to send back in a CertificateSigned CALL right after the
+        # Accepted answer, or None (Accepted only); None: Accepted only.
+        self.sign_csr = None
+        self.certificate_signed = {}  # cp_id -> CertificateSigned's status
         # observation
         self.messages = []
         self.violations = []
@@ -928,7 +933,21 @@ class BenchCSMS:
     _default_SignedFirmwareStatusNotification = _default_StatusNotification
 
     def _default_SignCertificate(self, cp_id, payload):
+        chain = self.sign_csr(cp_id, payload["csr"]) if self.sign_csr else None
+        if chain:
+            self._loop.create_task(self._certificate_signed(cp_id, chain))
         return {"status": "Accepted"}
+
+    async def _certificate_signed(self, cp_id, chain):
+        await asyncio.sleep(0.05)  # the Accepted answer first
+        try:
+            r = await self._call(cp_id, "CertificateSigned", {"certificateChain": chain}, 30)
+            status = r.get("status")
+        except (TimeoutError, ConnectionError, CallErrorResult) as e:
+            status = repr(e)
+        with self._cond:
+            self.certificate_signed[cp_id] = status
+            self._cond.notify_all()
 
     def _default_DataTransfer(self, cp_id, payload):
         return {"status": "UnknownVendorId"}
