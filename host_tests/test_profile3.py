@@ -164,7 +164,9 @@ def test_certificate_signed_rejections(csms, charger_factory):
     mismatch = sign_csr(csr, p.ca, p.ca_key, key=other_key)
     expired = sign_csr(csr, p.ca, p.ca_key, days=1, not_before=NOW - 3 * DAY)
     future = sign_csr(csr, p.ca, p.ca_key, not_before=NOW + DAY)
-    good = sign_csr(csr, p.ca, p.ca_key)
+    # the CA's clock a minute ahead of the charger's: still accepted
+    good = sign_csr(csr, p.ca, p.ca_key, not_before=datetime.datetime.now(
+        datetime.timezone.utc) + datetime.timedelta(seconds=60))
     too_long = good + _pem(p.ca_der) + _pem(p.ca_der)  # over 1200 characters
     assert len(too_long) > 1200 >= len(good)
     cases = [(wrong_ca, "no trusted root"), (mismatch, "not the key of the CSR"),
