@@ -227,3 +227,43 @@ def test_no_cpo_name_no_csr(csms, charger_factory):
     ch.op("sign_certificate")
     ch.wait_log("SignCertificate: CpoName not set")
     assert csms.calls("SignCertificate") == []
+
+
+def test_new_certificate_that_cannot_connect_is_undone(charger_factory):
+    # Under profile 3 a new certificate is used at once; the CSMS does not
+    # accept it (its issuer, a second root the charger trusts, is not one the
+    # CSMS takes client certificates from): after the failed attempts the
+    # previous certificate is back and connects (A02.FR.10).
+    p = pki()
+    c, ctx = _csms(ssl.CERT_OPTIONAL, p.ca_der)
+    try:
+        c.passwords = {"CP1": KEY}
+        url = c.url.replace("127.0.0.1", "localhost")
+        ch = charger_factory(url=url, config=_sp2(url))
+        booted(c, timeout=20)
+        c.sign_csr = lambda cp_id, text: sign_csr(text, p.ca, p.ca_key, days=60)
+        _csr(c, ch, c.mark())
+        ch.wait_log("charge point certificate installed")
+        ctx.verify_mode = ssl.CERT_REQUIRED
+        c.passwords = {}
+        n = c.connections("CP1")
+        assert change(c, "SecurityProfile", "3") == "Accepted"
+        c.wait_connected("CP1", timeout=20, count=n + 1)
+        other = x509.load_der_x509_certificate(p.other_ca_der)
+        from test_certificates import CS, install, pem
+        assert install(c, CS, pem(other)) == "Accepted"
+        c.sign_csr = lambda cp_id, text: sign_csr(text, p.other_ca, p.other_ca_key, days=60)
+        mark = c.mark()
+        _csr(c, ch, mark)
+        ch.wait_log("new charge point certificate failed: falling back", timeout=30)
+        n = c.connections("CP1")
+        c.wait_connected("CP1", timeout=15, count=n + 1)
+        assert "Authorization" not in c.last_headers("CP1")
+        r = c.call("CP1", "GetConfiguration", {"key": ["SecurityProfile"]})
+        assert r["configurationKey"][0]["value"] == "3"
+        # the next connect uses the restored one too
+        n = c.connections("CP1")
+        c.disconnect("CP1")
+        c.wait_connected("CP1", timeout=15, count=n + 1)
+    finally:
+        c.stop()

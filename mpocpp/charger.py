@@ -163,7 +163,8 @@ class Charger:
         if name == "security":
             return mod.Security(cfg, self.security_changed)
         if name == "certsigning":
-            return mod.CertificateSigning(cfg, self.sender, self.security.emit)
+            return mod.CertificateSigning(cfg, self.sender, self.security.emit,
+                                          self.link.try_security_profile)
         if name == "diagnostics":
             return mod.Diagnostics(cfg, self.jobs, self.board.net, self.state_lines,
                                    log.sink.files)

@@ -28,12 +28,14 @@ _SKEW = const(300)  # seconds a new certificate may start in the future
 
 
 class CertificateSigning:
-    def __init__(self, cfg, sender, security_event):
+    def __init__(self, cfg, sender, security_event, try_certificate):
         # sender: queue.sender.Sender (call_now); security_event(type,
-        # tech_info): securityevents.SecurityEvents.emit
+        # tech_info): securityevents.SecurityEvents.emit; try_certificate(undo):
+        # link.Link.try_security_profile (reconnect, undo() after failures)
         self._cfg = cfg
         self._sender = sender
         self._event = security_event
+        self._try = try_certificate
 
     # --- SignCertificate (A02.FR.02/03, A03.FR.02/03) ---
     async def sign_certificate(self):
@@ -121,6 +123,11 @@ class CertificateSigning:
             return {"status": _REJECTED}
         log.info(_TAG, "CertificateSigned: charge point certificate installed")
         self._event("ReconfigurationOfSecurityParameters", "CertificateSigned")
+        cfg = self._cfg
+        if cfg.get("SecurityProfile") >= 3:
+            # In use at once: a reconnect with it; if it cannot connect, the
+            # previous one comes back (A02.FR.10)
+            return {"status": _ACCEPTED}, _Trial(self._try, store.Restore(cfg.dir))
         return {"status": _ACCEPTED}
 
     def _check(self, text):
@@ -171,6 +178,22 @@ class CertificateSigning:
         out = [pem.encode(c.der, "CERTIFICATE") for c in certs]
         out.append(pem.encode(key, store.KEY_LABEL))
         certs = roots = None
-        fsutil.write_atomic(base + store.CHARGE_POINT, "".join(out).encode())
+        path = base + store.CHARGE_POINT
+        if cfg.get("SecurityProfile") >= 3 and fsutil.exists(path):
+            import os
+            os.rename(path, base + store.PREVIOUS)
+        else:
+            fsutil.remove(base + store.PREVIOUS)
+        fsutil.write_atomic(path, "".join(out).encode())
         fsutil.remove(base + store.PENDING_KEY)
         return None
+
+
+class _Trial:
+    # CertificateSigned's follow-up under profile 3 (a bound object)
+    def __init__(self, try_certificate, undo):
+        self.try_certificate = try_certificate
+        self.undo = undo
+
+    def __call__(self):
+        self.try_certificate(self.undo)

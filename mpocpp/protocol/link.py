@@ -48,6 +48,7 @@ class Link:
         self.failures = 0
         self._reconnect = False
         self._sp_trial = False  # connecting with a new SecurityProfile
+        self._undo = None  # or a new client certificate: undo() restores the old
 
     @property
     def online(self):
@@ -59,9 +60,12 @@ class Link:
         self._reconnect = True
         self.abort()
 
-    def try_security_profile(self):
-        # After an accepted SecurityProfile change: reconnect with it.
+    def try_security_profile(self, undo=None):
+        # After an accepted SecurityProfile change, or (undo: what puts the
+        # old one back) a new client certificate under profile 3: reconnect
+        # with it; when it cannot connect, the previous one comes back.
         self._sp_trial = True
+        self._undo = undo
         self.reconnect()
 
     def abort(self):
@@ -123,6 +127,7 @@ class Link:
                          "fallback removed")
             self._fallback = False
             self._sp_trial = False  # the new SecurityProfile works
+            self._undo = None
             self.connects += 1
             self._ws = ws
             self.state = "online"
@@ -209,13 +214,20 @@ class Link:
         return ws
 
     def _security_failed(self, attempt):
-        # A new SecurityProfile that cannot connect falls back to the old one.
+        # A new SecurityProfile (or client certificate) that cannot connect
+        # falls back to the old one.
         if self._sp_trial and attempt >= 3:
-            log.warn(_TAG, "SecurityProfile change failed: falling back")
-            self._cfg.fallback_security()  # the profile before the change
-            self._security_event("ReconfigurationOfSecurityParameters",
-                                 "SecurityProfile fallback")
+            if self._undo is None:
+                log.warn(_TAG, "SecurityProfile change failed: falling back")
+                self._cfg.fallback_security()  # the profile before the change
+                what = "SecurityProfile fallback"
+            else:
+                log.warn(_TAG, "new charge point certificate failed: falling back")
+                self._undo()
+                what = "charge point certificate fallback"
+            self._security_event("ReconfigurationOfSecurityParameters", what)
             self._sp_trial = False
+            self._undo = None
 
     async def _run_session(self, ws):
         rpc = self._rpc
