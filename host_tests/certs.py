@@ -23,6 +23,7 @@ class Pki:
     def __init__(self, dir):
         self.dir = dir
         self.ca_pem = os.path.join(dir, "ca.pem")
+        self.ca_key_pem = os.path.join(dir, "ca.key")  # signs CSRs (profile 3)
         self.ca_der_path = os.path.join(dir, "ca.der")
         self.server_cert = os.path.join(dir, "server.pem")  # chain: server, CA
         self.server_key = os.path.join(dir, "server.key")
@@ -104,6 +105,8 @@ def make(dir, hosts=("localhost",), ips=("127.0.0.1",)):
     files = {
         pki.ca_pem: ca.public_bytes(pem),
         pki.ca_der_path: pki.ca_der,
+        pki.ca_key_pem: ca_key.private_bytes(pem, serialization.PrivateFormat.PKCS8,
+                                             serialization.NoEncryption()),
         pki.other_ca_der_path: pki.other_ca_der,
         pki.server_cert: cert.public_bytes(pem) + ca.public_bytes(pem),
         pki.server_key: key.private_bytes(pem, serialization.PrivateFormat.PKCS8,

@@ -13,11 +13,12 @@ import time
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from certs import pki, sign_csr
-from csms_lib import BenchCSMS
+from csms_lib import BenchCSMS, csr_signer
 from test_security import KEY, KEY_HEX, _pem, booted, change
 
 CPO = "Test CPO"
@@ -100,9 +101,11 @@ def test_sign_install_and_connect_with_client_certificate(charger_factory):
         assert change(c, "SecurityProfile", "3") == "Rejected"
         # the bench CSMS signs the CSR with the test CA and sends it back
         signed = {}
+        signer = csr_signer(open(p.ca_pem, "rb").read(), open(p.ca_key_pem, "rb").read(),
+                            days=30)
 
         def sign(cp_id, text):
-            signed[cp_id] = sign_csr(text, p.ca, p.ca_key)
+            signed[cp_id] = signer(cp_id, text)
             return signed[cp_id]
 
         c.sign_csr = sign
@@ -192,7 +195,6 @@ def _other_csr():
            .subject_name(x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, CPO),
                                     x509.NameAttribute(NameOID.COMMON_NAME, "CP1")]))
            .sign(key, hashes.SHA256()))
-    from cryptography.hazmat.primitives import serialization
     return req.public_bytes(serialization.Encoding.PEM).decode()
 
 
@@ -267,3 +269,22 @@ def test_new_certificate_that_cannot_connect_is_undone(charger_factory):
         c.wait_connected("CP1", timeout=15, count=n + 1)
     finally:
         c.stop()
+
+
+def test_csr_signer_of_the_bench_csms():
+    # The CSMS side (tools/csms --client-ca-cert/--client-ca-key): a CSR that
+    # verifies gets a certificate from the CA with its subject and key; one
+    # that does not, or is not a CSR, gets none.
+    p = pki()
+    signer = csr_signer(open(p.ca_pem, "rb").read(), open(p.ca_key_pem, "rb").read())
+    good = _other_csr()
+    cert = x509.load_pem_x509_certificate(signer("CP1", good).encode())
+    req = x509.load_pem_x509_csr(good.encode())
+    assert cert.subject == req.subject and cert.public_key() == req.public_key()
+    assert cert.issuer == p.ca.subject
+    cert.verify_directly_issued_by(p.ca)
+    assert signer("CP1", "garbage") is None
+    der = bytearray(req.public_bytes(serialization.Encoding.DER))
+    der[-5] ^= 1  # inside the signature
+    bad = x509.load_der_x509_csr(bytes(der)).public_bytes(serialization.Encoding.PEM).decode()
+    assert signer("CP1", bad) is None
