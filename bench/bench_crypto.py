@@ -1,7 +1,7 @@
 """Benchmark of the security crypto (mpocpp/security: keys, CSR, signatures,
 certificates).
 
-usage: .venv/bin/python bench/bench_crypto.py [--quick]
+usage: .venv/bin/python bench/bench_crypto.py [--quick] [--only op,op]
 
 The modules run as .mpy files made by tools/build_mpy.py for the rp2 board
 (bytecode is the same for every port), on the 64-bit unix port from
@@ -97,6 +97,21 @@ OPS = {
     "fwsig_rsa": ("same, RSA-2048 PSS signing key", "x509, chain",
                   FW_CHECK % ("fw_rsa_der", "fw_psssig"),
                   "assert fwcheck(x509.RSA_PSS_SHA256)"),
+    # what operations/certsigning.py does: SignCertificate's key, CSR and the
+    # pending key's DER; CertificateSigned's check of a leaf issued by a root
+    # against that root and the pending key
+    "sign_certificate": ("SignCertificate: key pair, CSR (PEM), private key DER", "eckey, csr",
+                         "",
+                         ("d = eckey.generate(); pub = eckey.public(d); "
+                          "r = csr.build_pem(d, 'Bench CPO', 'CP-000001', pub); "
+                          "k = eckey.private_der(d, pub)")),
+    "certificate_signed": ("CertificateSigned: P-256 leaf PEM, check to the root, key match",
+                           "pem, x509, chain, eckey",
+                           "t = rd('cp_chain').decode(); root = rd('cp_root'); k = rd('cp_key')",
+                           ("c = [x509.Certificate(x) for x in pem.decode(t)]; "
+                            "chain.verify_chain(c, [x509.Certificate(root)], NOW); "
+                            "pk = []; eckey.load_private(k, pk); "
+                            "assert bytes(c[0].key_bits) == pk[0]")),
 }
 
 PRELUDE = """import gc, time
@@ -174,6 +189,14 @@ def make_data(d):
                                  hashes.SHA256())
     files["d"] = lk.private_numbers().private_value.to_bytes(32, "big")
     files["pub"] = files["ecpub"]
+    ck, cr = ec.generate_private_key(ec.SECP256R1()), ec.generate_private_key(ec.SECP256R1())
+    croot = cert("Bench CPO Root", "Bench CPO Root", cr.public_key(), cr, True)
+    cleaf = cert("CP-000001", "Bench CPO Root", ck.public_key(), cr, False)
+    files["cp_chain"] = cleaf.public_bytes(serialization.Encoding.PEM)
+    files["cp_root"] = croot.public_bytes(serialization.Encoding.DER)
+    files["cp_key"] = ck.private_bytes(serialization.Encoding.DER,
+                                       serialization.PrivateFormat.TraditionalOpenSSL,
+                                       serialization.NoEncryption())
     for k, v in files.items():
         with open(os.path.join(d, k), "wb") as f:
             f.write(v)
@@ -313,6 +336,11 @@ def pico(d, now, reps):
 
 def main():
     quick = "--quick" in sys.argv
+    if "--only" in sys.argv:  # a few operations (names of OPS), e.g. after a change
+        keep = sys.argv[sys.argv.index("--only") + 1].split(",")
+        for op in list(OPS):
+            if op not in keep:
+                del OPS[op]
     reps = 5 if quick else 21
     d = tempfile.mkdtemp(prefix="bench_crypto_")
     try:

@@ -127,6 +127,9 @@ class Charger:
         # connector's status (E3.22); after an update, Installed or
         # InstallationFailed.
         self.outbox.boot([c.status_payload() for c in self.connectors])
+        if self.cfg.get("SecurityProfile") >= 3:
+            # A03: the client certificate renewed a month before it expires
+            asyncio.create_task(self.sign_certificate(True))
         if self._firmware_state:
             self._firmware_state = None
             from mpocpp.operations import firmware
@@ -159,10 +162,28 @@ class Charger:
                                           self.board.name, self.restart, self.security.emit)
         if name == "security":
             return mod.Security(cfg, self.security_changed)
+        if name == "certsigning":
+            return mod.CertificateSigning(cfg, self.sender, self.security.emit,
+                                          self.link.try_security_profile)
         if name == "diagnostics":
             return mod.Diagnostics(cfg, self.jobs, self.board.net, self.state_lines,
                                    log.sink.files)
         return None
+
+    def sign_certificate(self, renew=False):
+        # Security whitepaper A02 / A03: a coroutine that makes a new key pair
+        # and sends SignCertificate (operations/certsigning.py), to run as a
+        # task (ExtendedTriggerMessage SignChargePointCertificate returns it as
+        # its follow-up: rpc.py runs it after the answer). It ends True when
+        # the CSMS accepted the CSR; CertificateSigned follows. renew: only
+        # when the certificate in use expires within a month (A03).
+        from mpocpp.util import modules
+        name = "mpocpp.operations.certsigning"
+        try:
+            h = self.make("certsigning", modules.load(name))
+            return h.renew() if renew else h.sign_certificate()
+        finally:
+            modules.release(name)
 
     def security_changed(self, what):
         # A certificate installed or deleted (operations/security.py).

@@ -307,6 +307,11 @@ class BenchCSMS:
         self.authorize = lambda id_tag: "Accepted"
         self.next_transaction_id = 1
         self.clock = time.time  # unix seconds for currentTime
+        # SignCertificate: sign_csr(cp_id, csr_pem) -> the certificateChain
+        # (PEM) to send back in a CertificateSigned CALL right after the
+        # Accepted answer, or None (Accepted only); None: Accepted only.
+        self.sign_csr = None
+        self.certificate_signed = {}  # cp_id -> CertificateSigned's status
         # observation
         self.messages = []
         self.violations = []
@@ -928,10 +933,54 @@ class BenchCSMS:
     _default_SignedFirmwareStatusNotification = _default_StatusNotification
 
     def _default_SignCertificate(self, cp_id, payload):
+        chain = self.sign_csr(cp_id, payload["csr"]) if self.sign_csr else None
+        if chain:
+            self._loop.create_task(self._certificate_signed(cp_id, chain))
         return {"status": "Accepted"}
+
+    async def _certificate_signed(self, cp_id, chain):
+        await asyncio.sleep(0.05)  # the Accepted answer first
+        try:
+            r = await self._call(cp_id, "CertificateSigned", {"certificateChain": chain}, 30)
+            status = r.get("status")
+        except (TimeoutError, ConnectionError, CallErrorResult) as e:
+            status = repr(e)
+        with self._cond:
+            self.certificate_signed[cp_id] = status
+            self._cond.notify_all()
 
     def _default_DataTransfer(self, cp_id, payload):
         return {"status": "UnknownVendorId"}
+
+
+def csr_signer(ca_cert_pem, ca_key_pem, days=365):
+    """A `BenchCSMS.sign_csr` for a CA given as PEM (bytes) of its certificate
+    and private key: each CSR whose signature verifies becomes a certificate
+    with the CSR's subject and key, issued by the CA, valid from an hour ago
+    for `days` days (a CSR that does not verify: None, Accepted only)."""
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    ca = x509.load_pem_x509_certificate(ca_cert_pem)
+    key = serialization.load_pem_private_key(ca_key_pem, None)
+
+    def sign(cp_id, csr_pem):
+        try:
+            req = x509.load_pem_x509_csr(csr_pem.encode())
+        except ValueError:
+            return None
+        if not req.is_signature_valid:
+            return None
+        nb = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(hours=1)
+        cert = (x509.CertificateBuilder()
+                .subject_name(req.subject).issuer_name(ca.subject)
+                .public_key(req.public_key())
+                .serial_number(x509.random_serial_number())
+                .not_valid_before(nb).not_valid_after(nb + datetime.timedelta(days=days))
+                .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                               critical=True)
+                .sign(key, hashes.SHA256()))
+        return cert.public_bytes(serialization.Encoding.PEM).decode()
+    return sign
 
 
 # --------------------------------------------------------------------------

@@ -121,8 +121,9 @@ CP_INITIATED = {
 # The security whitepaper's CSMS calls: answered by the firmware (checked
 # against their schemas), or known and NotSupported (no handler yet).
 SECURITY_SERVED = frozenset(("InstallCertificate", "GetInstalledCertificateIds",
-                             "DeleteCertificate", "SignedUpdateFirmware"))
-SECURITY_UNSERVED = frozenset(("ExtendedTriggerMessage", "CertificateSigned", "GetLog"))
+                             "DeleteCertificate", "SignedUpdateFirmware",
+                             "CertificateSigned"))
+SECURITY_UNSERVED = frozenset(("ExtendedTriggerMessage", "GetLog"))
 _HASH = {"hashAlgorithm": "SHA256", "issuerNameHash": "00", "issuerKeyHash": "00",
          "serialNumber": "01"}
 SECURITY_WARMUP = (
@@ -137,6 +138,8 @@ SECURITY_WARMUP = (
         "location": "http://127.0.0.1:1/fw.img", "retrieveDateTime": _PAST,
         "signingCertificate": "-----BEGIN CERTIFICATE-----\nAA==\n-----END CERTIFICATE-----\n",
         "signature": "AA=="}}),
+    ("CertificateSigned", {"certificateChain": "-----BEGIN CERTIFICATE-----\nAA==\n"
+                                               "-----END CERTIFICATE-----\n"}),
 ) + tuple((a, {}) for a in sorted(SECURITY_UNSERVED))
 # Those, actions of other OCPP versions, and made-up ones.
 UNKNOWN_ACTIONS = ("ExtendedTriggerMessage", "CertificateSigned", "GetLog",

@@ -175,6 +175,13 @@ class Bench:
                     "idTag": tx.id_tag, "meterStart": tx.meter_start},
                 "operative": c.operative, "reservation": r.id if r is not None else None}
 
+    def op_sign_certificate(self, req):
+        # A new key pair and SignCertificate now, as ExtendedTriggerMessage
+        # SignChargePointCertificate asks (whitepaper A02), or, renew=true,
+        # the charger's own renewal check (A03).
+        asyncio.create_task(self.ch.sign_certificate(req.get("renew") is True))
+        return {"started": True}
+
     def op_ping(self, req):
         return {"pong": True}
 

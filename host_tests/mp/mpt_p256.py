@@ -187,3 +187,12 @@ def test_keygen_and_private_der():
     zero = eckey.private_der(1).replace(b"\x04\x20" + (1).to_bytes(32, "big"),
                                         b"\x04\x20" + bytes(32), 1)
     raises(DerError, eckey.load_private, zero)
+    # the public key stored with it (CertificateSigned compares it with the
+    # certificate's), the given one written as is; absent -> None
+    pub = eckey.public(d)
+    assert eckey.private_der(d, pub) == b
+    got = []
+    assert eckey.load_private(b, got) == d and got == [pub]
+    bare = b"\x30\x31" + b[2:2 + 3 + 34 + 12]  # version, key, curve
+    got = []
+    assert eckey.load_private(bare, got) == d and got == [None]

@@ -469,19 +469,30 @@ def _policy(cfg, key, v):
         cur = cfg.values["SecurityProfile"]
         if v <= cur:
             raise ValueError("may only increase (now %d)" % cur)
-        if v >= 3:
-            raise ValueError("profile 3 not supported")
-        if not cfg.values["AuthorizationKey"]:
+        if v <= 2 and not cfg.values["AuthorizationKey"]:  # A05.FR.02
             raise ValueError("needs an AuthorizationKey")
-        if v == 2:
-            if not cfg.settings.get("caCert") and not _installed_ca(cfg):
-                raise ValueError("profile 2 needs a CentralSystemRootCertificate")
-            # A ws:// csmsUrl is fine: profile 2 connects with wss:// to the
-            # same host, port and path (link.py), and falls back if it cannot.
+        if v >= 2:
+            if not cfg.settings.get("caCert") and not _installed_ca(cfg):  # A05.FR.03
+                raise ValueError("profile %d needs a CentralSystemRootCertificate" % v)
+            # A ws:// csmsUrl is fine: profiles 2 and 3 connect with wss:// to
+            # the same host, port and path (link.py), and fall back if they cannot.
             url = cfg.settings.get("csmsUrl")
             if not isinstance(url, str) or (url[:6].lower() != "wss://"
                                             and url[:5].lower() != "ws://"):
-                raise ValueError("profile 2 needs a ws:// or wss:// csmsUrl")
+                raise ValueError("profile %d needs a ws:// or wss:// csmsUrl" % v)
+        if v == 3 and not _client_cert_valid(cfg):  # A05.FR.04
+            raise ValueError("profile 3 needs a valid charge point certificate")
+
+
+def _client_cert_valid(cfg):
+    # A charge point certificate installed (CertificateSigned) and valid now.
+    from mpocpp.security import store, x509
+    from mpocpp.util import clock
+    cc = store.client_cert(cfg.dir)
+    try:
+        return cc is not None and x509.Certificate(cc[0]).valid_at(clock.now())
+    except ValueError:
+        return False
 
 
 def _installed_ca(cfg):
@@ -552,7 +563,7 @@ def _provision(cfg, p):
                 keys[name] = v
     _apply_keys(cfg, keys, "provisioning", False)
     sp = cfg.values["SecurityProfile"]
-    if sp >= 1 and not cfg.values["AuthorizationKey"]:
+    if 1 <= sp <= 2 and not cfg.values["AuthorizationKey"]:
         log.warn(_TAG, "provisioning: SecurityProfile %d without AuthorizationKey", sp)
     if sp >= 2 and not cfg.settings["caCert"]:
         log.warn(_TAG, "provisioning: SecurityProfile %d without caCert", sp)

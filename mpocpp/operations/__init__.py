@@ -13,6 +13,8 @@
 #   security.py       the security whitepaper's certificate management
 #                     (InstallCertificate, GetInstalledCertificateIds,
 #                     DeleteCertificate; no feature profile: always there)
+#   certsigning.py    the charge point certificate: CertificateSigned, and
+#                     SignCertificate (Charger.sign_certificate)
 # A module is imported when its first CALL arrives and released after the
 # answer (as MicroPython's asyncio package loads its parts), so the bytecode
 # of an operation is in the heap only while it runs.
@@ -20,6 +22,7 @@ from mpocpp.util import modules
 
 ACTIONS = {
     "CancelReservation": "reservation",
+    "CertificateSigned": "certsigning",
     "ChangeAvailability": "core",
     "ChangeConfiguration": "core",
     "ClearCache": "core",
@@ -49,7 +52,7 @@ PROFILES = {
     "core": "Core", "firmware": "FirmwareManagement", "diagnostics": "FirmwareManagement",
     "localauth": "LocalAuthListManagement", "reservation": "Reservation",
     "smartcharging": "SmartCharging", "remotetrigger": "RemoteTrigger",
-    "security": "Core",
+    "security": "Core", "certsigning": "Core",
 }
 
 # The answers of a profile SupportedFeatureProfiles leaves out, where the

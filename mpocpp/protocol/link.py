@@ -1,8 +1,8 @@
-# Connection manager: opens the WebSocket (with back-off and jitter, TLS and
-# Basic auth as the SecurityProfile says), reads frames into the RPC layer,
-# keeps the connection alive with PINGs, and runs the session coroutine it
-# was built with (the sender) while connected. A new SecurityProfile that
-# cannot connect falls back to the previous one.
+# Connection manager: opens the WebSocket (with back-off and jitter, TLS,
+# Basic auth or the client certificate as the SecurityProfile says), reads
+# frames into the RPC layer, keeps the connection alive with PINGs, and runs
+# the session coroutine it was built with (the sender) while connected. A new
+# SecurityProfile that cannot connect falls back to the previous one.
 import asyncio
 import random
 import time
@@ -48,6 +48,7 @@ class Link:
         self.failures = 0
         self._reconnect = False
         self._sp_trial = False  # connecting with a new SecurityProfile
+        self._undo = None  # or a new client certificate: undo() restores the old
 
     @property
     def online(self):
@@ -59,9 +60,12 @@ class Link:
         self._reconnect = True
         self.abort()
 
-    def try_security_profile(self):
-        # After an accepted SecurityProfile change: reconnect with it.
+    def try_security_profile(self, undo=None):
+        # After an accepted SecurityProfile change, or (undo: what puts the
+        # old one back) a new client certificate under profile 3: reconnect
+        # with it; when it cannot connect, the previous one comes back.
         self._sp_trial = True
+        self._undo = undo
         self.reconnect()
 
     def abort(self):
@@ -123,6 +127,7 @@ class Link:
                          "fallback removed")
             self._fallback = False
             self._sp_trial = False  # the new SecurityProfile works
+            self._undo = None
             self.connects += 1
             self._ws = ws
             self.state = "online"
@@ -163,6 +168,7 @@ class Link:
     async def _connect(self):
         cfg = self._cfg
         url = self._url()
+        sp = cfg.get("SecurityProfile")
         ssl = None
         self._has_fallback = False
         if url.startswith("wss:"):
@@ -179,9 +185,18 @@ class Link:
                 # No CA provisioned (SecurityProfile < 2): encrypted, unverified.
                 log.warn(_TAG, "wss without a CA: server not verified")
                 ssl.verify_mode = tls.CERT_NONE
+            if sp >= 3:
+                # Profile 3: the charge point certificate (CertificateSigned)
+                # is the client certificate; no Basic auth then.
+                cc = store.client_cert(cfg.dir)
+                if cc is None:
+                    log.warn(_TAG, "SecurityProfile 3 without a charge point certificate")
+                else:
+                    ssl.load_cert_chain(cc[0], cc[1])
+                cc = None
         auth = None
         pwd = cfg.auth_password()
-        if pwd is not None and cfg.get("SecurityProfile") >= 1:
+        if pwd is not None and 1 <= sp <= 2:
             auth = (cfg.settings.get("chargeBoxId") or "", pwd)
         # One WebSocket (and its receive buffer) for the life of the firmware:
         # reconnects reuse it rather than fragmenting the heap. Messages over
@@ -199,13 +214,20 @@ class Link:
         return ws
 
     def _security_failed(self, attempt):
-        # A new SecurityProfile that cannot connect falls back to the old one.
+        # A new SecurityProfile (or client certificate) that cannot connect
+        # falls back to the old one.
         if self._sp_trial and attempt >= 3:
-            log.warn(_TAG, "SecurityProfile change failed: falling back")
-            self._cfg.fallback_security()  # the profile before the change
-            self._security_event("ReconfigurationOfSecurityParameters",
-                                 "SecurityProfile fallback")
+            if self._undo is None:
+                log.warn(_TAG, "SecurityProfile change failed: falling back")
+                self._cfg.fallback_security()  # the profile before the change
+                what = "SecurityProfile fallback"
+            else:
+                log.warn(_TAG, "new charge point certificate failed: falling back")
+                self._undo()
+                what = "charge point certificate fallback"
+            self._security_event("ReconfigurationOfSecurityParameters", what)
             self._sp_trial = False
+            self._undo = None
 
     async def _run_session(self, ws):
         rpc = self._rpc

@@ -74,14 +74,16 @@ def encode_sig(r, s):
     return seq(uint(r, 32), uint(s, 32))
 
 
-def private_der(d):
-    # ECPrivateKey (RFC 5915) with the curve and the public key
+def private_der(d, pub=None):
+    # ECPrivateKey (RFC 5915) with the curve and the public key (pub =
+    # public(d) when the caller has it: saves a scalar multiplication)
     return seq(b"\x02\x01\x01", tlv(OCTET_STRING, d.to_bytes(32, "big")),
-               tlv(0xA0, tlv(OID, _OID_P256)), tlv(0xA1, tlv(0x03, b"\x00" + public(d))))
+               tlv(0xA0, tlv(OID, _OID_P256)), tlv(0xA1, tlv(0x03, b"\x00" + (pub or public(d)))))
 
 
-def load_private(b):
-    # ECPrivateKey DER -> d (P-256 only; the optional public key is skipped)
+def load_private(b, pub=None):
+    # ECPrivateKey DER -> d (P-256 only), or, pub a list, d with the
+    # optional public key appended to it (None when absent)
     r = Reader(memoryview(b))
     s = r.enter()
     r.done()
@@ -98,7 +100,12 @@ def load_private(b):
         if c.oid() != _OID_P256:
             raise DerError("not P-256")
         c.done()
+    k = None
     if s.peek() == 0xA1:
-        s.next()
+        c = s.enter(0xA1)
+        k = bytes(c.bits())
+        c.done()
     s.done()
+    if pub is not None:
+        pub.append(k)
     return d

@@ -8,6 +8,15 @@
 #               issuerKeyHash of its CertificateHashData, as computed when it
 #               was installed (its issuer may be deleted later; the hash the
 #               central system was told must stay the same)
+#   cp.pem      the charge point certificate (SecurityProfile 3's TLS client
+#               certificate) as CertificateSigned brought it, followed by its
+#               private key ("EC PRIVATE KEY", SEC 1): one file, written
+#               atomically, so the two always match
+#   cpold.pem   the one before, while under SecurityProfile 3 the new one
+#               has not connected yet (A02.FR.10): put back if it cannot
+#   cpkey.new   the private key (SEC 1 DER) of the last SignCertificate's CSR,
+#               until its certificate arrives (operations/certsigning.py)
+# Private keys are read here and in certsigning.py only, never logged or sent.
 # The CA provisioned as caCert (ca.crt, model/keys.py) is a
 # CentralSystemRootCertificate too: listed, counted and deletable like these.
 # No state: the directory is the store. Imported by operations/security.py
@@ -20,6 +29,10 @@ PRIMARY = "cs"
 FALLBACK = "fb"
 MFR = "mf"
 PROVISIONED = "ca.crt"  # the provisioned caCert, in the flash directory itself
+CHARGE_POINT = "/cp.pem"
+PREVIOUS = "/cpold.pem"
+PENDING_KEY = "/cpkey.new"
+KEY_LABEL = "EC PRIVATE KEY"
 
 
 def folder(flash_dir):
@@ -99,3 +112,38 @@ def drop_fallback(flash_dir):
     base = folder(flash_dir) + "/"
     for name in names(flash_dir, FALLBACK):
         remove(base + name)
+
+
+def client_cert(flash_dir):
+    # SecurityProfile 3: (certificate DER, private key DER) of the installed
+    # charge point certificate, or None (none installed, or unreadable).
+    b = folder(flash_dir)
+    # cpold.pem alone: a power cut between the two steps of an installation
+    data = fsutil.read(b + CHARGE_POINT) or fsutil.read(b + PREVIOUS)
+    if not data:
+        return None
+    from mpocpp.security import pem
+    try:
+        text = data.decode()
+        cert = pem.decode(text)
+        key = pem.decode(text, KEY_LABEL)
+    except ValueError:  # UnicodeError too
+        return None
+    if not cert or len(key) != 1:
+        return None
+    return bytes(cert[0]), bytes(key[0])
+
+
+class Restore:
+    # Puts the previous charge point certificate back (link.py, when a new
+    # one cannot connect under SecurityProfile 3): a bound object.
+    def __init__(self, flash_dir):
+        self.dir = flash_dir
+
+    def __call__(self):
+        import os
+        b = folder(self.dir)
+        try:
+            os.rename(b + PREVIOUS, b + CHARGE_POINT)
+        except OSError:
+            pass
