@@ -356,6 +356,39 @@ async def test_large_message_spilled_to_flash_in_pieces():
     assert await ws.recv() is None and ws.close_code == 1009
 
 
+async def test_no_block_for_the_text_spills_it():
+    # A fragmented heap with no block for the message's text: the message
+    # goes to the spill file instead of the connection being lost.
+    import gc
+    import os
+    from mpocpp.protocol.ws import Spilled
+    path = "/tmp/mpt_ws_nomem_%d" % int.from_bytes(os.urandom(3), "big")
+    body = text(3000)
+    ws = WebSocket(max_message=12000, buffer=4096, spill=path)
+    p = Pipe(frame(1, body) + frame(1, "after"), step=200)  # (the fake copies that much)
+    ws.attach(p, p)
+    gc.collect()
+    hog = []
+    try:
+        while True:  # the heap in 256-byte pieces, every other one freed
+            hog.append(bytearray(240))
+    except MemoryError:
+        pass
+    for i in range(0, len(hog), 2):
+        hog[i] = None
+    gc.collect()
+    try:
+        m = await ws.recv()
+    finally:
+        hog = None
+        gc.collect()
+    assert isinstance(m, Spilled) and m.size == 3000, m
+    with open(path) as f:
+        assert f.read() == body
+    os.remove(path)
+    assert ws.open and await ws.recv() == "after"
+
+
 async def test_buffer_without_spill_closes_1009():
     ws = WebSocket(max_message=65536, buffer=1024)
     p = Pipe(frame(1, text(2000)) + close_frame(1009))

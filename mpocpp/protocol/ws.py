@@ -340,6 +340,17 @@ class WebSocket:
                     except UnicodeError:
                         log.warn(_TAG, "invalid UTF-8 text skipped")
                         continue
+                    except MemoryError:
+                        # No block for the text in a fragmented heap: the
+                        # message goes to flash as a large one does, and
+                        # the connection stays.
+                        if self._spill is None:
+                            raise
+                        out = open(self._spill, "wb")
+                        out.write(buf[:fill])
+                        out.close()
+                        out = None
+                        return Spilled(self._spill, total)
         finally:
             if out is not None:
                 out.close()
