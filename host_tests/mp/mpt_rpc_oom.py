@@ -63,3 +63,36 @@ async def test_deep_nest_out_of_memory_keeps_the_connection():
         assert seen == []
     finally:
         log.oom = None
+
+
+async def test_answer_too_large_for_the_heap_is_a_callerror():
+    # Found by the fuzzer: writing a 3 KB answer (a GetConfiguration of every
+    # key) on a fragmented heap raised MemoryError out of on_message and the
+    # link dropped the connection. Now the CALL is answered InternalError.
+    import gc
+    hog = [None] * 1000  # (the list itself allocated first, in one piece)
+
+    def handler(action, payload):
+        res = {"configurationKey": [{"key": "K%d" % i, "readonly": True, "value": "v" * 400}
+                                    for i in range(8)]}
+        gc.collect()
+        try:
+            for i in range(len(hog)):  # the heap in 256-byte pieces
+                hog[i] = bytearray(240)
+        except MemoryError:
+            pass
+        for i in range(0, len(hog), 2):  # every other one freed
+            hog[i] = None
+        gc.collect()
+        return res
+
+    w = Wire()
+    r = rpc.Rpc(handler, lambda: "id1")
+    r.attach(w.send)
+    try:
+        await r.on_message('[2,"big","GetConfiguration",{}]')
+    finally:
+        for i in range(len(hog)):
+            hog[i] = None
+        gc.collect()
+    assert [m[:3] for m in w.out] == [[4, "big", "InternalError"]], w.out

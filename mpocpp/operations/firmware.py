@@ -182,6 +182,8 @@ class FirmwareManagement:
             if job.req is not None:
                 await self._status(job, "InstallRebooting")  # L01.FR.15
             self._restart()
+        except Exception as e:  # MemoryError in a status or a wait: the job ends, logged
+            log.exc(_TAG, "firmware job", e)
         finally:
             fsutil.remove(img)
             if held:

@@ -239,7 +239,14 @@ class Link:
                 text = await ws.recv()
                 if text is None:
                     break
-                await rpc.on_message(text)
+                try:
+                    await rpc.on_message(text)
+                except MemoryError as e:
+                    # One message the heap could not take: dropped and
+                    # counted (repeated ones restart the charger), the link
+                    # kept (a frame cut short has aborted the WebSocket).
+                    text = None
+                    log.exc(_TAG, "message", e)
         except Exception as e:
             log.exc(_TAG, "session", e)
         finally:

@@ -385,7 +385,17 @@ class Rpc:
             log.error(_TAG, "%s.conf invalid: %s %s", action, err[0], err[1])
             await self._answer_error(mid, INTERNAL_ERROR, "invalid response")
             return
-        await self._write("[3,%s,%s]" % (_escape_id(mid), json.dumps(res)))
+        try:
+            text = "[3,%s,%s]" % (_escape_id(mid), json.dumps(res))
+        except MemoryError:
+            # An answer too large for the heap as it is (a GetConfiguration
+            # of every key on a fragmented heap): answered, the link kept.
+            res = None
+            gc.collect()
+            log.error(_TAG, "%s.conf: no memory to write it", action)
+            await self._answer_error(mid, INTERNAL_ERROR, "answer too large for memory")
+            return
+        await self._write(text)
         if after is not None:
             try:
                 r = after()

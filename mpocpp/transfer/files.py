@@ -47,11 +47,12 @@ def plan(req):
 
 
 class Transfer:
-    # One transfer at a time per job; buf is allocated when the job starts.
+    # One transfer at a time per job; buf is allocated by the first attempt
+    # (no block for it is a failed attempt, retried as the others are).
     def __init__(self, net, ca):
         self._net = net
         self._ca = ca  # CA certificate for https (PEM or DER), or ""
-        self.buf = bytearray(_BUF)
+        self.buf = None
 
     async def fetch(self, url, path):
         # Download url into the flash file path (streamed); -> byte count.
@@ -82,6 +83,8 @@ class Transfer:
             if i:
                 await asyncio.sleep(interval)
             try:
+                if self.buf is None:
+                    self.buf = bytearray(_BUF)
                 if name is None:
                     r = await self.fetch(url, path)
                 else:
