@@ -12,17 +12,10 @@ FRAMES = {"host": 2000, "unix32": 600}
 @pytest.mark.unix32
 def test_fuzz_campaign(interpreter, tmp_path, request):
     kind = "unix32" if interpreter else "host"
-    # Heap: since the security messages landed, a run ends 17 KiB (32-bit)
-    # to 53 KiB (64-bit) above its start with the same modules loaded and
-    # the qstr pools 0.5 KiB larger; not explained yet (open in issue 12,
-    # docs/reliability.md). Held at 64 KiB here so that a real leak, which
-    # grows with the frames, still fails; tools/fuzz keeps its 2 KiB.
+    # The heap in use after the run may exceed its start by 2 KiB at most
+    # (Campaign's default): a leak that grows with the frames fails here.
     c = fuzz_lib.Campaign(frames=FRAMES[kind], seed=12, micropython=interpreter,
-                          data_dir=str(tmp_path), log=lambda s: None,
-                          heap_tolerance=64 * 1024,
-                          # 1 MiB on the host while the growth above is open:
-                          # in 512 KiB a longer run ends short of heap.
-                          heap="1024k" if kind == "host" else "512k")
+                          data_dir=str(tmp_path), log=lambda s: None, heap="512k")
     try:
         c.start()
         c.run()

@@ -333,3 +333,35 @@ def test_signed_firmware_trigger_payload():
     assert signedfirmware.triggered(j) == {"status": "InvalidSignature", "requestId": 3}
     j.signed = {"status": "Installed", "requestId": 3}
     assert signedfirmware.triggered(j) == {"status": "Idle"}
+
+
+async def test_a_finished_job_is_forgotten_with_its_transfer_code():
+    # A finished coroutine keeps its locals (the transfer, its buffer, the
+    # operation's module): the jobs record drops a job's task as it ends,
+    # and the transfer modules once neither job runs (the fuzzer's heap
+    # growth, docs/reliability.md).
+    import asyncio
+    from mpocpp.transfer.jobs import Jobs
+    j = Jobs(None, None)
+    gate = asyncio.Event()
+
+    async def job(kind):
+        from mpocpp.transfer import files  # noqa: F401  (what a job loads)
+        try:
+            await gate.wait()
+        finally:
+            j.ended(asyncio.current_task())
+
+    j.update = asyncio.create_task(job("update"))
+    j.upload = asyncio.create_task(job("upload"))
+    await asyncio.sleep_ms(0)
+    assert "mpocpp.transfer.files" in sys.modules
+    j.upload.cancel()  # a replaced upload ends while the update runs
+    await asyncio.sleep_ms(0)
+    assert j.upload is None and j.update is not None
+    assert "mpocpp.transfer.files" in sys.modules  # the update still uses it
+    gate.set()
+    await asyncio.sleep_ms(0)
+    await asyncio.sleep_ms(0)
+    assert j.update is None and j.upload is None
+    assert "mpocpp.transfer.files" not in sys.modules

@@ -67,7 +67,7 @@ class Diagnostics:
         finally:
             fsutil.remove(path)
             self._jobs.diagnostics = "Idle"
-            self._jobs.ended(self._jobs.update)
+            self._jobs.ended(asyncio.current_task())
 
     def write(self, path, start=None, stop=None):
         # A text file: identity and firmware, state, configuration (no

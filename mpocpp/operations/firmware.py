@@ -190,7 +190,7 @@ class FirmwareManagement:
                 for c in held:
                     c.operative = True
                     c.update()
-            self._jobs.ended(self._jobs.upload)
+            self._jobs.ended(asyncio.current_task())
 
 
 async def _until(t):

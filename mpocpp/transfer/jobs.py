@@ -25,12 +25,20 @@ class Jobs:
         self.update = None  # the UpdateFirmware task
         self.upload = None  # the GetDiagnostics task
 
-    def ended(self, other):
-        # A job ended: the transfer code goes too, unless `other` (the other
-        # job's task) still runs.
-        if other is None or other.done():
-            for name in _TRANSFER:
-                modules.release(name)
+    def ended(self, task):
+        # A job's task ends (called from its own finally): it is forgotten,
+        # since a finished coroutine keeps its locals (the transfer and its
+        # buffer, the operation's module); the transfer code goes too unless
+        # the other job still runs.
+        if self.update is task:
+            self.update = None
+        if self.upload is task:
+            self.upload = None
+        for t in (self.update, self.upload):
+            if t is not None and not t.done():
+                return
+        for name in _TRANSFER:
+            modules.release(name)
 
     async def notify(self, action, status, p=None):
         # At once when registered, else queued for the sender (sent after
