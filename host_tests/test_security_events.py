@@ -126,6 +126,36 @@ def test_invalid_central_system_certificate(charger_factory):
         assert ch.log_text().count("I security: InvalidCentralSystemCertificate") == 1
 
 
+def test_invalid_tls_version(charger_factory):
+    # A CSMS that offers TLS 1.1 at most: mbedTLS names the protocol
+    # version, InvalidTLSVersion (not critical) once in the security log.
+    import ssl
+    import warnings
+    from certs import pki
+    from csms_lib import BenchCSMS
+    from test_security import _pem
+    p = pki()
+    ctx = p.server_context()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        ctx.minimum_version = ssl.TLSVersion.TLSv1
+        ctx.maximum_version = ssl.TLSVersion.TLSv1_1
+    ctx.set_ciphers("ALL:@SECLEVEL=0")
+    with BenchCSMS(ssl_context=ctx) as c:
+        url = c.url.replace("127.0.0.1", "localhost")
+        ch = charger_factory(url=url, config={"security": {"SecurityProfile": 2,
+                                                           "AuthorizationKey": KEY_HEX,
+                                                           "caCert": _pem(p.ca_der)},
+                                              "settings": {"csmsUrl": url}})
+        ch.wait_log("InvalidTLSVersion", timeout=15)
+        deadline = time.time() + 20
+        while ch.log_text().count("connect failed") < 2:
+            assert time.time() < deadline
+            time.sleep(0.2)
+        assert ch.log_text().count("I security: InvalidTLSVersion") == 1
+        assert "InvalidCentralSystemCertificate" not in ch.log_text()
+
+
 def test_invalid_messages_logged_with_a_rate_limit(csms, charger_factory):
     ch = charger_factory()
     booted(csms)
@@ -137,3 +167,65 @@ def test_invalid_messages_logged_with_a_rate_limit(csms, charger_factory):
     assert r["configurationKey"][0]["value"] == "300"
     assert ch.log_text().count("I security: InvalidMessages") == 1  # then counted
     assert not [m for m in csms.calls(SEN) if m.payload["type"] == "InvalidMessages"]
+
+
+def test_tamper_switch_sends_an_event_per_opening(csms, charger_factory):
+    # The board's enclosure switch (the unix board's: bench op tamper):
+    # TamperDetectionActivated is critical, sent once per opening.
+    ch = charger_factory()
+    booted(csms)
+    wait_event(csms, "StartupOfTheDevice")
+    mark = csms.mark()
+    ch.ok("tamper", open=True)
+    m = wait_event(csms, "TamperDetectionActivated", after=mark)
+    assert m.payload["techInfo"] == "enclosure opened"
+    time.sleep(0.5)  # still open: no second event
+    ch.ok("tamper", open=False)
+    time.sleep(0.3)  # polled every 50 ms: a shorter blink goes unseen (a bounce)
+    ch.ok("tamper", open=True)
+    deadline = time.time() + 15
+    while len([e for e in events(csms, after=mark) if e[0] == "TamperDetectionActivated"]) < 2:
+        assert time.time() < deadline, events(csms, after=mark)
+        time.sleep(0.1)
+    assert ch.log_text().count("I security: TamperDetectionActivated") == 2
+    bad = ch.op("tamper", open="yes")
+    assert not bad["ok"] and "true or false" in bad["error"]
+
+
+def test_replayed_call_id_logged_and_answered(csms, charger_factory):
+    # A CALL repeating the id of one answered on the same connection is not
+    # a resend after a network problem (TCP delivered the answer):
+    # AttemptedReplayAttacks in the security log (not critical), and the
+    # CALL answered as before. A new connection starts afresh.
+    ch = charger_factory()
+    booted(csms)
+    wait_event(csms, "StartupOfTheDevice")
+    call = '[2,"replay-1","GetConfiguration",{"key":["HeartbeatInterval"]}]'
+    csms.send_raw("CP1", call)
+    csms.send_raw("CP1", call)
+    ch.wait_log("AttemptedReplayAttacks: id replay-1 again")
+    r = csms.call("CP1", "GetConfiguration", {"key": ["HeartbeatInterval"]})
+    assert r["configurationKey"][0]["value"] == "300"
+    # both raw CALLs answered (the bench CSMS counts the second answer)
+    assert csms.violations == ["CP1 second answer to GetConfiguration 'replay-1'"]
+    csms.violations.clear()
+    assert not [m for m in csms.calls(SEN) if m.payload["type"] == "AttemptedReplayAttacks"]
+    assert ch.log_text().count("I security: AttemptedReplayAttacks") == 1
+
+
+def test_refused_credentials_logged_once(csms, charger_factory):
+    # The CSMS answers the charger's Basic auth with HTTP 401:
+    # FailedToAuthenticateAtCentralSystem (not critical) once until a
+    # connect works, then again at the next refusal.
+    csms.passwords = {"CP1": b"not-the-key-of-the-charger"}
+    ch = charger_factory(config=sp1_config(KEY_HEX))
+    ch.wait_log("FailedToAuthenticateAtCentralSystem: HTTP 401", timeout=15)
+    deadline = time.time() + 20
+    while ch.log_text().count("connect failed") < 2:
+        assert time.time() < deadline
+        time.sleep(0.2)
+    assert ch.log_text().count("I security: FailedToAuthenticateAtCentralSystem") == 1
+    csms.passwords = {"CP1": KEY}
+    booted(csms)
+    assert not [m for m in csms.calls(SEN)
+                if m.payload["type"] == "FailedToAuthenticateAtCentralSystem"]

@@ -5,7 +5,8 @@
 # Board contract (boards/<name>/board.py, docs/architecture.md): .name,
 # .clock (.time() .set(s) .trusted), .flash_dir, .queue_dev (a raw block
 # device or None), .net (open_connection), .connector_hw(i) (ConnectorHw or
-# None), .led (or None), .limits, .reset(hard), .feed().
+# None), .led (or None), .tamper (an input whose value() is 1 while the
+# enclosure is open, or None), .limits, .reset(hard), .feed().
 import asyncio
 from mpocpp.util import clock
 from mpocpp.util import fsutil
@@ -71,8 +72,9 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     # The Charger's callbacks: make(name, module), the handlers of the
     # central system's CALLs (for the dispatcher); on_registered(), the
     # first Accepted BootNotification since power-up; on_clock_set(before,
-    # after), the central system's time moved the clock; on_invalid(what), a
-    # message that is not valid OCPP arrived (security events).
+    # after), the central system's time moved the clock; on_invalid(kind, what), a
+    # message that is not valid OCPP or a replayed CALL id arrived (security
+    # events).
     from mpocpp.model.config import Config
     from mpocpp.protocol.rpc import Rpc, MessageIds
     from mpocpp.protocol.registration import Registration

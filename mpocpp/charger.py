@@ -59,8 +59,8 @@ class Charger:
         self._oom_n = 0
         self._oom_t0 = 0
         self._restarting = False
-        self._invalid_n = 0  # invalid messages since the last InvalidMessages entry
-        self._invalid_t = 0
+        self._tamper = False  # the enclosure seen open
+        self._limited = {}  # event kind -> [count since its last entry, entry ticks]
         # Kept free for a restart out of heap: with it back, the reason file
         # and the StopTransactions can still be written to flash.
         self._reserve = bytearray(_RESERVE)
@@ -189,16 +189,21 @@ class Charger:
         # A certificate installed or deleted (operations/security.py).
         self.security.emit("ReconfigurationOfSecurityParameters", what)
 
-    def invalid_message(self, what):
-        # rpc.Rpc: a message from the central system that is not valid OCPP.
+    def invalid_message(self, kind, what):
+        # rpc.Rpc: a message from the central system that is not valid OCPP
+        # (InvalidMessages) or repeats a CALL id (AttemptedReplayAttacks).
+        # Each kind goes to the security log at most every _INVALID_MS.
         now = time.ticks_ms()
-        n = self._invalid_n
-        if n and time.ticks_diff(now, self._invalid_t) < _INVALID_MS:
-            self._invalid_n = n + 1
+        st = self._limited.get(kind)
+        if st is None:
+            st = self._limited[kind] = [0, 0]
+        n = st[0]
+        if n and time.ticks_diff(now, st[1]) < _INVALID_MS:
+            st[0] = n + 1
             return
-        self._invalid_n = 1
-        self._invalid_t = now
-        self.security.emit("InvalidMessages", what if n < 2 else
+        st[0] = 1
+        st[1] = now
+        self.security.emit(kind, what if n < 2 else
                            "%s (and %d since the last entry)" % (what, n - 1))
 
     def clock_set(self, before, after):
@@ -284,6 +289,12 @@ class Charger:
                 if led is not None:
                     led.show(self.led_state())
                     led.tick(_SUPERVISOR_MS)
+                t = board.tamper
+                if t is not None:
+                    t = bool(t.value())
+                    if t and not self._tamper:
+                        self.security.emit("TamperDetectionActivated", "enclosure opened")
+                    self._tamper = t
                 board.feed()  # the watchdog: a stuck loop resets the board
             except Exception as e:
                 log.exc(_TAG, "supervisor", e)

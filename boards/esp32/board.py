@@ -10,6 +10,8 @@ PINS = {
     "pilot_pwm": 25, "pilot_adc": 36,       # CP output stage, CP read-back divider
     "ct": (39, 34, 35), "volts": 32,        # CTs L1-L3, mains divider L1
     "led": (13, 12, 14),                    # RGB LED (PWM)
+    "tamper": None,  # enclosure switch to GND, closed while shut: a GPIO here reports
+                     # its opening as the security event TamperDetectionActivated
 }
 QUEUE_PARTITION = "ocppq"  # raw data partition for the flash-ring queue (optional)
 _PILOT_ZERO = const(1650000)  # uV at the ADC for 0 V on the pilot (mid-rail)
@@ -71,6 +73,8 @@ class Board:
         r, g, b = PINS["led"]
         self.led = Led(machine.PWM(P(r), freq=1000), machine.PWM(P(g), freq=1000),
                        machine.PWM(P(b), freq=1000))
+        t = PINS["tamper"]
+        self.tamper = None if t is None else P(t, P.IN, P.PULL_UP)  # 1: open
         self._wdt = None
 
     def connector_hw(self, i):

@@ -11,6 +11,8 @@ PINS = {
     "pilot_pwm": 16, "pilot_adc": 26,
     "ct": 27, "volts": 28,
     "led": (18, 19, 20),
+    "tamper": None,  # enclosure switch to GND, closed while shut: a GPIO here reports
+                     # its opening as the security event TamperDetectionActivated
 }
 _PILOT_ZERO = const(32768)   # ADC counts for 0 V on the pilot (mid-rail divider)
 _PILOT_VPC = 24.0 / 65535    # pilot volts per count through the divider
@@ -66,6 +68,8 @@ class Board:
             w.freq(1000)
             leds.append(w)
         self.led = Led(*leds)
+        t = PINS["tamper"]
+        self.tamper = None if t is None else P(t, P.IN, P.PULL_UP)  # 1: open
         self._wdt = None
 
     def connector_hw(self, i):

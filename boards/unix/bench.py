@@ -144,6 +144,16 @@ class Bench:
         log.warn(_TAG, "emergency stop " + ("pressed" if on else "released"))
         self.ch.sessions.emergency_stop(on)
 
+    def op_tamper(self, req):
+        # The enclosure's tamper switch: open (true) or shut (false).
+        op = req.get("open", True)
+        if not isinstance(op, bool):
+            raise BenchError("open must be true or false")
+        if self.board.tamper is None:
+            raise BenchError("this board has no tamper switch")
+        self.board.tamper.value(1 if op else 0)
+        return {"open": op}
+
     def op_state(self, req):
         ch = self.ch
         led = self.board.led

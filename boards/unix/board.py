@@ -60,6 +60,7 @@ class Board:
                        "maxCurrentA": max_amps, "phases": phases, "nominalVolts": 230}
         self._hw = {}
         self.led = None
+        self.tamper = None
         self._make_hw()
 
     def _make_hw(self):
@@ -74,6 +75,7 @@ class Board:
             self._hw[i] = simhw.make_connector(i, phases=self.phases, max_amps=self.max_amps,
                                                state_path="%s/ev%d.json" % (self.data_dir, i))
         self.led = simhw.make_led()
+        self.tamper = simhw.SimPin(0)  # the enclosure switch (bench op tamper)
 
     def connector_hw(self, i):
         return self._hw.get(i)

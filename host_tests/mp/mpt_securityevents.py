@@ -75,3 +75,30 @@ def test_tech_info_cut_and_failures_survived():
     s.emit("MemoryExhaustion", "x" * 300)  # the log write fails: still queued
     assert len(q.pushed[0][1]["techInfo"]) == 255
     SecurityEvents(Queue(full=True), Ring()).emit("SettingSystemTime", "a -> b")  # logged
+
+
+def test_ring_rotation_dropping_entries_is_security_log_cleared():
+    # The security log is a flash ring of two files: when the newer one
+    # fills and replaces the older, that older's entries are gone, and the
+    # whitepaper's SecurityLogWasCleared (critical) is sent.
+    from fakes import tmpdir
+    from mpocpp.util import log
+    init_clock()
+    d = tmpdir("mpt_seclog")
+    q = Queue()
+    s = SecurityEvents(q, log.FlashRing(d + "/seclog", lambda: 1767225600, size=200))
+    sent = []
+    for i in range(12):  # ~45 bytes a line: a rotation every 5 lines
+        s.emit("ResetOrReboot", "Reset Soft %d" % i)
+        sent.append(q.pushed[-1][1]["type"])
+    cleared = [p for _, p, _ in q.pushed if p["type"] == "SecurityLogWasCleared"]
+    # the first rotation only renamed (nothing dropped); the second dropped
+    assert len(cleared) == 1, sent
+    assert cleared[0]["techInfo"] == "oldest entries rotated out"
+    with open(d + "/seclog.old") as f:
+        old = f.read()
+    with open(d + "/seclog") as f:
+        new = f.read()
+    assert "SecurityLogWasCleared" in old + new
+    assert "Reset Soft 11" in old + new
+    assert "Reset Soft 0\n" not in old + new  # rotated out

@@ -35,11 +35,17 @@ class SecurityEvents:
         if tech_info is not None and len(tech_info) > _TECH_MAX:
             tech_info = tech_info[:_TECH_MAX]
         log.info(_TAG, "%s%s%s", kind, ": " if tech_info else "", tech_info or "")
+        cleared = False
         try:
             self._ring("%s %s" % (kind, tech_info or ""))
-            self._ring.flush()
+            cleared = self._ring.flush()
         except (OSError, MemoryError):
             pass  # the security log is best effort; the notification is not
+        self._queue_event(kind, ts, tech_info, send)
+        if cleared:  # the ring's oldest file gave way to this entry
+            self.emit("SecurityLogWasCleared", "oldest entries rotated out")
+
+    def _queue_event(self, kind, ts, tech_info, send):
         if not send and kind not in CRITICAL:
             return
         p = {"type": kind, "timestamp": ts}

@@ -36,7 +36,7 @@ class Link:
         self._on_offline = on_offline  # callable() after a disconnection
         # security_event(type, tech_info): securityevents.SecurityEvents.emit
         self._security_event = security_event
-        self._bad_cert = False  # the last connect failed on the CSMS's certificate
+        self._failed = None  # the security event of the failing connects, once each
         # AdditionalRootCertificateCheck's fallback root (security/store.py):
         # there is one; this connect trusts it too (the new root alone failed)
         self._has_fallback = False
@@ -99,25 +99,31 @@ class Link:
                              "" if st is None else ", HTTP %d" % st)
                 else:
                     log.exc(_TAG, "connect failed", e)
-                # The TLS stack's verification failures name the certificate
-                # (untrusted, expired, wrong host name): a security event,
-                # once until a connect works.
+                kind = None
                 if isinstance(e, (WsError, ValueError)) and "certificate" in str(e):
+                    # The TLS stack's verification failures name the
+                    # certificate (untrusted, expired, wrong host name).
+                    kind = "InvalidCentralSystemCertificate"
                     if self._has_fallback and not self._fallback:
                         # M05.FR.13: the new root does not verify the CSMS:
                         # the old one (the fallback) is tried too
                         self._fallback = True
                         log.warn(_TAG, "new CentralSystemRootCertificate failed: "
                                  "trying the fallback")
-                    if not self._bad_cert:
-                        self._bad_cert = True
-                        self._security_event("InvalidCentralSystemCertificate",
-                                             str(e).strip())
+                elif isinstance(e, WsError) and "PROTOCOL_VERSION" in str(e):
+                    kind = "InvalidTLSVersion"  # the CSMS offers no TLS 1.2
+                elif isinstance(e, WsError) and e.status == 401:
+                    # Basic auth refused (profiles 1-2)
+                    kind = "FailedToAuthenticateAtCentralSystem"
+                if kind is not None and kind != self._failed:
+                    # a security event, once until a connect works
+                    self._failed = kind
+                    self._security_event(kind, str(e).strip())
                 self._security_failed(attempt)
                 await self._backoff(attempt)
                 continue
             attempt = 0
-            self._bad_cert = False
+            self._failed = None
             if self._has_fallback and not self._fallback:
                 # M05.FR.12: connected with the new root alone: the old goes
                 from mpocpp.security import store

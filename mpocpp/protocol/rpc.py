@@ -14,6 +14,8 @@ _CALL = const(2)
 _RESULT = const(3)
 _ERROR = const(4)
 _MAX_ID = const(36)
+_SEEN = const(8)  # CALL ids remembered per connection, to notice a replay
+_REPLAY = "AttemptedReplayAttacks"
 _TAG = "rpc"
 
 # The CALLERROR codes of OCPP-J 1.6 (spellings as published, errata "won't fix").
@@ -153,8 +155,11 @@ class Rpc:
     serves:     callable(action) -> bool, the actions dispatch answers; a
                 known action it does not (one the charge point sends) is
                 NotSupported whatever its payload. None: every known action.
-    on_invalid: callable(what) told of each message that is not valid OCPP
-                (the security event InvalidMessages), or None
+    on_invalid: callable(kind, what) told of each message that is not valid
+                OCPP (kind "InvalidMessages") and of each CALL that repeats
+                the id of one answered on the same connection
+                ("AttemptedReplayAttacks": TCP delivered that answer, so it is
+                no resend after a network problem), or None
     """
 
     def __init__(self, dispatch, ids, serves=None, on_invalid=None):
@@ -162,6 +167,8 @@ class Rpc:
         self._ids = ids
         self._serves = serves  # callable(action) -> bool: a CALL we answer
         self._on_invalid = on_invalid
+        self._seen = [None] * _SEEN  # the last CALL ids of this connection
+        self._seen_i = 0
         self._send = None
         self._lock = asyncio.Lock()
         self._event = asyncio.Event()
@@ -175,6 +182,9 @@ class Rpc:
     # --- connection ---
     def attach(self, send):
         self._send = send
+        seen = self._seen
+        for i in range(_SEEN):
+            seen[i] = None
 
     def detach(self):
         self._send = None
@@ -355,6 +365,11 @@ class Rpc:
         if len(mid) > _MAX_ID:
             await self._answer_error(mid, FORMATION_VIOLATION, "malformed CALL")
             return
+        if mid in self._seen:  # still answered: the event is for the log
+            self._invalid("id %s again" % mid, _REPLAY)
+        else:
+            self._seen[self._seen_i] = mid
+            self._seen_i = (self._seen_i + 1) % _SEEN
         if not validate.known(action):
             await self._answer_error(mid, NOT_IMPLEMENTED, "unknown action " + action[:40])
             return
@@ -404,9 +419,9 @@ class Rpc:
             except Exception as e:
                 log.exc(_TAG, action + " follow-up failed", e)
 
-    def _invalid(self, what):
+    def _invalid(self, what, kind="InvalidMessages"):
         if self._on_invalid is not None:
-            self._on_invalid(what)
+            self._on_invalid(kind, what)
 
     async def _answer_error(self, mid, code, desc):
         log.warn(_TAG, "CALL %s -> CALLERROR %s %s", mid, code, desc)

@@ -88,20 +88,29 @@ class FlashRing:
         self._n += n
 
     def flush(self):
+        # -> True when the oldest lines (path.old) were dropped to make room.
         if not self._n:
-            return
+            return False
         self._busy = True  # no recursion through a failing write's log line
+        dropped = False
         try:
             import os
             with open(self.path, "ab") as f:
                 f.write(memoryview(self._buf)[:self._n])
             if os.stat(self.path)[6] >= self.size:
-                os.rename(self.path, self.path + ".old")
+                old = self.path + ".old"
+                try:
+                    os.stat(old)
+                    dropped = True
+                except OSError:
+                    pass
+                os.rename(self.path, old)
         except OSError:
             pass  # flash full or gone: the lines are dropped, charging goes on
         finally:
             self._n = 0
             self._busy = False
+        return dropped
 
     def files(self):
         # Oldest first, after a flush.
