@@ -96,3 +96,35 @@ async def test_answer_too_large_for_the_heap_is_a_callerror():
             hog[i] = None
         gc.collect()
     assert [m[:3] for m in w.out] == [[4, "big", "InternalError"]], w.out
+
+
+async def test_parsed_but_no_room_left_to_answer():
+    # Found by the fuzzer: a 22 KB CALL of nested lists, kept in flash, was
+    # parsed into nearly all the heap; the CALLERROR for its wrong type then
+    # could not be written ("answer not sent") and the CSMS waited in vain.
+    # A parse that leaves too little heap is answered as too large.
+    import gc
+    path = "/tmp/mpt_rpc_room_%d" % int.from_bytes(os.urandom(3), "big")
+    with open(path, "w") as f:
+        f.write('[2,"room","CancelReservation",{"reservationId":[')
+        f.write(",".join(["[6.0,[null],16.05]"] * 400))
+        f.write("]}]")
+    hog = []
+    try:
+        gc.collect()
+        a0 = gc.mem_alloc()
+        with open(path) as f:
+            cost = len(json.load(f)) and gc.mem_alloc() - a0  # measured while alive
+        gc.collect()
+        while gc.mem_free() > cost + 4096:  # the parse will leave about 4 KiB
+            hog.append(bytearray(512))
+        w = Wire()
+        r = rpc.Rpc(lambda a, p: {}, lambda: "id1")
+        r.attach(w.send)
+        await r.on_message(Spilled(path, os.stat(path)[6]))
+        hog = None
+        gc.collect()
+        assert w.out == [[4, "room", "InternalError", "message too large for memory", {}]], w.out
+    finally:
+        hog = None
+        os.remove(path)

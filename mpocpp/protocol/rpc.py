@@ -16,6 +16,8 @@ _ERROR = const(4)
 _MAX_ID = const(36)
 _SEEN = const(8)  # CALL ids remembered per connection, to notice a replay
 _REPLAY = "AttemptedReplayAttacks"
+# Heap a parsed large message must leave free to be handled and answered.
+_ANSWER_ROOM = const(8192)
 _TAG = "rpc"
 
 # The CALLERROR codes of OCPP-J 1.6 (spellings as published, errata "won't fix").
@@ -345,6 +347,16 @@ class Rpc:
                 msg = None
                 gc.collect()
                 log.error(_TAG, "%d-byte message: no memory to parse it", sp.size)
+            else:
+                # Parsed, but into so many objects that too little heap is
+                # left to check and answer it (a 22 KB array of nested lists
+                # took 300 KiB of a 512 KiB 64-bit heap): answered as one
+                # that did not fit, rather than an answer that cannot be sent.
+                gc.collect()
+                if gc.mem_free() < _ANSWER_ROOM:
+                    msg = None
+                    gc.collect()
+                    log.error(_TAG, "%d-byte message: no memory left to answer it", sp.size)
             if msg is None:
                 if kind == _CALL and not self.silent:
                     await self._answer_error(mid, INTERNAL_ERROR, "message too large for memory")
