@@ -7,6 +7,7 @@ import asyncio
 import random
 import time
 from mpocpp.util import log
+from mpocpp.util import modules
 from mpocpp.protocol.ws import WebSocket, WsError
 
 _TAG = "link"
@@ -200,6 +201,8 @@ class Link:
                 else:
                     ssl.load_cert_chain(cc[0], cc[1])
                 cc = None
+            store = None
+            modules.release_all("mpocpp.security")  # until the next connect needs it
         auth = None
         pwd = cfg.auth_password()
         if pwd is not None and 1 <= sp <= 2:
