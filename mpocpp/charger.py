@@ -148,9 +148,9 @@ class Charger:
                             self.registration, self.link, self.ondemand.use_smart,
                             self.configured, self.reset)
         if name == "remotetrigger":
-            return mod.RemoteTrigger(cons, self.registration, self.sender, self.outbox,
-                                     self.ondemand.meter_values,
-                                     self.jobs if cfg.supports("FirmwareManagement") else None)
+            return mod.RemoteTrigger(cfg, cons, self.registration, self.sender, self.outbox,
+                                     self.ondemand.meter_values, self.jobs,
+                                     cfg.supports("FirmwareManagement"), self.sign_certificate)
         if name == "localauth":
             return mod.LocalAuthListManagement(cfg, self.authorization)
         if name == "reservation":
@@ -167,7 +167,7 @@ class Charger:
                                           self.link.try_security_profile)
         if name == "diagnostics":
             return mod.Diagnostics(cfg, self.jobs, self.board.net, self.state_lines,
-                                   log.sink.files)
+                                   log.sink.files, self.security.files)
         return None
 
     def sign_certificate(self, renew=False):

@@ -122,8 +122,8 @@ CP_INITIATED = {
 # against their schemas), or known and NotSupported (no handler yet).
 SECURITY_SERVED = frozenset(("InstallCertificate", "GetInstalledCertificateIds",
                              "DeleteCertificate", "SignedUpdateFirmware",
-                             "CertificateSigned"))
-SECURITY_UNSERVED = frozenset(("ExtendedTriggerMessage", "GetLog"))
+                             "CertificateSigned", "ExtendedTriggerMessage", "GetLog"))
+SECURITY_UNSERVED = frozenset()
 _HASH = {"hashAlgorithm": "SHA256", "issuerNameHash": "00", "issuerKeyHash": "00",
          "serialNumber": "01"}
 SECURITY_WARMUP = (
@@ -140,6 +140,10 @@ SECURITY_WARMUP = (
         "signature": "AA=="}}),
     ("CertificateSigned", {"certificateChain": "-----BEGIN CERTIFICATE-----\nAA==\n"
                                                "-----END CERTIFICATE-----\n"}),
+    ("ExtendedTriggerMessage", {"requestedMessage": "Heartbeat"}),
+    # to a closed port, no retry: Uploading, then UploadFailure
+    ("GetLog", {"logType": "SecurityLog", "requestId": 1, "retries": 0,
+                "log": {"remoteLocation": "ftp://127.0.0.1:1/logs/"}}),
 ) + tuple((a, {}) for a in sorted(SECURITY_UNSERVED))
 # Those, actions of other OCPP versions, and made-up ones.
 UNKNOWN_ACTIONS = ("ExtendedTriggerMessage", "CertificateSigned", "GetLog",

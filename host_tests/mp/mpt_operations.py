@@ -42,6 +42,8 @@ class Ops:
         self.sender = _Sender()
         self.made = []
         self.jobs = _Jobs()
+        self.firmware = True  # FirmwareManagement supported
+        self.signs = []
         self.d = Dispatcher(self.make, self.r.cfg.supports)
 
     def make(self, name, mod):
@@ -51,11 +53,15 @@ class Ops:
             return mod.Core(r.cfg, r.cons, r.sessions, r.availability, _AuthStore(),
                             self.reg, self.link, self._smart, self.configured, self.resets)
         if name == "remotetrigger":
-            return mod.RemoteTrigger(r.cons, self.reg, self.sender, self.outbox, _mv, self.jobs)
+            return mod.RemoteTrigger(r.cfg, r.cons, self.reg, self.sender, self.outbox, _mv,
+                                     self.jobs, self.firmware, self._sign)
         return None
 
     def _smart(self):
         return self.smart
+
+    def _sign(self):
+        self.signs.append(1)
 
     def call(self, action, payload):
         res = self.d(action, payload)
@@ -84,6 +90,9 @@ class _Sender:
 class _Jobs:
     firmware = "Downloading"
     diagnostics = "Idle"
+    log_status = "Idle"
+    log_request = None
+    signed = None
 
 
 def _mv(cid):
@@ -164,7 +173,7 @@ def test_profiles_left_out_are_never_imported():
 
 def test_remote_trigger_without_firmware_management():
     o = Ops(keys={"SupportedFeatureProfiles": "Core,RemoteTrigger"})
-    o.jobs = None
+    o.firmware = False
     for what in ("FirmwareStatusNotification", "DiagnosticsStatusNotification"):
         assert o.call("TriggerMessage", {"requestedMessage": what})[0] == \
             {"status": "NotImplemented"}
@@ -290,6 +299,46 @@ def test_trigger_message():
     assert res == {"status": "Accepted"}
     after()
     assert o.sender.boots == 1
+
+
+def test_extended_trigger_message():
+    # The whitepaper's ExtendedTriggerMessage: its own list of messages,
+    # FirmwareStatusNotification as the signed firmware's status, the log
+    # upload's status with its requestId only while one runs (N01.FR.12),
+    # SignChargePointCertificate only with a CpoName; served whatever
+    # SupportedFeatureProfiles says (no profile of its own).
+    o = Ops(keys={"SupportedFeatureProfiles": "Core,FirmwareManagement"})
+    sent = o.outbox.sent
+    res, after = o.call("ExtendedTriggerMessage", {"requestedMessage": "LogStatusNotification"})
+    assert res == {"status": "Accepted"}
+    after()
+    assert sent[-1] == ("LogStatusNotification", {"status": "Idle"})
+    o.jobs.log_status, o.jobs.log_request = "Uploading", 7
+    o.call("ExtendedTriggerMessage", {"requestedMessage": "LogStatusNotification"})[1]()
+    assert sent[-1] == ("LogStatusNotification", {"status": "Uploading", "requestId": 7})
+    o.jobs.signed = {"status": "Downloading", "requestId": 3}
+    o.call("ExtendedTriggerMessage", {"requestedMessage": "FirmwareStatusNotification"})[1]()
+    assert sent[-1] == ("SignedFirmwareStatusNotification",
+                        {"status": "Downloading", "requestId": 3})
+    assert "mpocpp.operations.signedfirmware" not in sys.modules  # released
+    o.call("ExtendedTriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 1})[1]()
+    assert sent[-1] == ("MeterValues", _mv(1))
+    for what in ("DiagnosticsStatusNotification", "Foo"):
+        assert o.call("ExtendedTriggerMessage", {"requestedMessage": what})[0] == \
+            {"status": "NotImplemented"}
+    assert o.call("ExtendedTriggerMessage", {"requestedMessage": "Heartbeat",
+                                             "connectorId": 9})[0] == {"status": "Rejected"}
+    # TriggerMessage keeps OCPP 1.6's list (RemoteTrigger profile left out here)
+    assert _callerror(o, "TriggerMessage", {"requestedMessage": "Heartbeat"}) == "NotSupported"
+    # no CpoName: no CSR can be made
+    assert o.call("ExtendedTriggerMessage",
+                  {"requestedMessage": "SignChargePointCertificate"})[0] == {"status": "Rejected"}
+    o.r.cfg.change("CpoName", "Example CPO")
+    res, after = o.call("ExtendedTriggerMessage",
+                        {"requestedMessage": "SignChargePointCertificate"})
+    assert res == {"status": "Accepted"} and o.signs == []
+    after()
+    assert o.signs == [1]
 
 
 def test_local_list_handlers_over_the_real_store():

@@ -5,11 +5,12 @@
 #                     and the whitepaper's SignedUpdateFirmware,
 #                     SignedFirmwareStatusNotification (its checks in
 #                     signedfirmware.py, loaded by firmware.py for the CALL)
-#   diagnostics.py    FirmwareManagement: GetDiagnostics, DiagnosticsStatusNotification
+#   diagnostics.py    FirmwareManagement: GetDiagnostics, DiagnosticsStatusNotification,
+#                     and the whitepaper's GetLog, LogStatusNotification
 #   localauth.py      LocalAuthListManagement
 #   reservation.py    Reservation
 #   smartcharging.py  SmartCharging
-#   remotetrigger.py  RemoteTrigger
+#   remotetrigger.py  RemoteTrigger, and the whitepaper's ExtendedTriggerMessage
 #   security.py       the security whitepaper's certificate management
 #                     (InstallCertificate, GetInstalledCertificateIds,
 #                     DeleteCertificate; no feature profile: always there)
@@ -29,10 +30,12 @@ ACTIONS = {
     "DeleteCertificate": "security",
     "ClearChargingProfile": "smartcharging",
     "DataTransfer": "core",
+    "ExtendedTriggerMessage": "remotetrigger",
     "GetCompositeSchedule": "smartcharging",
     "GetConfiguration": "core",
     "GetDiagnostics": "diagnostics",
     "GetInstalledCertificateIds": "security",
+    "GetLog": "diagnostics",
     "InstallCertificate": "security",
     "GetLocalListVersion": "localauth",
     "RemoteStartTransaction": "core",
@@ -54,6 +57,10 @@ PROFILES = {
     "smartcharging": "SmartCharging", "remotetrigger": "RemoteTrigger",
     "security": "Core", "certsigning": "Core",
 }
+
+# The security whitepaper's calls that share a module with a feature
+# profile's belong to no profile: always served.
+_ANY_PROFILE = ("ExtendedTriggerMessage", "GetLog")
 
 # The answers of a profile SupportedFeatureProfiles leaves out, where the
 # spec gives one (GetLocalListVersion §5.10, SendLocalList §5.15, ReserveNow
@@ -87,7 +94,7 @@ class Dispatcher:
         name = ACTIONS.get(action)
         if name is None:
             raise Reply(NOT_SUPPORTED, action + " not supported")
-        if not self._supports(PROFILES[name]):
+        if action not in _ANY_PROFILE and not self._supports(PROFILES[name]):
             res = _ABSENT.get(action)
             if res is None:
                 raise Reply(NOT_SUPPORTED, PROFILES[name] + " not supported")

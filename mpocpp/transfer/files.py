@@ -1,4 +1,4 @@
-# What UpdateFirmware and GetDiagnostics share: the location check, the
+# What UpdateFirmware, GetDiagnostics and GetLog share: the location check, the
 # retries, the transfer of a flash file by HTTP(S) or FTP through board.net
 # (so the bench's network cut applies), one transfer buffer.
 import asyncio
@@ -53,6 +53,7 @@ class Transfer:
         self._net = net
         self._ca = ca  # CA certificate for https (PEM or DER), or ""
         self.buf = None
+        self.error = None  # the last failed attempt's exception
 
     async def fetch(self, url, path):
         # Download url into the flash file path (streamed); -> byte count.
@@ -94,6 +95,7 @@ class Transfer:
             except asyncio.CancelledError:
                 raise
             except Exception as e:  # HttpError, FtpError, OSError, TimeoutError, MemoryError
+                self.error = e
                 log.warn(_TAG, "%s attempt %d/%d failed: %s %s", what, i + 1, n,
                          type(e).__name__, e)
         return False

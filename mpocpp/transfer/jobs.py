@@ -1,5 +1,5 @@
-# The file-transfer jobs of FirmwareManagement (UpdateFirmware,
-# GetDiagnostics), kept while their operation modules come and go: the
+# The file-transfer jobs (UpdateFirmware and SignedUpdateFirmware,
+# GetDiagnostics, GetLog), kept while their operation modules come and go: the
 # status TriggerMessage reports, the running tasks, and how a job tells the
 # central system about its progress.
 from mpocpp.util import log
@@ -24,6 +24,11 @@ class Jobs:
         self.signed = None
         self.update = None  # the UpdateFirmware task
         self.upload = None  # the GetDiagnostics task
+        self.log = None  # the GetLog task
+        # LogStatusNotification for an ExtendedTriggerMessage: Uploading with
+        # the GetLog's requestId while one runs, else Idle without (N01.FR.12).
+        self.log_status = IDLE
+        self.log_request = None
 
     def ended(self, task):
         # A job's task ends (called from its own finally): it is forgotten,
@@ -34,7 +39,9 @@ class Jobs:
             self.update = None
         if self.upload is task:
             self.upload = None
-        for t in (self.update, self.upload):
+        if self.log is task:
+            self.log = None
+        for t in (self.update, self.upload, self.log):
             if t is not None and not t.done():
                 return
         for name in _TRANSFER:
