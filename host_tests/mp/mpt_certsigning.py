@@ -100,12 +100,24 @@ def test_client_cert_from_the_store_and_restore():
         fsutil.write_atomic(base + name, (pem.encode(cert, "CERTIFICATE")
                                           + pem.encode(k, store.KEY_LABEL)).encode())
 
+    def got():
+        cc = store.client_cert(d)
+        return cc.leaf, cc.key, cc.chain
+
     write(store.PREVIOUS, b"old")
-    assert store.client_cert(d) == (b"old", k)  # a cut left only the old one
+    assert got() == (b"old", k, None)  # a cut left only the old one
     write(store.CHARGE_POINT, b"new")
-    assert store.client_cert(d) == (b"new", k)
+    assert got() == (b"new", k, None)
     store.Restore(d)()
-    assert store.client_cert(d) == (b"old", k) and not fsutil.exists(base + store.PREVIOUS)
+    assert got() == (b"old", k, None) and not fsutil.exists(base + store.PREVIOUS)
+    # with an intermediate: the chain as PEM too, leaf first (for the handshake)
+    fsutil.write_atomic(base + store.CHARGE_POINT, (
+        pem.encode(b"leaf", "CERTIFICATE") + pem.encode(b"inter", "CERTIFICATE")
+        + pem.encode(k, store.KEY_LABEL)).encode())
+    leaf, key, chain = got()
+    assert (leaf, key) == (b"leaf", k)
+    assert [bytes(c) for c in pem.decode(chain.decode())] == [b"leaf", b"inter"]
+    assert store.KEY_LABEL.encode() not in chain  # never the key
     store.Restore(d)()  # nothing to restore: no error
     fsutil.write_atomic(base + store.CHARGE_POINT, b"-----BEGIN CERTIFICATE-----\nAA==\n")
     assert store.client_cert(d) is None  # unreadable: none

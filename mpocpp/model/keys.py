@@ -490,7 +490,7 @@ def _client_cert_valid(cfg):
     from mpocpp.util import clock
     cc = store.client_cert(cfg.dir)
     try:
-        return cc is not None and x509.Certificate(cc[0]).valid_at(clock.now())
+        return cc is not None and x509.Certificate(cc.leaf).valid_at(clock.now())
     except ValueError:
         return False
 

@@ -105,7 +105,7 @@ class CertificateSigning:
             return cfg.get("SecurityProfile") >= 3
         from mpocpp.security import x509
         try:
-            return x509.Certificate(cc[0]).not_after - clock.now() <= _MONTH
+            return x509.Certificate(cc.leaf).not_after - clock.now() <= _MONTH
         except ValueError:
             return True
 

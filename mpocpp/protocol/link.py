@@ -199,7 +199,7 @@ class Link:
                 if cc is None:
                     log.warn(_TAG, "SecurityProfile 3 without a charge point certificate")
                 else:
-                    ssl.load_cert_chain(cc[0], cc[1])
+                    _client_chain(ssl, cc)
                 cc = None
             store = None
             modules.release_all("mpocpp.security")  # until the next connect needs it
@@ -301,3 +301,16 @@ class Link:
                 ws.abort()
                 return
             await asyncio.sleep_ms(max(0, period - time.ticks_diff(time.ticks_ms(), t)))
+
+
+def _client_chain(ssl, cc):
+    # The client certificate with its intermediates as PEM, so that the
+    # handshake sends them; an mbedTLS built without PEM parsing (the host's
+    # 64-bit unix port) refuses that: the leaf alone then, as DER.
+    if cc.chain is not None:
+        try:
+            ssl.load_cert_chain(cc.chain, cc.key)
+            return
+        except ValueError as e:
+            log.warn(_TAG, "client certificate chain not loaded (%s): the leaf alone", e)
+    ssl.load_cert_chain(cc.leaf, cc.key)

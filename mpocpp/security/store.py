@@ -114,9 +114,19 @@ def drop_fallback(flash_dir):
         remove(base + name)
 
 
+class ClientCert:
+    # The installed charge point certificate: leaf (DER), key (SEC 1 DER),
+    # and chain: the whole chain as PEM, leaf first, when CertificateSigned
+    # brought intermediates (for the handshake to send them), else None.
+    def __init__(self, leaf, key, chain):
+        self.leaf = leaf
+        self.key = key
+        self.chain = chain
+
+
 def client_cert(flash_dir):
-    # SecurityProfile 3: (certificate DER, private key DER) of the installed
-    # charge point certificate, or None (none installed, or unreadable).
+    # SecurityProfile 3: the installed charge point certificate (a
+    # ClientCert), or None (none installed, or unreadable).
     b = folder(flash_dir)
     # cpold.pem alone: a power cut between the two steps of an installation
     data = fsutil.read(b + CHARGE_POINT) or fsutil.read(b + PREVIOUS)
@@ -131,7 +141,10 @@ def client_cert(flash_dir):
         return None
     if not cert or len(key) != 1:
         return None
-    return bytes(cert[0]), bytes(key[0])
+    chain = None
+    if len(cert) > 1:
+        chain = "".join(pem.encode(c, "CERTIFICATE") for c in cert).encode()
+    return ClientCert(bytes(cert[0]), bytes(key[0]), chain)
 
 
 class Restore:
