@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.x509.oid import NameOID
 
+from csms_lib import CallErrorResult
 from fileservers import HttpFileServer
 from test_fwmgmt import NEW, images, now_iso  # noqa: F401 (images: the fixture)
 from test_security import booted
@@ -236,6 +237,12 @@ def test_refused_requests(csms, charger, http, images, pki):  # noqa: F811
     assert "expired" in got[2]["techInfo"]
     assert "RSA key size" in got[3]["techInfo"]
     assert csms.calls(SFSN, after=mark) == []  # nothing started
+    # L01.FR.20: with a ManufacturerRootCertificate, OCPP 1.6's unsigned
+    # UpdateFirmware is NotSupported and starts nothing
+    with pytest.raises(CallErrorResult) as e:
+        csms.call("CP1", "UpdateFirmware", {"location": url, "retrieveDate": now_iso()})
+    assert e.value.code == "NotSupported"
+    assert csms.calls("FirmwareStatusNotification", after=mark) == []
     assert http.requests == []
     assert charger.state()["boot"] == 1
 

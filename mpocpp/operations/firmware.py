@@ -41,6 +41,12 @@ class FirmwareManagement:
         self._security_event = security_event
 
     def UpdateFirmware(self, req):
+        # L01.FR.20: a charger given a ManufacturerRootCertificate takes
+        # signed firmware only; without one, OCPP 1.6's update as before.
+        from mpocpp.security import store
+        if store.names(self._cfg.dir, store.MFR):
+            from mpocpp.protocol.rpc import Reply, NOT_SUPPORTED
+            raise Reply(NOT_SUPPORTED, "signed firmware only: use SignedUpdateFirmware")
         from mpocpp.transfer import files
         loc = req["location"]
         files.check_location(loc)
