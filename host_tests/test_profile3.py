@@ -333,3 +333,33 @@ def test_client_certificate_from_an_intermediate_ca(charger_factory, interpreter
         assert "chain not loaded" not in ch.log_text()
     finally:
         c.stop()
+
+
+def test_running_charger_checks_renewal_periodically(charger_factory):
+    # A03 without a restart: under profile 3 the running charger checks its
+    # certificate every certRenewCheckS; this one expires within a month,
+    # so each check sends a new CSR.
+    p = pki()
+    c, ctx = _csms(ssl.CERT_OPTIONAL, p.ca_der)
+    try:
+        c.passwords = {"CP1": KEY}
+        url = c.url.replace("127.0.0.1", "localhost")
+        config = _sp2(url)
+        config["settings"]["certRenewCheckS"] = 2
+        ch = charger_factory(url=url, config=config)
+        booted(c, timeout=20)
+        c.sign_csr = csr_signer(open(p.ca_pem, "rb").read(), open(p.ca_key_pem, "rb").read(),
+                                days=20)
+        _csr(c, ch, c.mark())
+        ch.wait_log("charge point certificate installed")
+        c.sign_csr = None  # the renewals' CSRs are accepted, not signed
+        c.passwords = {}
+        n = c.connections("CP1")
+        assert change(c, "SecurityProfile", "3") == "Accepted"
+        c.wait_connected("CP1", timeout=20, count=n + 1)
+        mark = c.mark()
+        c.wait_for("SignCertificate", after=mark, timeout=15)
+        assert len(c.calls("BootNotification")) == 1  # no restart in between
+        assert ch.log_text().count("charge point certificate due for renewal") >= 1
+    finally:
+        c.stop()

@@ -24,6 +24,9 @@ _REASON = "/resetreason"
 # InvalidMessages goes to the security log at most this often (flash wear);
 # the next entry counts the ones in between.
 _INVALID_MS = const(600000)
+# The certificate renewal check's longest period: ticks_diff's range is half
+# the tick counter's (2**30 ms on most ports).
+_RENEW_MAX_S = const(432000)
 
 
 class Charger:
@@ -60,6 +63,7 @@ class Charger:
         self._oom_t0 = 0
         self._restarting = False
         self._tamper = False  # the enclosure seen open
+        self._renew_t = None  # ticks of the last certificate renewal check
         self._limited = {}  # event kind -> [count since its last entry, entry ticks]
         # Kept free for a restart out of heap: with it back, the reason file
         # and the StopTransactions can still be written to flash.
@@ -127,15 +131,20 @@ class Charger:
         # connector's status (E3.22); after an update, Installed or
         # InstallationFailed.
         self.outbox.boot([c.status_payload() for c in self.connectors])
-        if self.cfg.get("SecurityProfile") >= 3:
-            # A03: the client certificate renewed a month before it expires
-            asyncio.create_task(self.sign_certificate(True))
+        self._renew()
         if self._firmware_state:
             self._firmware_state = None
             from mpocpp.operations import firmware
             if firmware.booted(self.cfg.dir, self.outbox, self.jobs) == "Installed":
                 self.security.emit("FirmwareUpdated",
                                    self.registration.payload().get("firmwareVersion"))
+
+    def _renew(self):
+        # A03: the client certificate renewed a month before it expires;
+        # checked at registration and then every certRenewCheckS.
+        self._renew_t = time.ticks_ms()
+        if self.cfg.get("SecurityProfile") >= 3:
+            asyncio.create_task(self.sign_certificate(True))
 
     # --- the handlers of the central system's CALLs (operations/) ---
     def make(self, name, mod):
@@ -289,6 +298,10 @@ class Charger:
                 if led is not None:
                     led.show(self.led_state())
                     led.tick(_SUPERVISOR_MS)
+                t = self._renew_t
+                if t is not None and time.ticks_diff(now, t) >= \
+                        min(self.cfg.settings.get("certRenewCheckS", 86400), _RENEW_MAX_S) * 1000:
+                    self._renew()
                 t = board.tamper
                 if t is not None:
                     t = bool(t.value())
