@@ -149,6 +149,49 @@ def test_retry_back_off_and_drop():
     both(t)
 
 
+def test_attempts_survive_a_reboot():
+    # TransactionMessageAttempts counts the attempts made before a power
+    # cut too (issue 12): 2 failures, a reboot, 1 more drops the message.
+    # The attempt records are not messages and go once read past.
+    def t(kind):
+        r = QRig(kind, attempts=3, interval=10)
+        q = r.q
+        q.push("StopTransaction", stop(5, 10))
+        q.push("StopTransaction", stop(6, 20))
+        assert q.failed(q.peek(0).qid, 0) is False
+        q = r.power()
+        assert len(q) == 2 and q.pending_txn() == 2
+        assert q.failed(q.peek(0).qid, 0) is False  # the second attempt
+        q = r.power()
+        assert q.failed(q.peek(0).qid, 0) is True  # the third: dropped
+        assert q.peek(0).payload["transactionId"] == 6
+        q = r.power()  # the next head starts from 0 (the old records are not its)
+        assert q.failed(q.peek(0).qid, 0) is False
+        q = r.power()
+        assert q.failed(q.peek(0).qid, 0) is False
+        deliver(q, 10 ** 6)
+        assert len(q) == 0 and q.pending_txn() == 0
+        q = r.power()
+        assert len(q) == 0 and q.peek(0) is None
+    both(t)
+
+
+def test_attempt_records_never_eat_the_reserve():
+    # With the store down to its StopTransaction reserve, failed attempts
+    # are counted in RAM only: the reserve stays whole for the Stops.
+    def t(kind):
+        r = QRig(kind, txn_blocks=4, other_blocks=2, attempts=1000, interval=0, reserve=1024)
+        q = r.q
+        n = 0
+        while q.push("MeterValues", mv(7, n)) is not None:
+            n += 1
+        for i in range(200):
+            assert q.failed(q.peek(10 ** 9).qid, 10 ** 9) is False
+        assert q._s[0].free() >= 1024  # the records stopped at the reserve
+        assert q.push("StopTransaction", stop(7, 99)) is not None
+    both(t)
+
+
 def test_start_dropped_gives_minus_one():
     def t(kind):
         r = QRig(kind, attempts=1)

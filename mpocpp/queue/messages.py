@@ -34,6 +34,7 @@ from mpocpp.queue.record import StoreFull, HDR
 _TAG = "queue"
 _MSG = const(1)     # record kinds (first byte)
 _MAP = const(2)     # placeholder -> transactionId, i32 each
+_TRY = const(3)     # a failed attempt of the transaction message with sequence u32
 _NAMED = const(0xFF)  # action byte: the action name follows (length byte + name)
 _START_ROOM = const(512)  # bytes a StartTransaction record may take
 _MAP_KEEP = const(16)     # mappings kept in RAM after their record is gone
@@ -69,6 +70,7 @@ class MessageQueue:
         self._wake = wake
         self._map = {}          # placeholder -> transactionId (-1: none to be had)
         self._maps = 0          # _MAP records in the transaction store
+        self._tries = 0         # _TRY records in the transaction store
         self._ph = -1           # lowest placeholder handed out or seen
         self._head = [None, None]  # per stream: the Message at its head
         self._hph = 0           # placeholder of the transaction head if a Start
@@ -83,11 +85,12 @@ class MessageQueue:
             if s:
                 s.mount()
         self._map = {}
-        self._maps = 0
+        self._maps = self._tries = 0
         self._head = [None, None]
         self._att = [0, 0]
         self._wait = [False, False]
         ph = -1
+        tried = None  # (sequence, failed attempts) of the latest _TRY
         for seq, data in self._s[0].records():  # one record in RAM at a time
             if len(data) >= 9 and data[0] == _MAP:
                 p, t = struct.unpack_from("<ii", data, 1)
@@ -96,9 +99,16 @@ class MessageQueue:
                 ph = min(ph, p)
             elif len(data) >= 6 and data[0] == _MSG and data[1] == 0:
                 ph = min(ph, struct.unpack_from("<i", data, 2)[0])
+            elif len(data) >= 5 and data[0] == _TRY:
+                q = struct.unpack_from("<I", data, 1)[0]
+                tried = (q, tried[1] + 1 if tried and tried[0] == q else 1)
+                self._tries += 1
         self._ph = ph
         self._load(0)
         self._load(1)
+        h = self._head[0]
+        if h is not None and tried is not None and tried[0] == h.qid >> 1:
+            self._att[0] = tried[1]  # its attempts before the reboot count
         log.info(_TAG, "%d messages queued (%d transaction)", len(self), self.pending_txn())
 
     # --- transaction ids
@@ -251,6 +261,8 @@ class MessageQueue:
             self._drop(st, "no success after %d attempts" % n)
             return True
         self._att[st] = n
+        if st == 0:
+            self._tried(h.qid >> 1)
         d = min(max(0, self._interval_fn()) * n * 1000, _MAX_DELAY)
         self._due[st] = time.ticks_add(now_ms, d)
         self._wait[st] = True
@@ -259,13 +271,13 @@ class MessageQueue:
     # --- figures
 
     def __len__(self):
-        n = self._s[0].count() - self._maps
+        n = self._s[0].count() - self._maps - self._tries
         if self._s[1]:
             n += self._s[1].count()
         return n
 
     def pending_txn(self):
-        return self._s[0].count() - self._maps
+        return self._s[0].count() - self._maps - self._tries
 
     # --- internals
 
@@ -282,6 +294,19 @@ class MessageQueue:
         cb = self._on_txid
         if cb is not None:
             cb(ph, txid)
+
+    def _tried(self, seq):
+        # A failed attempt persisted (TransactionMessageAttempts counts across
+        # reboots), unless that would eat into the StopTransaction reserve:
+        # then it is counted in RAM only.
+        s = self._s[0]
+        if s.free() - 5 - HDR < self._reserve:
+            return
+        try:
+            s.append(struct.pack("<BI", _TRY, seq))
+            self._tries += 1
+        except StoreFull:
+            pass
 
     def _drop(self, st, why):
         # Remove the head of stream st (acknowledge it in its store).
@@ -314,6 +339,10 @@ class MessageQueue:
             if data and data[0] == _MAP and st == 0:
                 s.ack(seq)
                 self._maps -= 1
+                continue
+            if data and data[0] == _TRY and st == 0:
+                s.ack(seq)
+                self._tries -= 1
                 continue
             try:
                 h = self._decode(seq << 1 | st, data)
