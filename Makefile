@@ -52,15 +52,22 @@ run: $(STAMP)
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/run_all.py
 
-# The long fuzzing campaign (docs/reliability.md): 100,000 CSMS frames on
-# the host's port, then on the 32-bit one when it is there (MICROPYTHON32).
+# The long campaigns (docs/reliability.md): 100,000 fuzzed CSMS frames and
+# 10,000 power cuts on the host's port, then on the 32-bit one when it is
+# there (MICROPYTHON32). Hours: each part may be shortened, e.g.
+# `make soak SOAK_FRAMES=20000 SOAK_CUTS=1000`.
 SOAK_FRAMES ?= 100000
+SOAK_CUTS ?= 10000
 MICROPYTHON32 ?= $(abspath ../shared/targets/unix32/micropython)
 soak: $(STAMP)
 	$(BIN)/python tools/build_mpy.py --quiet
 	$(BIN)/python tools/fuzz --frames $(SOAK_FRAMES) --seed 1 --quiet
 	@if [ -x "$(MICROPYTHON32)" ]; then \
 	  $(BIN)/python tools/fuzz --frames $(SOAK_FRAMES) --seed 2 --quiet --micropython $(MICROPYTHON32); \
+	else echo "make soak: no 32-bit port at $(MICROPYTHON32): skipped"; fi
+	$(BIN)/python tools/powercut --cuts $(SOAK_CUTS) --seed 1 --quiet
+	@if [ -x "$(MICROPYTHON32)" ]; then \
+	  $(BIN)/python tools/powercut --cuts $(SOAK_CUTS) --seed 2 --quiet --micropython $(MICROPYTHON32); \
 	else echo "make soak: no 32-bit port at $(MICROPYTHON32): skipped"; fi
 
 # Regenerate mpocpp/protocol/schema.py from the JSON schemas in the ocpp package.

@@ -2,7 +2,11 @@
 # only clears bits) kept in a file under --data, with no copy in the GC heap,
 # so that the firmware's heap figures on the host are those of a board.
 # (norflash.NorFlash keeps its bytes in RAM for the fault-injection tests.)
+# Programs go to the file a 256-byte page at a time, as a NOR chip's page
+# programs do: a power cut (the process killed) tears a write at a page.
 from micropython import const
+
+_PAGE = const(256)
 
 _IOCTL_COUNT = const(4)
 _IOCTL_SIZE = const(5)
@@ -44,7 +48,7 @@ class FileNorFlash:
         done = 0
         total = len(buf)
         while done < total:
-            k = min(bs, total - done)
+            k = min(_PAGE, total - done)
             s = memoryview(scratch)[:k]
             f.seek(pos + done)
             f.readinto(s)
