@@ -63,6 +63,7 @@ class Charger:
         self._oom_t0 = 0
         self._restarting = False
         self._tamper = False  # the enclosure seen open
+        self._pause_t = 0  # ticks of the last pause() that did the work
         self._renew_t = None  # ticks of the last certificate renewal check
         self._limited = {}  # event kind -> [count since its last entry, entry ticks]
         # Kept free for a restart out of heap: with it back, the reason file
@@ -168,12 +169,13 @@ class Charger:
             return mod.SmartCharging(cons, self.sessions, self.ondemand.use_smart())
         if name == "firmware":
             return mod.FirmwareManagement(cfg, cons, self.jobs, self.board.net,
-                                          self.board.name, self.restart, self.security.emit)
+                                          self.board.name, self.restart, self.security.emit,
+                                          self.pause)
         if name == "security":
-            return mod.Security(cfg, self.security_changed)
+            return mod.Security(cfg, self.security_changed, self.pause)
         if name == "certsigning":
             return mod.CertificateSigning(cfg, self.sender, self.security.emit,
-                                          self.link.try_security_profile)
+                                          self.link.try_security_profile, self.pause)
         if name == "diagnostics":
             return mod.Diagnostics(cfg, self.jobs, self.board.net, self.state_lines,
                                    log.sink.files, self.security.files)
@@ -272,6 +274,17 @@ class Charger:
                 "registration=%s" % self.registration.status,
                 "queued=%d" % len(self.queue)] + \
             ["connector%d=%s %s" % (c.id, c.status, c.error_code) for c in self.connectors]
+
+    def pause(self):
+        # Called from inside long crypto (a P-256 multiplication takes about
+        # a second on an RP2040, the loop stands still meanwhile): what the
+        # supervisor must not miss, at its own period. The pilot is read and
+        # the relay follows it (an EV leaving state C), the watchdog fed.
+        now = time.ticks_ms()
+        if time.ticks_diff(now, self._pause_t) >= _SUPERVISOR_MS:
+            self._pause_t = now
+            self.sessions.tick(now)
+            self.board.feed()
 
     # --- tasks ---
     def led_state(self):

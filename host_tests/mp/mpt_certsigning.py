@@ -27,13 +27,17 @@ class Sender:
         return self.res
 
 
+
+def _pause():
+    pass
+
 def _make(res, keys=None, settings=None):
     init_clock()
     cfg = config(keys={"CpoName": "Test CPO"} if keys is None else keys,
                  settings={"chargeBoxId": "CP1"} if settings is None else settings)
     s = Sender(res)
     ev = Recorder()
-    h = certsigning.CertificateSigning(cfg, s, ev, Recorder())
+    h = certsigning.CertificateSigning(cfg, s, ev, Recorder(), _pause)
     return h, s, ev, store.folder(cfg.dir) + store.PENDING_KEY
 
 

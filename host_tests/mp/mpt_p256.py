@@ -196,3 +196,28 @@ def test_keygen_and_private_der():
     bare = b"\x30\x31" + b[2:2 + 3 + 34 + 12]  # version, key, curve
     got = []
     assert eckey.load_private(bare, got) == d and got == [None]
+
+
+def test_pause_called_inside_the_long_operations():
+    # A multiplication stands the loop still for about a second on an
+    # RP2040: pause() (the charger's relay and watchdog work) runs inside
+    # it, every few windows, and the results do not change.
+    from mpocpp.security import csr
+    calls = []
+
+    def pause():
+        calls.append(1)
+
+    d = 0x1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF
+    pub = eckey.public(d, pause)
+    assert pub == eckey.public(d) and len(calls) >= 20
+    n = len(calls)
+    digest = hashlib.sha256(b"pause").digest()
+    sig = eckey.sign(d, digest, b"", pause)
+    assert sig == eckey.sign(d, digest, b"") and len(calls) >= n + 20
+    n = len(calls)
+    assert p256.verify(pub, digest, eckey.encode_sig(*sig), pause)
+    assert len(calls) >= n + 20
+    n = len(calls)
+    req = csr.build(d, "O", "CN", None, b"", pause)
+    assert req == csr.build(d, "O", "CN", None, b"") and len(calls) >= n + 40

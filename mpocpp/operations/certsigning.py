@@ -28,14 +28,16 @@ _SKEW = const(300)  # seconds a new certificate may start in the future
 
 
 class CertificateSigning:
-    def __init__(self, cfg, sender, security_event, try_certificate):
+    def __init__(self, cfg, sender, security_event, try_certificate, pause):
         # sender: queue.sender.Sender (call_now); security_event(type,
         # tech_info): securityevents.SecurityEvents.emit; try_certificate(undo):
-        # link.Link.try_security_profile (reconnect, undo() after failures)
+        # link.Link.try_security_profile (reconnect, undo() after failures);
+        # pause(): the charger's safety work, called from inside the crypto
         self._cfg = cfg
         self._sender = sender
         self._event = security_event
         self._try = try_certificate
+        self._pause = pause
 
     # --- SignCertificate (A02.FR.02/03, A03.FR.02/03) ---
     async def sign_certificate(self):
@@ -57,13 +59,14 @@ class CertificateSigning:
         await asyncio.sleep_ms(0)  # a trigger's answer leaves first
         from mpocpp.security import eckey, csr
         # Each step blocks the loop (about a second each on an RP2040,
-        # docs/benchmarks.md): the other tasks run in between.
+        # docs/benchmarks.md): the other tasks run in between, the safety
+        # work inside (pause).
         d = eckey.generate()
-        pub = eckey.public(d)
+        pub = eckey.public(d, self._pause)
         await asyncio.sleep_ms(0)
         path = store.folder(cfg.dir) + store.PENDING_KEY
         try:
-            text = csr.build_pem(d, org, cn, pub)
+            text = csr.build_pem(d, org, cn, pub, self._pause)
             fsutil.makedirs(store.folder(cfg.dir))
             fsutil.write_atomic(path, eckey.private_der(d, pub))
         except (ValueError, OSError) as e:  # a name the CSR cannot hold, flash
@@ -161,7 +164,7 @@ class CertificateSigning:
         if now < leaf.not_before <= now + _SKEW:
             now = leaf.not_before
         try:
-            chain.verify_chain(certs, roots, now)
+            chain.verify_chain(certs, roots, now, 5, self._pause)
         except ValueError as e:
             return "chain: %s" % e
         if leaf.cn != (cfg.settings.get("chargeBoxId") or "") or not leaf.o:
@@ -171,7 +174,7 @@ class CertificateSigning:
         pub = []
         d = eckey.load_private(key, pub)
         if leaf.key_type != x509.KEY_P256 or \
-                bytes(leaf.key_bits) != (pub[0] or eckey.public(d)):
+                bytes(leaf.key_bits) != (pub[0] or eckey.public(d, self._pause)):
             return "not the key of the CSR"
         d = None
         # The certificates as checked and the key, in one file (atomic)

@@ -30,8 +30,9 @@ _VERIFIED = ("SignatureVerified", "InstallScheduled")  # Downloaded, in OCPP 1.6
 
 class FirmwareManagement:
     # restart(): the soft reset that boots the installed firmware;
-    # security_event(kind, tech_info, send): securityevents.SecurityEvents.emit.
-    def __init__(self, cfg, connectors, jobs, net, board_name, restart, security_event):
+    # security_event(kind, tech_info, send): securityevents.SecurityEvents.emit;
+    # pause(): the charger's safety work, called from inside the crypto.
+    def __init__(self, cfg, connectors, jobs, net, board_name, restart, security_event, pause):
         self._cfg = cfg
         self._cons = connectors
         self._jobs = jobs
@@ -39,6 +40,7 @@ class FirmwareManagement:
         self._board = board_name
         self._restart = restart
         self._security_event = security_event
+        self._pause = pause
 
     def UpdateFirmware(self, req):
         # L01.FR.20: a charger given a ManufacturerRootCertificate takes
@@ -66,7 +68,8 @@ class FirmwareManagement:
         at = files.date(fw, "installDateTime")
         n, interval = files.plan(req)
         try:
-            st, sig = modules.load(_SIGNED).prepare(fw, self._cfg.dir, self._security_event)
+            st, sig = modules.load(_SIGNED).prepare(fw, self._cfg.dir, self._security_event,
+                                                    self._pause)
         finally:
             modules.release(_SIGNED)
         if sig is None:

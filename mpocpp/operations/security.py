@@ -17,11 +17,13 @@ _NOT_FOUND = "NotFound"
 
 
 class Security:
-    def __init__(self, cfg, changed):
+    def __init__(self, cfg, changed, pause):
         # changed(what): a certificate was installed or deleted (the
-        # security event ReconfigurationOfSecurityParameters).
+        # security event ReconfigurationOfSecurityParameters); pause(): the
+        # charger's safety work, called from inside the crypto.
         self._cfg = cfg
         self._changed = changed
+        self._pause = pause
 
     # --- InstallCertificate (M05) ---
     def InstallCertificate(self, req):
@@ -57,7 +59,7 @@ class Security:
                 ok = False
                 for path, old in replace:
                     try:
-                        chain.verify_chain([cert], [old], now)
+                        chain.verify_chain([cert], [old], now, 5, self._pause)
                         ok = True
                         break
                     except ValueError:

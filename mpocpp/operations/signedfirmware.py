@@ -18,8 +18,9 @@ _TAG = "fw"
 _CRYPTO = "mpocpp.security"
 
 
-def prepare(fw, flash_dir, emit):
-    # fw: SignedUpdateFirmware.firmware; emit: SecurityEvents.emit.
+def prepare(fw, flash_dir, emit, pause):
+    # fw: SignedUpdateFirmware.firmware; emit: SecurityEvents.emit; pause():
+    # the charger's safety work, called from inside the crypto.
     # -> ("Accepted", Signature) or (the refusal's status, None).
     try:
         sig = _base64(fw["signature"])
@@ -27,14 +28,14 @@ def prepare(fw, flash_dir, emit):
         log.warn(_TAG, "SignedUpdateFirmware: signature is not base64")
         return "Rejected", None
     try:
-        der = _signing_certificate(fw["signingCertificate"], flash_dir)
+        der = _signing_certificate(fw["signingCertificate"], flash_dir, pause)
     except ValueError as e:  # PemError, DerError, ChainError
         log.warn(_TAG, "SignedUpdateFirmware: signing certificate: %s", e)
         emit("InvalidFirmwareSigningCertificate", str(e), True)
         return "InvalidCertificate", None
     finally:
         modules.release_all(_CRYPTO)
-    return "Accepted", Signature(der, sig, emit)
+    return "Accepted", Signature(der, sig, emit, pause)
 
 
 def _base64(s):
@@ -46,7 +47,7 @@ def _base64(s):
     return b
 
 
-def _signing_certificate(text, flash_dir):
+def _signing_certificate(text, flash_dir, pause):
     # One PEM certificate, issued by an installed ManufacturerRootCertificate
     # (or one itself), valid now, usable for signatures -> its DER.
     from mpocpp.security import pem
@@ -68,7 +69,7 @@ def _signing_certificate(text, flash_dir):
     roots = _roots(flash_dir)
     if not roots:
         raise ValueError("no ManufacturerRootCertificate installed")
-    chain.verify_chain([cert], roots, clock.now(), 1)
+    chain.verify_chain([cert], roots, clock.now(), 1, pause)
     return der
 
 
@@ -88,10 +89,11 @@ def _roots(flash_dir):
 
 class Signature:
     # The signing certificate (DER) and the signature of one firmware file.
-    def __init__(self, der, sig, emit):
+    def __init__(self, der, sig, emit, pause):
         self._der = der
         self._sig = sig
         self._emit = emit
+        self._pause = pause
 
     async def check(self, path, buf):
         # The firmware job's check: SHA-256 of the file at path, read through buf
@@ -110,7 +112,7 @@ class Signature:
                 h.update(mv[:n])
                 await asyncio.sleep_ms(0)
         try:
-            why = _verify(self._der, h.digest(), self._sig)
+            why = _verify(self._der, h.digest(), self._sig, self._pause)
         finally:
             modules.release_all(_CRYPTO)
         if why:
@@ -120,14 +122,14 @@ class Signature:
         return True
 
 
-def _verify(der, digest, sig):
+def _verify(der, digest, sig, pause):
     # -> None when sig is a signature over digest by der's key, else why not
     from mpocpp.security import x509
     from mpocpp.security import chain
     c = x509.Certificate(der)
     try:
         if c.key_type == x509.KEY_P256:
-            ok = chain.verify_digest(c, x509.ECDSA_SHA256, digest, sig)
+            ok = chain.verify_digest(c, x509.ECDSA_SHA256, digest, sig, -1, pause)
         else:
             ok = (chain.verify_digest(c, x509.RSA_PSS_SHA256, digest, sig)
                   or chain.verify_digest(c, x509.RSA_SHA256, digest, sig))

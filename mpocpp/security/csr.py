@@ -21,16 +21,17 @@ def _rdn(oid, text):
     return tlv(SET, seq(tlv(OID, oid), tlv(0x0C, text.encode())))  # UTF8String
 
 
-def build(d, organization, common_name, pub=None, extra=None):
+def build(d, organization, common_name, pub=None, extra=None, pause=None):
     # DER of the request for private key d; pub = eckey.public(d) when the
     # caller has it (saves a scalar multiplication); extra as for eckey.sign
     info = seq(b"\x02\x01\x00",
                seq(_rdn(_OID_O, organization), _rdn(_OID_CN, common_name)),
-               seq(_EC_P256, tlv(BIT_STRING, b"\x00" + (pub or eckey.public(d)))),
+               seq(_EC_P256, tlv(BIT_STRING, b"\x00" + (pub or eckey.public(d, pause)))),
                b"\xa0\x00")  # no attributes
-    r, s = eckey.sign(d, hashlib.sha256(info).digest(), extra)
+    r, s = eckey.sign(d, hashlib.sha256(info).digest(), extra, pause)
     return seq(info, _ECDSA_SHA256, tlv(BIT_STRING, b"\x00" + eckey.encode_sig(r, s)))
 
 
-def build_pem(d, organization, common_name, pub=None):
-    return pem.encode(build(d, organization, common_name, pub), "CERTIFICATE REQUEST")
+def build_pem(d, organization, common_name, pub=None, pause=None):
+    return pem.encode(build(d, organization, common_name, pub, None, pause),
+                      "CERTIFICATE REQUEST")

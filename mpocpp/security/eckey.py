@@ -20,9 +20,9 @@ def generate():
             return d
 
 
-def public(d):
-    # SEC 1 uncompressed public point of d (65 bytes)
-    return p256.encode_point(p256.mul_base(d))
+def public(d, pause=None):
+    # SEC 1 uncompressed public point of d (65 bytes); pause: as for p256
+    return p256.encode_point(p256.mul_base(d, pause))
 
 
 def hmac_sha256(key, msg):
@@ -37,7 +37,7 @@ def hmac_sha256(key, msg):
     return o.digest()
 
 
-def sign(d, digest, extra=None):
+def sign(d, digest, extra=None, pause=None):
     # ECDSA signature (r, s) of a SHA-256 digest. The nonce is RFC 6979 3.2
     # (HMAC-SHA256 DRBG over the key and digest) with extra data k' = 32
     # bytes of os.urandom by default: a weak RNG cannot leak the key, and a
@@ -60,7 +60,7 @@ def sign(d, digest, extra=None):
         v = hmac_sha256(k, v)
         t = int.from_bytes(v, "big")
         if 0 < t < n:
-            r = p256.mul_base(t)[0] % n
+            r = p256.mul_base(t, pause)[0] % n
             if r:
                 s = pow(t, n - 2, n) * (h + r * d) % n
                 if s:

@@ -12,6 +12,10 @@ _B = const(0x5AC635D8AA3A93E7B3EBBD55769886BC651D06B0CC53B0F63BCE3C3E27D2604B)
 _GX = const(0x6B17D1F2E12C4247F8BCE6E563A440F277037D812DEB33A0F4A13945D898C296)
 _GY = const(0x4FE342E2FE1A7F9B8EE7EB4A7C0F9E162BCE33576B315ECECBB6406837BF51F5)
 _W = const(3)  # window bits: 4 is 5 % faster on an RP2040 but needs 6 KiB more heap
+# pause() is called every this many windows of a multiplication (about 50 ms
+# on an RP2040: a multiplication is about a second): the charger's safety
+# work (the relay, the watchdog) runs although the loop cannot.
+_PAUSE_WINDOWS = const(4)
 
 
 def _dbl(q):
@@ -57,14 +61,18 @@ def _table(q):
     return t
 
 
-def _mul2(k1, q1, k2, q2):
+def _mul2(k1, q1, k2, q2, pause=None):
     # k1*q1 + k2*q2 (Jacobian, or None), 0 <= k < 2^256; windows interleaved
     t1 = _table(q1) if k1 else None
     t2 = _table(q2) if k2 else None
     r = None
     m = (1 << _W) - 1
     i = 255 // _W * _W
+    n = 0
     while i >= 0:
+        n += 1
+        if pause is not None and n % _PAUSE_WINDOWS == 0:
+            pause()
         if r is not None:
             for _ in range(_W):
                 r = _dbl(r)
@@ -86,9 +94,9 @@ def affine(q):
     return x * zi2 % P, y * zi2 * zi % P
 
 
-def mul_base(k):
+def mul_base(k, pause=None):
     # k*G as (x, y), 0 < k < N
-    return affine(_mul2(k, (_GX, _GY, 1), 0, None))
+    return affine(_mul2(k, (_GX, _GY, 1), 0, None, pause))
 
 
 def encode_point(q):
@@ -127,7 +135,7 @@ def decode_sig(sig):
     return a, b
 
 
-def verify(point, digest, sig):
+def verify(point, digest, sig, pause=None):
     # ECDSA (FIPS 186-4 6.4.2) of a SHA-256 digest; point: SEC 1 bytes (a bad
     # key raises ValueError), sig: DER. Both s and N - s verify (no low-s
     # rule in the standard).
@@ -140,7 +148,7 @@ def verify(point, digest, sig):
         return False
     e = int.from_bytes(digest[:32], "big")
     w = pow(s, N - 2, N)
-    q = _mul2(e * w % N, (_GX, _GY, 1), r * w % N, (x, y, 1))
+    q = _mul2(e * w % N, (_GX, _GY, 1), r * w % N, (x, y, 1), pause)
     if q is None:
         return False
     # x(q) mod N == r, checked without an inversion: X == r' * Z^2 for
