@@ -187,6 +187,10 @@ class Queue:
     def resolve(self, txid):
         return self.map.get(txid, txid)
 
+    def has_start(self, ph):
+        return ph in self.map or any(m.action == "StartTransaction" and m.placeholder == ph
+                                     for m in self.pushed)
+
     def has_stop(self, txid, since=0):
         for m in self.pushed:
             if m.action == "StopTransaction" and \
@@ -277,9 +281,10 @@ class Led:
 class Rig:
     # n connectors on fake hardware, the real Reservations, Availability and
     # Sessions, over a temporary flash directory with the real Config.
-    # make_auth(cfg): the authorization to use instead of the fake one.
+    # make_auth(cfg): the authorization to use instead of the fake one;
+    # queue: the (fake) queue a power cut left in flash, else a new one.
     def __init__(self, n=1, keys=None, answers=None, lock=True, d=None, meter=True,
-                 max_amps=32, make_auth=None):
+                 max_amps=32, make_auth=None, queue=None):
         from mpocpp.model.connector import Connector
         from mpocpp.model.reservations import Reservations
         from mpocpp.model.availability import Availability
@@ -292,7 +297,7 @@ class Rig:
         self.hw = [None] + [Hw(lock) for _ in range(n)]
         self.cons = [Connector(i, self.hw[i], cfg, self.meter, max_amps, self.reports.append)
                      for i in range(n + 1)]
-        self.queue = Queue()
+        self.queue = queue if queue is not None else Queue()
         self.auth = Auth(answers) if make_auth is None else make_auth(cfg)
         self.reservations = Reservations(self.cons)
         self.availability = Availability(self.dir, self.cons)

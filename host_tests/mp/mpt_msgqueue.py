@@ -192,6 +192,27 @@ def test_attempt_records_never_eat_the_reserve():
     both(t)
 
 
+def test_has_start_for_the_boot_check():
+    # A placeholder whose Start is queued, or answered (mapped), is known
+    # after a reboot; one whose Start never reached the queue is not.
+    def t(kind):
+        r = QRig(kind)
+        q = r.q
+        ph = q.new_placeholder()
+        q.push("StartTransaction", start(1), placeholder=ph)
+        other = q.new_placeholder()
+        q = r.power()
+        assert q.has_start(ph) and not q.has_start(other)
+        q.push("MeterValues", mv(ph, 1))  # keeps the mapping record in the store
+        deliver(q, 0, {"transactionId": 42, "idTagInfo": {"status": "Accepted"}})
+        assert q.has_start(ph)
+        q = r.power()
+        assert q.has_start(ph) and not q.has_start(other)
+        # (once the mapping is read past, the transaction's file holds 42:
+        # sessions.recover asks only about placeholders)
+    both(t)
+
+
 def test_start_dropped_gives_minus_one():
     def t(kind):
         r = QRig(kind, attempts=1)

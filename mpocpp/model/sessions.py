@@ -116,6 +116,14 @@ class Sessions:
                          c.id, tx.id)
                 transaction.drop(self._dir, c.id)
                 continue
+            if tx.id <= -2 and not q.has_start(tx.id):
+                # Cut between writing the transaction down and queuing its
+                # StartTransaction: it never began for the central system
+                # (nor for the relay, closed after the Start is queued).
+                log.warn(_TAG, "connector %d: transaction %s never queued: dropped",
+                         c.id, tx.id)
+                transaction.drop(self._dir, c.id)
+                continue
             log.warn(_TAG, "connector %d: transaction %s interrupted by power loss", c.id, tx.id)
             c.tx = tx
             self._stop(c, "PowerLoss", None, True)

@@ -17,6 +17,7 @@
 #   q.failed(qid, now_ms) -> True when the message was dropped
 #   q.new_placeholder() -> int;  q.resolve(txid) -> int
 #   q.has_stop(txid, since=0) -> a StopTransaction of it is queued (boot check)
+#   q.has_start(placeholder) -> its StartTransaction is queued or answered (boot check)
 #   len(q), q.pending_txn()
 #
 # Transaction messages (StartTransaction, StopTransaction, MeterValues with a
@@ -142,6 +143,19 @@ class MessageQueue:
                     return True
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue
+        return False
+
+    def has_start(self, ph):
+        # True when the StartTransaction of placeholder ph is still queued,
+        # or was answered (its mapping is known): False means the power went
+        # after the charger wrote the transaction down and before it queued
+        # the Start (boot only: reads the records one at a time).
+        if ph in self._map:
+            return True
+        for seq, data in self._s[0].records():
+            if len(data) >= 6 and data[0] == _MSG and data[1] == 0 and \
+                    struct.unpack_from("<i", data, 2)[0] == ph:
+                return True
         return False
 
     # --- filling
