@@ -52,12 +52,14 @@ run: $(STAMP)
 bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/run_all.py
 
-# The long campaigns (docs/reliability.md): 100,000 fuzzed CSMS frames and
-# 10,000 power cuts on the host's port, then on the 32-bit one when it is
-# there (MICROPYTHON32). Hours: each part may be shortened, e.g.
-# `make soak SOAK_FRAMES=20000 SOAK_CUTS=1000`.
+# The long campaigns (docs/reliability.md): 100,000 fuzzed CSMS frames,
+# 10,000 power cuts and 500 link faults over 100 transactions on the host's
+# port, then on the 32-bit one when it is there (MICROPYTHON32). Hours: each
+# part may be shortened, e.g. `make soak SOAK_FRAMES=20000 SOAK_CUTS=1000`.
 SOAK_FRAMES ?= 100000
 SOAK_CUTS ?= 10000
+SOAK_FAULTS ?= 500
+SOAK_TRANSACTIONS ?= 100
 MICROPYTHON32 ?= $(abspath ../shared/targets/unix32/micropython)
 soak: $(STAMP)
 	$(BIN)/python tools/build_mpy.py --quiet
@@ -68,6 +70,10 @@ soak: $(STAMP)
 	$(BIN)/python tools/powercut --cuts $(SOAK_CUTS) --seed 1 --quiet
 	@if [ -x "$(MICROPYTHON32)" ]; then \
 	  $(BIN)/python tools/powercut --cuts $(SOAK_CUTS) --seed 2 --quiet --micropython $(MICROPYTHON32); \
+	else echo "make soak: no 32-bit port at $(MICROPYTHON32): skipped"; fi
+	$(BIN)/python tools/linkfaults --faults $(SOAK_FAULTS) --transactions $(SOAK_TRANSACTIONS) --seed 1 --quiet
+	@if [ -x "$(MICROPYTHON32)" ]; then \
+	  $(BIN)/python tools/linkfaults --faults $(SOAK_FAULTS) --transactions $(SOAK_TRANSACTIONS) --seed 2 --quiet --micropython $(MICROPYTHON32); \
 	else echo "make soak: no 32-bit port at $(MICROPYTHON32): skipped"; fi
 
 # Regenerate mpocpp/protocol/schema.py from the JSON schemas in the ocpp package.
