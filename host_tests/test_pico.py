@@ -329,3 +329,4 @@ def test_online_through_the_usb_bridge(pico, csms):
         bridge.kill()
         err = bridge.stderr.read().decode()
         print("bridge log:\n" + err[-2000:])
+        print("the Pico's console:\n" + p.console()[-3000:])

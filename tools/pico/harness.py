@@ -201,15 +201,16 @@ class Pico:
             except ValueError:
                 continue
             kind = ev.get("ev")
+            if kind == "usb" and self._pty is not None:
+                # outside the lock: a slow reader of the pty must not stop
+                # the console and the states from being read
+                try:
+                    os.write(self._pty[0], base64.b64decode(ev["data"]))
+                except OSError:
+                    pass
             with self._cond:
                 if kind == "usb":
-                    data = base64.b64decode(ev["data"])
-                    self._console += data
-                    if self._pty is not None:
-                        try:
-                            os.write(self._pty[0], data)
-                        except OSError:
-                            pass
+                    self._console += base64.b64decode(ev["data"])
                 elif kind == "uart":
                     self._uart[ev["n"]] += base64.b64decode(ev["data"])
                 elif kind == "state":
