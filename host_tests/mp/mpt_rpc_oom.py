@@ -128,3 +128,48 @@ async def test_parsed_but_no_room_left_to_answer():
     finally:
         hog = None
         os.remove(path)
+
+
+async def test_no_block_to_decode_surrogates_is_answered():
+    # Found by `make soak` (frame ~20,000): a 3.7 KB CALL full of escaped
+    # surrogates needed a block of its size for the decoded copy; on a
+    # fragmented heap the MemoryError left on_message, the CALL was never
+    # answered and each one counted towards a restart (4 in 42 s).
+    import gc
+    seen = []
+    log.oom = seen.append
+    text = ('[2, "sur","ChangeConfiguration",{"key":"'
+            + "\\ud83d\\ude00" * 300 + '","value":"1"}]')
+    hog = [None] * 1000
+    w = Wire()
+    r = rpc.Rpc(lambda a, p: {"status": "Accepted"}, lambda: "id1")
+    r.attach(w.send)
+    try:
+        gc.collect()
+        try:
+            for i in range(len(hog)):  # the heap in 256-byte pieces
+                hog[i] = bytearray(240)
+        except MemoryError:
+            pass
+        for i in range(0, len(hog), 2):  # every other one freed
+            hog[i] = None
+        gc.collect()
+        await r.on_message(text)
+    finally:
+        for i in range(len(hog)):
+            hog[i] = None
+        log.oom = None
+        gc.collect()
+    assert w.out == [[4, "sur", "InternalError", "message too large for memory", {}]], w.out
+    assert seen == []
+    await r.on_message('[2,"next","ChangeConfiguration",{"key":"A","value":"1"}]')
+    assert w.out[-1] == [3, "next", {"status": "Accepted"}], w.out
+
+
+def test_call_id_without_a_parse():
+    assert rpc._call_id('[2,"a1","Heartbeat",{}]') == "a1"
+    assert rpc._call_id(' [ 2 , "b" ,"X"') == "b"
+    assert rpc._call_id('[3,"a1",{}]') is None
+    assert rpc._call_id('[2,"a\\"b","X",{}]') is None
+    assert rpc._call_id('[2,12,"X",{}]') is None
+    assert rpc._call_id("") is None

@@ -14,6 +14,7 @@ _CALL = const(2)
 _RESULT = const(3)
 _ERROR = const(4)
 _MAX_ID = const(36)
+_HEAD = const(64)  # enough for the type and a CALL's id
 _SEEN = const(8)  # CALL ids remembered per connection, to notice a replay
 _REPLAY = "AttemptedReplayAttacks"
 # Heap a parsed large message must leave free to be handled and answered.
@@ -109,6 +110,22 @@ def _unpair(text):
         return text
     out.append(text[start:])
     return "".join(out)
+
+
+def _call_id(text):
+    # The id of a CALL read from the text's first characters without a
+    # parse: -> the id, or None (not a CALL, or an id with escapes).
+    head = text[:_HEAD]
+    i = head.find("[")
+    j = head.find(",", i + 1)
+    if i < 0 or j < 0 or head[:i].strip() or head[i + 1:j].strip() != "2":
+        return None
+    k = head.find('"', j + 1)
+    e = head.find('"', k + 1)
+    if k < 0 or e < 0 or head[j + 1:k].strip():
+        return None
+    mid = head[k + 1:e]
+    return None if "\\" in mid else mid
 
 
 def _hex4(s, p):
@@ -239,27 +256,25 @@ class Rpc:
         if not isinstance(text, str):
             await self._on_spilled(text)
             return
-        if "\\ud" in text or "\\uD" in text:
-            text = _unpair(text)
         try:
+            if "\\ud" in text or "\\uD" in text:
+                text = _unpair(text)
             msg = json.loads(text)
         except (ValueError, TypeError):
             log.warn(_TAG, "not JSON, ignored: %s", text[:60])
             self._invalid("not JSON")
             return
         except MemoryError:
-            # A deep nest takes the parser's stack, not the heap's health:
-            # not counted, the connection kept; a CALL whose head can be
-            # read is answered as one kept in flash would be.
+            # A deep nest takes the parser's stack, and a message's copy
+            # (surrogates decoded) a block of its size: the message's size,
+            # not the heap's health. Not counted, the connection kept; a
+            # CALL whose id can be read is answered as one kept in flash
+            # would be (no copy of the text, no import: the heap is short).
+            msg = None
             gc.collect()
             log.error(_TAG, "%d-char message: no memory to parse it", len(text))
-            import io
-            from mpocpp.protocol import jsonstream
-            try:
-                _, kind, mid, _ = jsonstream.head(io.BytesIO(text))
-            except (ValueError, MemoryError):
-                return
-            if kind == _CALL and not self.silent:
+            mid = _call_id(text)
+            if mid is not None and not self.silent:
                 await self._answer_error(mid, INTERNAL_ERROR, "message too large for memory")
             return
         await self._on_frame(msg, text)
