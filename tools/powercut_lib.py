@@ -222,22 +222,7 @@ class Campaign:
         ch, c = self.charger, self.csms
         ch.ok("network", up=True)
         c.wait_connected("CP1", timeout=30)
-        deadline = time.time() + drain_timeout
-        while True:
-            st = ch.state()
-            con = st["connectors"][0]
-            if con["transaction"] is not None:
-                ch.ok("swipe", idTag=ID_TAG)
-                time.sleep(1)
-            elif con["pilot"] not in ("A", None):
-                ch.ok("plug_out", connector=1)
-            elif st["queue_depth"] == 0 and st["registration"] == "Accepted":
-                break
-            if time.time() > deadline:
-                self._fail("queue not drained in %d s: %r" % (drain_timeout, st))
-                break
-            time.sleep(0.3)
-        time.sleep(1.5)  # the last answers on their way
+        txoracle.drain(ch, c, ID_TAG, self._fail, drain_timeout)
         self.stats["duration_s"] = round(time.time() - self.t0, 1)
         self._oracle()
         return self.stats

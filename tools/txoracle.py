@@ -14,10 +14,34 @@ stopped its transactions and drained its queue:
 
     check(csms, fail, stats): fail(text) for each violation; stats (a
     Counter) gets transactions, start/stop messages and duplicates.
+    drain(charger, csms, id_tag, fail): the end of a run, before check.
 """
 import collections
+import time
 
 REG = "Energy.Active.Import.Register"
+
+
+def drain(ch, c, id_tag, fail, timeout=120):
+    """The end of a campaign: the session stopped with its card, the EV
+    unplugged, then wait until the charger's queue is empty and it is
+    registered (a failure through fail() after timeout s)."""
+    deadline = time.time() + timeout
+    while True:
+        st = ch.state()
+        con = st["connectors"][0]
+        if con["transaction"] is not None:
+            ch.ok("swipe", idTag=id_tag)
+            time.sleep(1)
+        elif con["pilot"] not in ("A", None):
+            ch.ok("plug_out", connector=1)
+        elif st["queue_depth"] == 0 and st["registration"] == "Accepted":
+            break
+        if time.time() > deadline:
+            fail("queue not drained in %d s: %r" % (timeout, st))
+            break
+        time.sleep(0.3)
+    time.sleep(1.5)  # the last answers on their way
 
 
 def check(c, fail, stats):
