@@ -17,6 +17,21 @@ class Wire:
         self.out.append(json.loads(text))
 
 
+def _fragment(hog):
+    # The heap in 256-byte pieces, every other one freed: no block larger
+    # than 256 bytes is left. hog: a list allocated before, in one piece.
+    import gc
+    gc.collect()
+    try:
+        for i in range(len(hog)):
+            hog[i] = bytearray(240)
+    except MemoryError:
+        pass
+    for i in range(0, len(hog), 2):
+        hog[i] = None
+    gc.collect()
+
+
 async def test_too_large_to_parse_is_not_an_out_of_memory_event():
     # Five such CALLs made the charger count five out-of-memory events and
     # restart itself (MemoryExhaustion), stopping a charging session: the
@@ -75,15 +90,7 @@ async def test_answer_too_large_for_the_heap_is_a_callerror():
     def handler(action, payload):
         res = {"configurationKey": [{"key": "K%d" % i, "readonly": True, "value": "v" * 400}
                                     for i in range(8)]}
-        gc.collect()
-        try:
-            for i in range(len(hog)):  # the heap in 256-byte pieces
-                hog[i] = bytearray(240)
-        except MemoryError:
-            pass
-        for i in range(0, len(hog), 2):  # every other one freed
-            hog[i] = None
-        gc.collect()
+        _fragment(hog)
         return res
 
     w = Wire()
@@ -145,15 +152,7 @@ async def test_no_block_to_decode_surrogates_is_answered():
     r = rpc.Rpc(lambda a, p: {"status": "Accepted"}, lambda: "id1")
     r.attach(w.send)
     try:
-        gc.collect()
-        try:
-            for i in range(len(hog)):  # the heap in 256-byte pieces
-                hog[i] = bytearray(240)
-        except MemoryError:
-            pass
-        for i in range(0, len(hog), 2):  # every other one freed
-            hog[i] = None
-        gc.collect()
+        _fragment(hog)
         await r.on_message(text)
     finally:
         for i in range(len(hog)):
