@@ -153,13 +153,14 @@ _MISSING = object()
 def _int(s):
     # Strict decimal: optional "-", 1..10 digits (int() would also take
     # "+1", " 1" and "1_0").
-    n = len(s)
-    i = 1 if n and s[0] == "-" else 0
+    # Bytes: iterating or indexing a str interns each character, for good.
+    b = s.encode()
+    n = len(b)
+    i = 1 if n and b[0] == 45 else 0
     if n - i < 1 or n - i > 10:
         raise ValueError("not an integer")
     while i < n:
-        c = s[i]
-        if c < "0" or c > "9":
+        if not 48 <= b[i] <= 57:
             raise ValueError("not an integer")
         i += 1
     return int(s)
@@ -441,16 +442,17 @@ def _check_authkey(k, raw):
     # goes into an error message.
     n = len(k)
     hexok = 32 <= n <= 40 and not n & 1
+    b = k.encode()  # bytes: iterating a str interns each character, for good
     if hexok:
-        for c in k:
-            if c not in "0123456789abcdefABCDEF":
+        for c in b:
+            if not (48 <= c <= 57 or 97 <= c | 32 <= 102):
                 hexok = False
                 break
     if hexok and not raw:
         return
     if raw is not False and 16 <= n <= 40:
-        for c in k:
-            if c < " " or c > "~":
+        for c in b:
+            if c < 32 or c > 126:
                 break
         else:
             return

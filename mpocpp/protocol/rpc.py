@@ -87,7 +87,7 @@ def _unpair(text):
     i = text.find("\\u")
     while i >= 0:
         b = i
-        while b > 0 and text[b - 1] == "\\":
+        while b > 0 and text[b - 1:b] == "\\":  # (a slice: str[i] interns)
             b -= 1
         hi = _hex4(text, i + 2) if not (i - b) & 1 and i + 6 <= n else 0
         if 0xD800 <= hi <= 0xDFFF:
@@ -132,7 +132,7 @@ def _hex4(s, p):
     # The 4 hex digits at p as a number, or -1.
     v = 0
     for k in range(p, p + 4):
-        c = ord(s[k])
+        c = ord(s[k:k + 1])  # a slice: str[k] would intern the character
         if 48 <= c <= 57:
             c -= 48
         elif 97 <= c | 32 <= 102:

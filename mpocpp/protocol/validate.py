@@ -30,8 +30,6 @@ OCCURENCE = "OccurenceConstraintViolation"  # 1.6 spelling
 FORMATION = "FormationViolation"
 NOT_IMPLEMENTED = "NotImplemented"
 
-_SCHEME = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789+-."
-
 # The table, loaded on first use: action -> node offsets, the node blob and
 # the field names of ocpp_schema.
 _tab = None
@@ -176,13 +174,17 @@ def _i32(p):
 
 def _uri(s):
     # scheme ":" rest, no whitespace or control characters (RFC 3986 shape).
-    i = s.find(":")
-    if i < 1 or i + 1 >= len(s) or s[0] in "0123456789+-.":
+    # Read as bytes: a str iterated or indexed interns each character it
+    # yields, for good (a CSMS's random characters would fill the heap).
+    b = s.encode()
+    i = b.find(b":")
+    if i < 1 or i + 1 >= len(b) or not 97 <= b[0] | 32 <= 122:
         return False
-    for k in range(i):
-        if s[k] not in _SCHEME:
+    for k in range(1, i):
+        c = b[k]
+        if not (97 <= c | 32 <= 122 or 48 <= c <= 57 or c == 43 or c == 45 or c == 46):
             return False
-    for c in s:
-        if c <= " " or c == "\x7f":
+    for c in b:
+        if c <= 32 or c == 127:
             return False
     return True

@@ -157,19 +157,20 @@ def parse_ms(s):
         i = 19
         n = len(s)
         ms = 0
-        if i < n and s[i] == ".":
+        # Slices, not s[i]: indexing a str interns the character, for good.
+        if s[i:i + 1] == ".":
             i += 1
             k = 100
-            while i < n and "0" <= s[i] <= "9":
-                ms += (ord(s[i]) - 48) * k
+            while i < n and "0" <= s[i:i + 1] <= "9":
+                ms += (ord(s[i:i + 1]) - 48) * k
                 k //= 10
                 i += 1
         off = 0
         if i < n:
-            c = s[i]
+            c = s[i:i + 1]
             if c in "Zz" and i + 1 == n:
                 pass
-            elif c in "+-" and n - i == 6 and s[i + 3] == ":":
+            elif c in "+-" and n - i == 6 and s[i + 3:i + 4] == ":":
                 off = int(s[i + 1:i + 3]) * 3600 + int(s[i + 4:i + 6]) * 60
                 if c == "-":
                     off = -off
