@@ -96,3 +96,9 @@ def test_surrogate_decoding_does_not_intern():
     assert _grows(rpc._unpair, text) < 2048
     assert rpc._unpair('"\\ud83d\\ude00"') == '"\U0001f600"'
 
+
+def test_decoded_surrogate_pairs_are_not_interned():
+    # 600 distinct pairs, each decoded to a character outside the BMP
+    text = "".join("\\ud8%02x\\udc%02x" % (0x40 + i // 200, i % 200) for i in range(600))
+    assert _grows(rpc._unpair, text) < 2048
+

@@ -80,7 +80,9 @@ def _unpair(text):
     # surrogate (invalid UTF-8: echoed in an answer, the central system
     # closes with 1007). Before parsing, a pair becomes the character it
     # encodes and a lone one U+FFFD. Only escapes are looked at; a message
-    # without one is returned as it is.
+    # without one is returned as it is. The result grows in one bytearray:
+    # a list of pieces kept alive among the loop's garbage cut the heap into
+    # small holes, and chr() would intern each character for good.
     out = None
     start = 0
     n = len(text)
@@ -91,25 +93,29 @@ def _unpair(text):
             b -= 1
         hi = _hex4(text, i + 2) if not (i - b) & 1 and i + 6 <= n else 0
         if 0xD800 <= hi <= 0xDFFF:
-            ch = "\ufffd"
+            cp = 0xFFFD
             k = 6
             if hi < 0xDC00 and text.startswith("\\u", i + 6) and i + 12 <= n:
                 lo = _hex4(text, i + 8)
                 if 0xDC00 <= lo <= 0xDFFF:
-                    ch = chr(0x10000 + ((hi - 0xD800) << 10) + lo - 0xDC00)
+                    cp = 0x10000 + ((hi - 0xD800) << 10) + lo - 0xDC00
                     k = 12
             if out is None:
-                out = []
-            out.append(text[start:i])
-            out.append(ch)
+                out = bytearray()
+            out += text[start:i].encode()
+            if cp > 0xFFFF:
+                out += bytes((0xF0 | cp >> 18, 0x80 | (cp >> 12) & 63,
+                              0x80 | (cp >> 6) & 63, 0x80 | cp & 63))
+            else:
+                out += b"\xef\xbf\xbd"
             start = i + k
             i = text.find("\\u", start)
         else:
             i = text.find("\\u", i + 2)
     if out is None:
         return text
-    out.append(text[start:])
-    return "".join(out)
+    out += text[start:].encode()
+    return str(out, "utf-8")
 
 
 def _call_id(text):
