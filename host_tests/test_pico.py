@@ -96,7 +96,11 @@ asyncio.run(main())
 
 def bundle():
     """The files tools/deploy puts on a board: {path on the board: host path}."""
-    out = build_mpy.build("rp2", quiet=True)
+    # A build of this test process's own: another test building the
+    # shared build/mpy-rp2 at the same moment once gave the emulated Pico
+    # an "incompatible .mpy file" (a fresh clone's `make test`).
+    out = build_mpy.build("rp2", out=os.path.join(ROOT, "build", "mpy-rp2-pico-%d" % os.getpid()),
+                          quiet=True)
     files = {"/lib/" + rel: os.path.join(out, rel) for rel in build_mpy.bundle_files(out)}
     files["/main.py"] = os.path.join(ROOT, "boards", "rp2", "main.py")
     return files
