@@ -276,7 +276,6 @@ class Rpc:
             # not the heap's health. Not counted, the connection kept; a
             # CALL whose id can be read is answered as one kept in flash
             # would be (no copy of the text, no import: the heap is short).
-            msg = None
             gc.collect()
             log.error(_TAG, "%d-char message: no memory to parse it", len(text))
             mid = _call_id(text)
