@@ -142,6 +142,7 @@ class BenchPage:
         self._schemas = None
         self._loop = self._thread = self._server = None
         self._watched = None
+        self._stopping = False
 
     @property
     def port(self):
@@ -189,6 +190,11 @@ class BenchPage:
         self._poller = asyncio.get_running_loop().create_task(self._poll())
 
     async def _close(self):
+        # Python 3.11's wait_for can swallow a cancel that lands as its inner
+        # read completes (the poller then sleeps on _watched for ever), so the
+        # poller also stops on a flag, woken by _watched.
+        self._stopping = True
+        self._watched.set()
         self._poller.cancel()
         try:
             await self._poller  # ended here, not destroyed pending with the loop
@@ -341,8 +347,10 @@ class BenchPage:
 
     async def _poll(self):
         last_state = 0.0
-        while True:
+        while not self._stopping:
             await self._watched.wait()
+            if self._stopping:
+                break
             try:
                 self._pump_traffic()
                 if time.monotonic() - last_state >= _POLL_S:
