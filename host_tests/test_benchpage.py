@@ -152,6 +152,11 @@ def test_two_tabs_see_the_same_charger_and_a_closed_tab_costs_nothing(page, csms
         await b.until(lambda t: t.status() == "Charging", what="Charging")
         await b.until(lambda t: any(s["points"].get("1") for s in t.states), what="a plot point")
         assert b.states[-1]["idTags"][0] == "CAFE77"
+        # the id is the charger's own (negative) until StartTransaction.conf is stored
+        def csms_id(t):
+            tx = (t.connector() or {}).get("transaction") or {}
+            return (tx.get("id") or 0) > 0
+        await b.until(csms_id, what="the CSMS's transactionId")
         tx = b.connector()["transaction"]
         assert tx["idTag"] == "CAFE77"
 
