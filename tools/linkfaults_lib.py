@@ -46,8 +46,8 @@ from csms_lib import BenchCSMS, CallErrorReply  # noqa: E402
 import txoracle  # noqa: E402
 
 ID_TAG = "LINKCARD"
-KINDS = ("reset", "restart", "halfopen", "silent", "slow", "callerror", "malformed")
-_CONN_FAULTS = ("reset", "restart", "halfopen")
+KINDS = ("reset", "restart", "halfopen", "silent", "slow", "callerror", "malformed", "dns")
+_CONN_FAULTS = ("reset", "restart", "halfopen", "dns")
 PROVISIONING = {
     "identity": {"chargePointVendor": "OpenCharge", "chargePointModel": "MPY-AC22",
                  "chargePointSerialNumber": "SIM-LINK", "firmwareVersion": "0.1.0-link"},
@@ -70,25 +70,40 @@ class Proxy:
 
     def __init__(self, upstream):
         self.upstream = upstream  # (host, port)
-        self.ls = socket.socket()
-        self.ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self.ls.bind(("127.0.0.1", 0))
-        self.ls.listen(8)
-        self.port = self.ls.getsockname()[1]
+        self.port = 0
+        self.ls = None
+        self._lock = threading.Lock()
+        self.listen(True)
         self.mode = None  # None, "refuse", "halfopen", "silent", "slow"
         self.delay = 0.0
         self.pairs = []  # [client, server]
         self.accepts = 0  # connections the charger opened
-        self._lock = threading.Lock()
         self._stop = False
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
+
+    def listen(self, on):
+        """Open (or close) the listening port: closed, a connection attempt
+        is refused by the TCP stack, as at an address where nothing runs."""
+        with self._lock:
+            if on and self.ls is None:
+                ls = socket.socket()
+                ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                ls.bind(("127.0.0.1", self.port))
+                ls.listen(8)
+                self.port = ls.getsockname()[1]
+                self.ls = ls
+            elif not on and self.ls is not None:
+                self.ls.close()
+                self.ls = None
 
     def _run(self):
         held = collections.deque()  # (due, socket, data) for "slow"
         while not self._stop:
             with self._lock:
-                socks = [self.ls] + [s for p in self.pairs for s in p]
+                socks = [s for p in self.pairs for s in p]
+                if self.ls is not None:
+                    socks.append(self.ls)
             try:
                 r, _, _ = select.select(socks, [], [], 0.05)
             except (OSError, ValueError):
@@ -99,7 +114,7 @@ class Proxy:
                 _, dst, data = held.popleft()
                 self._send(dst, data)
             for s in r:
-                if s is self.ls:
+                if s is self.ls and s is not None:
                     self._accept()
                     continue
                 pair = self._pair_of(s)
@@ -124,7 +139,10 @@ class Proxy:
                 self._send(dst, data)
 
     def _accept(self):
-        c, _ = self.ls.accept()
+        try:
+            c, _ = self.ls.accept()
+        except (OSError, AttributeError):  # closed by listen(False) meanwhile
+            return
         self.accepts += 1
         if self.mode == "refuse":
             self._rst(c)
@@ -190,12 +208,17 @@ class Proxy:
         self._stop = True
         self._t.join(2)
         self.reset_all()
-        self.ls.close()
+        self.listen(False)
 
 
 class Campaign:
     def __init__(self, faults=40, transactions=10, seed=1, micropython=None, data_dir=None,
-                 heap="512k", log=print):
+                 heap="512k", log=print, kinds=KINDS):
+        unknown = set(kinds) - set(KINDS)
+        if unknown or not kinds:
+            raise ValueError("fault kinds are among %s, not %s" % (", ".join(KINDS),
+                                                                 ", ".join(sorted(unknown))))
+        self.kinds = tuple(kinds)
         self.faults = faults
         self.transactions = transactions
         self.r = random.Random(seed)
@@ -222,7 +245,8 @@ class Campaign:
             self.csms.set_handler(action, self._answer)
         host, port = self.csms.url.split("//", 1)[1].split("/", 1)[0].split(":")
         self.proxy = Proxy((host, int(port)))
-        url = self.csms.url.replace(":%s/" % port, ":%d/" % self.proxy.port)
+        # by name, as a charger in the field: the dns fault stops it resolving
+        url = self.csms.url.replace("%s:%s/" % (host, port), "localhost:%d/" % self.proxy.port)
         self.charger = Charger(url, os.path.join(self.data_dir, "CP1"), config=PROVISIONING,
                                heap=self.heap, micropython=self.micropython)
         self.charger.start()
@@ -271,7 +295,7 @@ class Campaign:
         self._ok("load", connector=1, amps=[r.choice((6, 16, 32))] * 3)
         for _ in range(nfaults):
             time.sleep(r.random() * 1.5)
-            self._fault(r.choice(KINDS))
+            self._fault(r.choice(self.kinds))
         time.sleep(1 + r.random() * 2)
         deadline = time.time() + 60
         while True:  # the card stops it once the charger has it running
@@ -327,6 +351,15 @@ class Campaign:
             p.mode = "slow"
             time.sleep(2 + r.random() * 4)
             p.mode = None
+        elif kind == "dns":
+            # Names stop resolving, then nothing listens at the address for
+            # a while (a failed connection makes the board resolve again):
+            # the charger must come back on the last address that worked.
+            looked = self.charger.ok("dns", up=False)["lookups"]
+            p.listen(False)
+            p.reset_all()
+            time.sleep(0.5 + r.random() * 3)
+            p.listen(True)
         else:
             self._answer_fault = kind
             time.sleep(1 + r.random())
@@ -340,6 +373,11 @@ class Campaign:
                         kind, time.time() - t, RECONNECT_S))
             except (TimeoutError, AssertionError):
                 self._fail("%s: no new connection within %.0f s" % (kind, RECONNECT_S + 30))
+        if kind == "dns":
+            tried = self.charger.ok("dns", up=True)["lookups"] - looked
+            self.stats["dns_lookups_failed"] += tried
+            if tried == 0:
+                self._fail("dns: the charger never tried to resolve its CSMS again")
 
     def _fail(self, text):
         self.failures.append(text)
@@ -388,5 +426,7 @@ def report(stats, failures, reconnect_s=()):
         "noticed by the charger itself: %d; duration %.0f s" % (
             max(reconnect_s or [0]), sum(reconnect_s) / len(reconnect_s) if reconnect_s else 0,
             s["halfopen_noticed"], s["duration_s"]),
+        "names that did not resolve during the dns faults: %d (the last address used "
+        "each time)" % s["dns_lookups_failed"],
         "failures: %d" % len(failures)]
     return "\n".join(lines)

@@ -232,6 +232,9 @@ class SerialNet:
                 return
             await asyncio.sleep_ms(_HELLO_MS)
 
+    def unreachable(self):
+        pass  # the bridge on the host resolves names, afresh for each channel
+
     async def open_connection(self, host, port, ssl=None, server_hostname=None):
         await self._start()
         n = None

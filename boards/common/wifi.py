@@ -28,6 +28,9 @@ class Offline:
     async def open_connection(self, host, port, ssl=None, server_hostname=None):
         raise OSError(118)  # EHOSTUNREACH: the link retries with back-off
 
+    def unreachable(self):
+        pass
+
 
 def make_net(settings):
     # The board's uplink from the provisioning settings: "net": "wifi" (the
@@ -50,14 +53,14 @@ def make_net(settings):
 class WifiNet:
     def __init__(self, ssid, password):
         import network
+        from mpocpp_board.resolver import Resolver
         self._ssid = ssid
         self._pwd = password
         self._wlan = network.WLAN(network.STA_IF)
-        self._addr = {}
+        self._dns = Resolver(_lookup)
 
     async def open_connection(self, host, port, ssl=None, server_hostname=None):
         import asyncio
-        import socket
         w = self._wlan
         if not w.isconnected():
             w.active(True)
@@ -68,11 +71,17 @@ class WifiNet:
                 await asyncio.sleep_ms(100)
             else:
                 raise OSError(118)  # EHOSTUNREACH: the link retries with back-off
-        a = self._addr.get(host)
-        if a is None:  # DNS blocks the loop: resolve once and reuse
-            a = socket.getaddrinfo(host, port)[0][-1][0]
-            self._addr[host] = a
+        a = self._dns.address(host, port)
         if ssl is None:
             return await asyncio.open_connection(a, port)
         return await asyncio.open_connection(a, port, ssl=ssl,
                                              server_hostname=server_hostname or host)
+
+    def unreachable(self):
+        # The link's last connection failed before the WebSocket opened.
+        self._dns.failed()
+
+
+def _lookup(host, port):
+    import socket
+    return socket.getaddrinfo(host, port)[0][-1][0]

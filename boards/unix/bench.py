@@ -112,6 +112,14 @@ class Bench:
         if not up:
             self.ch.link.abort()
 
+    def op_dns(self, req):
+        up = req.get("up")
+        if not isinstance(up, bool):
+            raise BenchError("up must be true or false")
+        log.info(_TAG, "dns " + ("up" if up else "down"))
+        self.board.net.dns_up = up
+        return {"lookups": self.board.net.lookups}
+
     def op_raise_error(self, req):
         c = _connector(self.ch, req)
         code = req.get("code")

@@ -1,6 +1,8 @@
 # Simulated uplink for the unix board: real TCP/TLS sockets on the host, but
 # the bench can cut it (`network` up=false): open connections are dropped
 # and new ones refused until it comes back, while the charger stays powered.
+# The bench can also stop names resolving (`dns` up=false), as a dead DNS
+# server would; an address given as digits still works then.
 import asyncio
 import socket
 import errno
@@ -8,27 +10,31 @@ import errno
 
 class SimNet:
     def __init__(self):
+        from mpocpp_board.resolver import Resolver
         self.up = True
-        self._addr = {}  # host -> resolved address, resolved once (blocking call)
+        self.dns_up = True
+        self.lookups = 0  # names resolved (or tried): the bench shows it
+        self._dns = Resolver(self._lookup)
         self._conns = []  # writers of open connections
         self.on_down = None  # callable: the firmware's view of a dead link
 
-    def _resolve(self, host, port):
-        key = (host, port)
-        a = self._addr.get(key)
-        if a is None:
-            a = socket.getaddrinfo(host, port)[0][-1]
-            self._addr[key] = a
-        return a
+    def _lookup(self, host, port):
+        self.lookups += 1
+        if not self.dns_up and not _numeric(host):
+            raise OSError("[addrinfo error -3]")  # EAI_AGAIN, as lwIP and libc say it
+        a = socket.getaddrinfo(host, port)[0]
+        if a[0] != socket.AF_INET:
+            return host  # IPv6: connect by name
+        return socket.inet_ntop(socket.AF_INET, a[-1][4:8])
 
     async def open_connection(self, host, port, ssl=None, server_hostname=None):
         if not self.up:
             raise OSError(errno.EHOSTUNREACH)
-        self._resolve(host, port)  # the notes: resolve once, then reuse
+        a = self._dns.address(host, port)
         if ssl is None:
-            r, w = await asyncio.open_connection(host, port)
+            r, w = await asyncio.open_connection(a, port)
         else:
-            r, w = await asyncio.open_connection(host, port, ssl=ssl,
+            r, w = await asyncio.open_connection(a, port, ssl=ssl,
                                                  server_hostname=server_hostname or host)
         if not self.up:
             w.close()
@@ -37,6 +43,10 @@ class SimNet:
         if len(self._conns) > 4:
             self._conns = self._conns[-4:]
         return r, w
+
+    def unreachable(self):
+        # The link's last connection failed before the WebSocket opened.
+        self._dns.failed()
 
     def set_up(self, up):
         self.up = up
@@ -49,3 +59,7 @@ class SimNet:
             self._conns = []
             if self.on_down:
                 self.on_down()
+
+
+def _numeric(host):
+    return host.replace(".", "").isdigit()

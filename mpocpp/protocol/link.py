@@ -30,7 +30,7 @@ def quote(s):
 class Link:
     def __init__(self, cfg, net, rpc, registration, session, on_offline, security_event):
         self._cfg = cfg
-        self._net = net  # board.net: open_connection()
+        self._net = net  # board.net: open_connection(), unreachable()
         self._rpc = rpc
         self._reg = registration
         self._session = session  # coroutine function run while connected
@@ -120,6 +120,8 @@ class Link:
                     # a security event, once until a connect works
                     self._failed = kind
                     self._security_event(kind, str(e).strip())
+                if not isinstance(e, WsError) or e.status is None:
+                    self._net.unreachable()  # no HTTP answer: the board resolves again
                 self._security_failed(attempt)
                 await self._backoff(attempt)
                 continue
