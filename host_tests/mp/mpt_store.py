@@ -179,14 +179,49 @@ def test_ring_skips_torn_and_garbage():
     assert [x for _, x in content(s)] == [0, 1, 2, 3, 4]
     assert s.append(rec(6)) == 6  # the torn record's sequence is reused
     assert [x for _, x in content(s)] == [0, 1, 2, 3, 4, 6]
-    # garbage header in the middle of the newest sector: it is closed
+    # garbage where the next header goes (a cut in its first bytes): the
+    # sector goes on after it, 4 bytes on, and keeps doing so at each mount
     s.append(rec(7))
     pos = 16 + 8 * 112
     r.dev.writeblocks(r.store._cur, b"\x12\x34", pos)
     s = r.power()
     assert [x for _, x in content(s)] == [0, 1, 2, 3, 4, 6, 7]
+    assert s._pos == pos + 4  # appends go on 4 bytes after the garbage
+    free = s.free()
     s.append(rec(8))
-    assert s._cur != 0 and [x for _, x in content(s)][-1] == 8
+    assert s._cur == 0 and [x for _, x in content(s)][-1] == 8
+    assert free - s.free() == 112
+    s = r.power()
+    assert [x for _, x in content(s)] == [0, 1, 2, 3, 4, 6, 7, 8]
+    s.append(rec(9))
+    s = r.power()
+    assert [x for _, x in content(s)] == [0, 1, 2, 3, 4, 6, 7, 8, 9]
+    assert r.dev.violations == 0
+
+
+def test_ring_cuts_inside_headers_cost_bytes_not_sectors():
+    # The StopTransaction reserve must survive a string of cuts with no
+    # delivery: each cut tears a header in its first bytes (its length
+    # unreadable) and costs a few bytes, never the rest of the sector.
+    import random
+    rnd = random.Random(3) if hasattr(random, "Random") else random
+    r = Rig("ring", blocks=4)
+    s = r.store
+    kept = []
+    for k in range(60):
+        s.append(rec(k, 40))
+        kept.append(k)
+        free = s.free()
+        r.dev.cut_after_bytes = rnd.randrange(1, 4)  # magic, flag, half the length
+        try:
+            s.append(rec(1000 + k, 40))
+            assert False
+        except OSError:
+            pass
+        s = r.power()
+        assert free - s.free() <= 8, (k, free, s.free())
+        assert [x for _, x in content(s)] == kept
+    assert s.free() > 3 * 4096 - 60 * (52 + 8) - 16 * 4
     assert r.dev.violations == 0
 
 

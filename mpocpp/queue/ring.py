@@ -18,8 +18,10 @@
 # brings old records back. A record is acknowledged by clearing its flag
 # byte (NOR programs 1 -> 0 without an erase): no acknowledgement records,
 # no extra space. Recovery: sectors with a bad header are free; records with
-# a bad CRC are skipped; garbage where a header should be ends the sector
-# (it then takes no more appends).
+# a bad CRC are skipped; garbage where a header should be (a cut inside a
+# header write) is stepped over: the next 4-byte offset holding a valid
+# record or 12 erased bytes is where the sector goes on (found at mount and
+# kept, so a string of cuts costs bytes, not sectors).
 from micropython import const
 import struct
 from binascii import crc32
@@ -50,12 +52,14 @@ class RingStore:
         self._sseq = [-1] * blocks  # sector sequence, -1 = free (bad header)
         self._last = [0] * blocks   # last valid record sequence in the sector
         self._order = []            # sectors with a header, oldest first
+        self._skip = {}             # sector * 65536 + garbage offset -> where it goes on
         self._prog = 0
         self._erases = 0
         self._appended = 0
         self._reset()
 
     def _reset(self):
+        self._skip = {}
         for i in range(self._n):
             self._sseq[i] = -1
             self._last[i] = 0
@@ -116,6 +120,23 @@ class RingStore:
         self._rflag = h[1]
         return (pos + HDR + n + 3) & ~3
 
+    def _resync(self, i, pos):
+        # After garbage at pos: the first 4-byte offset holding a record with
+        # a good CRC, or 12 erased bytes (where appends go on). A torn header
+        # is followed by erased flash, as its data is written after it.
+        h = self._hdr
+        bs = self._bs
+        q = pos + 4
+        while q + HDR <= bs:
+            self._read(i, q, h)
+            n = store.length(h, bs - q - HDR)
+            if n == -1:
+                return q
+            if n >= 0 and self._rec(i, q) > 0 and self._rok:
+                return q
+            q += 4
+        return bs
+
     # --- recovery
 
     def mount(self):
@@ -138,10 +159,13 @@ class RingStore:
             pos = _SHDR
             while True:
                 nxt = self._rec(i, pos)
+                if nxt == -2:
+                    nxt = self._resync(i, pos)
+                    log.warn(_TAG, "garbage in sector %d at %d: going on at %d", i, pos, nxt)
+                    self._skip[i << 16 | pos] = nxt
+                    pos = nxt
+                    continue
                 if nxt < 0:
-                    if nxt == -2:
-                        log.warn(_TAG, "garbage in sector %d at %d: sector closed", i, pos)
-                        pos = self._bs
                     break
                 if self._rok:
                     s = self._rseq
@@ -187,9 +211,11 @@ class RingStore:
             i = order[k]
             while True:
                 nxt = self._rec(i, pos)
-                if nxt < 0:
+                if nxt == -2:
+                    nxt = self._skip.get(i << 16 | pos, self._bs)
+                elif nxt < 0:
                     break
-                if self._rok and self._rseq > self._ack:
+                elif self._rok and self._rseq > self._ack:
                     if hint:
                         self._hs = i
                         self._hp = pos
@@ -255,6 +281,8 @@ class RingStore:
             self._order.remove(c)
         self._sseq[c] = -1
         self._last[c] = 0
+        for k in [k for k in self._skip if k >> 16 == c]:
+            del self._skip[k]
         self._erase(c)
         s = 0
         for x in self._sseq:
