@@ -4,10 +4,13 @@ pins and ADCs as the charger's hardware would (pilot, CT, mains voltage,
 contactor feedback, lock sense), reads the relay and the pilot's PWM back,
 and cuts the power by killing the emulator. Skipped, with what to install,
 where there is no UF2, bootrom or node (docs/pico-emulator.md)."""
+import atexit
 import json
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 import time
 
 import pytest
@@ -94,13 +97,19 @@ asyncio.run(main())
 """
 
 
+_BUILT = []  # the bundle's build directory, made once per test process
+
+
 def bundle():
     """The files tools/deploy puts on a board: {path on the board: host path}."""
     # A build of this test process's own: another test building the
     # shared build/mpy-rp2 at the same moment once gave the emulated Pico
     # an "incompatible .mpy file" (a fresh clone's `make test`).
-    out = build_mpy.build("rp2", out=os.path.join(ROOT, "build", "mpy-rp2-pico-%d" % os.getpid()),
-                          quiet=True)
+    if not _BUILT:
+        d = tempfile.mkdtemp(prefix="mpy-rp2-pico-")
+        atexit.register(shutil.rmtree, d, True)
+        _BUILT.append(build_mpy.build("rp2", out=os.path.join(d, "mpy"), quiet=True))
+    out = _BUILT[0]
     files = {"/lib/" + rel: os.path.join(out, rel) for rel in build_mpy.bundle_files(out)}
     files["/main.py"] = os.path.join(ROOT, "boards", "rp2", "main.py")
     return files
