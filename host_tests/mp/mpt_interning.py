@@ -7,7 +7,7 @@
 import gc
 
 from mpocpp.model import keys
-from mpocpp.protocol import rpc, validate
+from mpocpp.protocol import surrogates, validate
 from mpocpp.util import clock
 
 
@@ -93,12 +93,12 @@ def test_surrogate_decoding_does_not_intern():
     # Each strange character right before or right after a "\\u".
     s = _strange(0x6000)
     text = "".join("\\u" + s[j:j + 4] for j in range(0, len(s), 4)) + "\\ud800"
-    assert _grows(rpc._unpair, text) < 2048
-    assert rpc._unpair('"\\ud83d\\ude00"') == '"\U0001f600"'
+    assert _grows(surrogates.unpair, text) < 2048
+    assert surrogates.unpair('"\\ud83d\\ude00"') == '"\U0001f600"'
 
 
 def test_decoded_surrogate_pairs_are_not_interned():
     # 600 distinct pairs, each decoded to a character outside the BMP
     text = "".join("\\ud8%02x\\udc%02x" % (0x40 + i // 200, i % 200) for i in range(600))
-    assert _grows(rpc._unpair, text) < 2048
+    assert _grows(surrogates.unpair, text) < 2048
 

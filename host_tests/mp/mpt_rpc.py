@@ -3,7 +3,7 @@
 # codes for bad input, the Rejected-registration silence and follow-ups.
 import asyncio
 import json
-from mpocpp.protocol import rpc
+from mpocpp.protocol import rpc, surrogates
 
 
 class Wire:
@@ -186,7 +186,7 @@ def test_surrogate_escapes_become_valid_utf8():
     # a lone surrogate, the id came back invalid UTF-8 and the central system
     # closed the connection (1007). A pair is the character it encodes, a
     # lone surrogate U+FFFD; an escaped backslash is not an escape.
-    u = rpc._unpair
+    u = surrogates.unpair
     assert u('"\\ud83d\\ude00"') == '"\U0001f600"'
     assert u('"\\uD83D\\uDE00x\\ud800"') == '"\U0001f600x\ufffd"'
     assert u('"\\udc00\\ud83d"') == '"\ufffd\ufffd"'

@@ -2,10 +2,15 @@
 # piece, so that no more than one small value is ever in RAM: the frame's
 # head (type, id, action), the payload's members one at a time, and the
 # elements of one of its arrays one at a time (a SendLocalList's entries).
+# rpc.py loads it for such a message (spilled) and releases it after.
+import gc
 import json
 from micropython import const
+from mpocpp.util import log
 
 _CHUNK = const(256)
+_CALL = const(2)
+_TAG = "rpc"
 _WS = b" \t\r\n"
 
 
@@ -140,3 +145,52 @@ def members(s, items, limit=1024):
     s.expect(93)  # the frame's ]
     if s.peek() >= 0:
         raise ValueError("trailing data")
+
+
+def spilled(sp, streamed, room):
+    # A message kept in flash (ws.Spilled) for rpc.py: its head is read from
+    # the file; a CALL whose handler streams its payload (an action in
+    # `streamed`) gets sp itself, anything else is parsed from the file
+    # (json.load, no copy of the text in RAM). -> (kind, id, action, frame):
+    # frame is sp, the parsed list, or None when it did not fit in the heap
+    # (with `room` bytes left to answer it); or None: not readable (logged).
+    try:
+        f = open(sp.path, "rb")
+    except OSError as e:
+        log.exc(_TAG, "spilled message", e)
+        return None
+    try:
+        try:
+            _, kind, mid, action = head(f)
+        except ValueError as e:
+            log.warn(_TAG, "large message ignored: %s", e)
+            return None
+        if kind == _CALL and action in streamed:
+            return kind, mid, action, sp
+        f.seek(0)
+        try:
+            msg = json.load(f)
+        except ValueError:
+            log.warn(_TAG, "large message: not JSON, ignored")
+            return None
+        except MemoryError:
+            # The message's size, not a sick heap: not one of the
+            # out-of-memory events that restart the charger (log.exc
+            # would count it: five such CALLs rebooted it, a session
+            # stopped). A collection gives the parse's pieces back.
+            msg = None
+            gc.collect()
+            log.error(_TAG, "%d-byte message: no memory to parse it", sp.size)
+        else:
+            # Parsed, but into so many objects that too little heap is
+            # left to check and answer it (a 22 KB array of nested lists
+            # took 300 KiB of a 512 KiB 64-bit heap): answered as one
+            # that did not fit, rather than an answer that cannot be sent.
+            gc.collect()
+            if gc.mem_free() < room:
+                msg = None
+                gc.collect()
+                log.error(_TAG, "%d-byte message: no memory left to answer it", sp.size)
+        return kind, mid, action, msg
+    finally:
+        f.close()

@@ -20,6 +20,8 @@ _REPLAY = "AttemptedReplayAttacks"
 # Heap a parsed large message must leave free to be handled and answered.
 _ANSWER_ROOM = const(8192)
 _TAG = "rpc"
+_SURROGATES = "mpocpp.protocol.surrogates"
+_JSONSTREAM = "mpocpp.protocol.jsonstream"
 
 # The CALLERROR codes of OCPP-J 1.6 (spellings as published, errata "won't fix").
 NOT_IMPLEMENTED = "NotImplemented"
@@ -75,49 +77,6 @@ def _escape_id(s):
     return json.dumps(s)
 
 
-def _unpair(text):
-    # MicroPython's json decoder makes each \uD800-\uDFFF escape a lone
-    # surrogate (invalid UTF-8: echoed in an answer, the central system
-    # closes with 1007). Before parsing, a pair becomes the character it
-    # encodes and a lone one U+FFFD. Only escapes are looked at; a message
-    # without one is returned as it is. The result grows in one bytearray:
-    # a list of pieces kept alive among the loop's garbage cut the heap into
-    # small holes, and chr() would intern each character for good.
-    out = None
-    start = 0
-    n = len(text)
-    i = text.find("\\u")
-    while i >= 0:
-        b = i
-        while b > 0 and text[b - 1:b] == "\\":  # (a slice: str[i] interns)
-            b -= 1
-        hi = _hex4(text, i + 2) if not (i - b) & 1 and i + 6 <= n else 0
-        if 0xD800 <= hi <= 0xDFFF:
-            cp = 0xFFFD
-            k = 6
-            if hi < 0xDC00 and text.startswith("\\u", i + 6) and i + 12 <= n:
-                lo = _hex4(text, i + 8)
-                if 0xDC00 <= lo <= 0xDFFF:
-                    cp = 0x10000 + ((hi - 0xD800) << 10) + lo - 0xDC00
-                    k = 12
-            if out is None:
-                out = bytearray()
-            out += text[start:i].encode()
-            if cp > 0xFFFF:
-                out += bytes((0xF0 | cp >> 18, 0x80 | (cp >> 12) & 63,
-                              0x80 | (cp >> 6) & 63, 0x80 | cp & 63))
-            else:
-                out += b"\xef\xbf\xbd"
-            start = i + k
-            i = text.find("\\u", start)
-        else:
-            i = text.find("\\u", i + 2)
-    if out is None:
-        return text
-    out += text[start:].encode()
-    return str(out, "utf-8")
-
-
 def _call_id(text):
     # The id of a CALL read from the text's first characters without a
     # parse: -> the id, or None (not a CALL, or an id with escapes).
@@ -132,21 +91,6 @@ def _call_id(text):
         return None
     mid = head[k + 1:e]
     return None if "\\" in mid else mid
-
-
-def _hex4(s, p):
-    # The 4 hex digits at p as a number, or -1.
-    v = 0
-    for k in range(p, p + 4):
-        c = ord(s[k:k + 1])  # a slice: str[k] would intern the character
-        if 48 <= c <= 57:
-            c -= 48
-        elif 97 <= c | 32 <= 102:
-            c = (c | 32) - 87
-        else:
-            return -1
-        v = v << 4 | c
-    return v
 
 
 class MessageIds:
@@ -263,8 +207,9 @@ class Rpc:
             await self._on_spilled(text)
             return
         try:
-            if "\\ud" in text or "\\uD" in text:
-                text = _unpair(text)
+            if "\\ud" in text or "\\uD" in text:  # rare: loaded for the moment
+                text = modules.load(_SURROGATES).unpair(text)
+                modules.release(_SURROGATES)
             msg = json.loads(text)
         except (ValueError, TypeError):
             log.warn(_TAG, "not JSON, ignored: %s", text[:60])
@@ -333,58 +278,23 @@ class Rpc:
         self._event.set()
 
     async def _on_spilled(self, sp):
-        # A message kept in flash: its head is read from the file; a CALL
-        # whose handler reads its payload as a stream (SendLocalList) gets
-        # the file, anything else is parsed from the file (json.load, no
-        # copy of the text in RAM).
-        from mpocpp.protocol import jsonstream
+        # A message kept in flash (rare: the reader is loaded for it).
         try:
-            f = open(sp.path, "rb")
-        except OSError as e:
-            log.exc(_TAG, "spilled message", e)
-            return
-        try:
-            try:
-                _, kind, mid, action = jsonstream.head(f)
-            except ValueError as e:
-                log.warn(_TAG, "large message ignored: %s", e)
-                return
-            if kind == _CALL and action in STREAMED:
-                f.close()
-                await self._on_call(mid, action, sp, True)
-                return
-            f.seek(0)
-            try:
-                msg = json.load(f)
-            except ValueError:
-                log.warn(_TAG, "large message: not JSON, ignored")
-                return
-            except MemoryError:
-                # The message's size, not a sick heap: not one of the
-                # out-of-memory events that restart the charger (log.exc
-                # would count it: five such CALLs rebooted it, a session
-                # stopped). A collection gives the parse's pieces back.
-                msg = None
-                gc.collect()
-                log.error(_TAG, "%d-byte message: no memory to parse it", sp.size)
-            else:
-                # Parsed, but into so many objects that too little heap is
-                # left to check and answer it (a 22 KB array of nested lists
-                # took 300 KiB of a 512 KiB 64-bit heap): answered as one
-                # that did not fit, rather than an answer that cannot be sent.
-                gc.collect()
-                if gc.mem_free() < _ANSWER_ROOM:
-                    msg = None
-                    gc.collect()
-                    log.error(_TAG, "%d-byte message: no memory left to answer it", sp.size)
-            if msg is None:
-                if kind == _CALL and not self.silent:
-                    await self._answer_error(mid, INTERNAL_ERROR, "message too large for memory")
-                return
-            await self._on_frame(msg, None)
+            r = modules.load(_JSONSTREAM).spilled(sp, STREAMED, _ANSWER_ROOM)
         finally:
-            f.close()
-            modules.release("mpocpp.protocol.jsonstream")  # rare: large messages only
+            modules.release(_JSONSTREAM)
+        if r is None:
+            return
+        kind, mid, action, msg = r
+        if msg is sp:
+            try:
+                await self._on_call(mid, action, sp, True)
+            finally:
+                modules.release(_JSONSTREAM)  # the handler reads with it too
+        elif msg is not None:
+            await self._on_frame(msg, None)
+        elif kind == _CALL and not self.silent:
+            await self._answer_error(mid, INTERNAL_ERROR, "message too large for memory")
 
     async def _on_call(self, mid, action, payload, streamed):
         # payload: a dict, or (streamed) the Spilled message the handler reads.
