@@ -807,6 +807,8 @@ class BenchCSMS:
                 cp_id, action, timeout)) from None
         finally:
             conn.pending.pop(uid, None)
+            if fut.done() and not fut.cancelled():
+                fut.exception()  # a disconnect failed it while sending: seen
 
     async def _send_raw(self, cp_id, data):
         conn = self._conn(cp_id)
