@@ -102,3 +102,12 @@ def test_decoded_surrogate_pairs_are_not_interned():
     text = "".join("\\ud8%02x\\udc%02x" % (0x40 + i // 200, i % 200) for i in range(600))
     assert _grows(surrogates.unpair, text) < 2048
 
+
+
+def test_charge_box_id_quoting_keeps_nothing():
+    # (chr() of each byte interned at most 256 one-character names, once:
+    # small, but the quoting now reads bytes like the checks above)
+    from mpocpp.protocol.link import quote
+    odd = "".join("%c" % c for c in range(33, 127)) + _strange(0x7000, 40)
+    assert _grows(lambda x: len(quote(x)) and None, odd) < 256
+    assert quote("a b/\u00e9~-_.Z@") == "a%20b%2F%C3%A9~-_.Z%40"

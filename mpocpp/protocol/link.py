@@ -12,19 +12,19 @@ from mpocpp.protocol.ws import WebSocket, WsError
 
 _TAG = "link"
 
-_SAFE = "-_.~"
+_SAFE = b"-_.~"
 
 
 def quote(s):
-    # Percent-encode the charge box id for the URL path (RFC 3986 unreserved kept).
-    out = []
+    # Percent-encode the charge box id for the URL path (RFC 3986 unreserved
+    # kept). Bytes throughout: chr() would intern each character for good.
+    out = bytearray()
     for ch in s.encode():
-        c = chr(ch)
-        if ("A" <= c <= "Z") or ("a" <= c <= "z") or ("0" <= c <= "9") or c in _SAFE:
-            out.append(c)
+        if 97 <= ch | 32 <= 122 or 48 <= ch <= 57 or ch in _SAFE:
+            out.append(ch)
         else:
-            out.append("%%%02X" % ch)
-    return "".join(out)
+            out += b"%%%02X" % ch
+    return out.decode()
 
 
 class Link:
