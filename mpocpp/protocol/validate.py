@@ -30,19 +30,21 @@ OCCURENCE = "OccurenceConstraintViolation"  # 1.6 spelling
 FORMATION = "FormationViolation"
 NOT_IMPLEMENTED = "NotImplemented"
 
-# The table, loaded on first use: action -> node offsets, the node blob and
-# the field names of ocpp_schema.
+# The table, loaded on first use: action -> node offsets, the node blob, and
+# the field names of ocpp_schema (one string and the offset of each name).
 _tab = None
 _nodes = b""
-_names = ()
+_names = ""
+_at = b""
 
 
 def _table():
-    global _tab, _nodes, _names
+    global _tab, _nodes, _names, _at
     if _tab is None:
         from mpocpp.protocol import schema as ocpp_schema
         _nodes = ocpp_schema.NODES
         _names = ocpp_schema.NAMES
+        _at = ocpp_schema.NAME_AT
         _tab = ocpp_schema.ACTIONS
     return _tab
 
@@ -70,20 +72,36 @@ def _obj(o, d):
     # Object node at o: u8 count, then (u8 name, u8 kind, u16 arg) per field,
     # required fields first.
     s = _nodes
-    names = _names
     end = o + 1 + 4 * s[o]
     for p in range(o + 1, end, 4):
         if not s[p + 1] & _REQ:
             break
-        if names[s[p]] not in d:
-            return (PROTOCOL, names[s[p]], "required")
+        if _key(d, s[p]) is None:
+            return (PROTOCOL, _name(s[p]), "required")
     for p in range(o + 1, end, 4):
-        name = names[s[p]]
-        if name in d:
-            e = _value(s[p + 1], s[p + 2] | s[p + 3] << 8, d[name])
+        k = _key(d, s[p])
+        if k is not None:
+            e = _value(s[p + 1], s[p + 2] | s[p + 3] << 8, d[k])
             if e is not None:
-                return (e[0], name + e[1], e[2])
+                return (e[0], k + e[1], e[2])
     return None
+
+
+def _key(d, i):
+    # The key of d that is field name i, or None: compared in place in the
+    # names string (a dict's keys are iterated without an allocation).
+    p = _at[2 * i] | _at[2 * i + 1] << 8
+    n = _names.find(" ", p) - p
+    for k in d:
+        if len(k) == n and _names.startswith(k, p):
+            return k
+    return None
+
+
+def _name(i):
+    # Field name i as a string (the error path).
+    p = _at[2 * i] | _at[2 * i + 1] << 8
+    return _names[p:_names.find(" ", p)]
 
 
 def _value(kind, arg, v):
