@@ -58,6 +58,7 @@ bench: $(STAMP) $(NODE_STAMP)
 # part may be shortened, e.g. `make soak SOAK_FRAMES=20000 SOAK_CUTS=1000`.
 SOAK_FRAMES ?= 100000
 SOAK_CUTS ?= 10000
+SOAK_LANES ?= 8
 SOAK_FAULTS ?= 500
 SOAK_TRANSACTIONS ?= 100
 MICROPYTHON32 ?= $(abspath ../shared/targets/unix32/micropython)
@@ -67,9 +68,9 @@ soak: $(STAMP)
 	@if [ -x "$(MICROPYTHON32)" ]; then \
 	  $(BIN)/python tools/fuzz --frames $(SOAK_FRAMES) --seed 2 --quiet --micropython $(MICROPYTHON32); \
 	else echo "make soak: no 32-bit port at $(MICROPYTHON32): skipped"; fi
-	$(BIN)/python tools/powercut --cuts $(SOAK_CUTS) --seed 1 --quiet
+	$(BIN)/python tools/powercut --cuts $(SOAK_CUTS) --lanes $(SOAK_LANES) --seed 1 --quiet
 	@if [ -x "$(MICROPYTHON32)" ]; then \
-	  $(BIN)/python tools/powercut --cuts $(SOAK_CUTS) --seed 2 --quiet --micropython $(MICROPYTHON32); \
+	  $(BIN)/python tools/powercut --cuts $(SOAK_CUTS) --lanes $(SOAK_LANES) --seed 2 --quiet --micropython $(MICROPYTHON32); \
 	else echo "make soak: no 32-bit port at $(MICROPYTHON32): skipped"; fi
 	$(BIN)/python tools/linkfaults --faults $(SOAK_FAULTS) --transactions $(SOAK_TRANSACTIONS) --seed 1 --quiet
 	@if [ -x "$(MICROPYTHON32)" ]; then \

@@ -1,6 +1,8 @@
 """Power cuts of the running firmware (issue 12, docs/reliability.md): a
 short campaign of tools/powercut with a fixed seed, on the host's port and
 on the 32-bit one. `make soak` runs 10,000 cuts."""
+import os
+
 import pytest
 
 import powercut_lib
@@ -24,3 +26,13 @@ def test_power_cut_campaign(interpreter, tmp_path):
     assert stats["cuts"] == CUTS[kind]
     # the campaign did what it is for: sessions cut and stopped, keys read back
     assert stats["transactions"] >= 3 and stats["key_checks"] >= 2
+
+
+def test_lanes_share_the_cuts_and_sum_the_figures(tmp_path):
+    # make soak's way: chargers cut side by side, each on its own flash
+    stats, failures = powercut_lib.run_lanes(2, 5, seed=4, data_dir=str(tmp_path),
+                                             log=lambda s: None)
+    print(powercut_lib.report(stats, failures))
+    assert failures == [], "\n".join(failures[:10])
+    assert stats["cuts"] == 5 and stats["transactions"] >= 1
+    assert sorted(os.listdir(str(tmp_path))) == ["lane0", "lane1"]

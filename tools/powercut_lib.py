@@ -240,6 +240,47 @@ class Campaign:
             self._tmp.cleanup()
 
 
+_MAX_STATS = ("boot_s_max", "duration_s")  # the lanes' largest, not their sum
+
+
+def run_lanes(lanes, cuts, seed, data_dir=None, log=print, **kw):
+    """Campaigns side by side, each with its own bench CSMS, charger and
+    flash, sharing the cuts (the long run in less time: a campaign mostly
+    waits). Lane i has the seed seed * 100 + i (one lane: seed itself).
+    -> (the stats summed, the failures named by lane)."""
+    camps = []
+    for i in range(lanes):
+        n = cuts // lanes + (1 if i < cuts % lanes else 0)
+        d = data_dir if data_dir is None or lanes == 1 else os.path.join(data_dir, "lane%d" % i)
+        say = log if lanes == 1 else (lambda s, i=i: log("lane %d: %s" % (i, s)))
+        camps.append(Campaign(cuts=n, seed=seed if lanes == 1 else seed * 100 + i,
+                              data_dir=d, log=say, **kw))
+    results = [None] * lanes
+
+    def one(i):
+        c = camps[i]
+        try:
+            c.start()
+            c.run()
+            results[i] = c.finish()
+        except Exception as e:  # a lane that breaks is a failure, not the end
+            c._fail("stopped: %r" % e)
+        finally:
+            c.close()
+    threads = [threading.Thread(target=one, args=(i,), daemon=True) for i in range(lanes)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    total = collections.Counter()
+    for st in results:
+        for k, v in (st or {}).items():
+            total[k] = max(total[k], v) if k in _MAX_STATS else total[k] + v
+    failures = [f if lanes == 1 else "lane %d: %s" % (i, f)
+                for i, c in enumerate(camps) for f in c.failures]
+    return total, failures
+
+
 def report(stats, failures):
     s = stats
     lines = ["cuts: %d, transactions: %d (StartTransaction %d, StopTransaction %d)" % (
