@@ -83,3 +83,50 @@ def test_a_large_list_needs_no_large_block():
         gc.collect()
         peak = max(peak, gc.mem_alloc() - base)
     assert n == 257 and peak < 4096, (n, peak)
+
+
+class _Sp:
+    # ws.Spilled's shape: a path and a size
+    def __init__(self, text):
+        self.path = "/tmp/mpt_jsonstream_%d.msg" % id(self)
+        with open(self.path, "wb") as f:
+            f.write(text.encode())
+        self.size = len(text)
+
+
+def test_a_spilled_message_gets_its_surrogates_joined():
+    # Found left over by the fuzz campaign: a message over the receive buffer
+    # is parsed from its file, where the text's escapes cannot be decoded
+    # first; pairs become the character, a lone one U+FFFD, keys included.
+    import os
+    pad = "x" * 5000
+    text = ('[2,"m1","DataTransfer",{"vendorId":"V","messageId":"\\ud83d\\ude00 ok",'
+            '"data":"%s\\udc00 \\uD83D\\uDE00\\ud800","\\ud800k":1}]' % pad)
+    sp = _Sp(text)
+    # the escape cut by the scan's chunks is still found
+    for cut in range(250, 262):
+        t = '["%s\\ud800"]' % ("y" * cut)
+        assert jsonstream._surrogate_escape(io.BytesIO(t.encode())), cut
+    assert not jsonstream._surrogate_escape(io.BytesIO(b'["\\u0041 no", "\\\\"]'))
+    try:
+        kind, mid, action, msg = jsonstream.spilled(sp, ("SendLocalList",), 1024)
+    finally:
+        os.remove(sp.path)
+    p = msg[3]
+    assert (kind, mid, action) == (2, "m1", "DataTransfer")
+    assert p["messageId"] == "\U0001f600 ok"
+    assert p["data"] == pad + "\ufffd \U0001f600\ufffd"
+    assert p["\ufffdk"] == 1
+    for k, v in p.items():  # all valid UTF-8 now: an answer echoing them is too
+        k.encode().decode()
+        str(v).encode().decode()
+
+
+def test_a_spilled_message_without_escapes_is_left_as_it_is():
+    import os
+    sp = _Sp('[2,"m2","DataTransfer",{"vendorId":"V","data":"%s\\u00e9"}]' % ("z" * 5000))
+    try:
+        r = jsonstream.spilled(sp, (), 1024)
+    finally:
+        os.remove(sp.path)
+    assert r[3][3]["data"] == "z" * 5000 + "\u00e9"

@@ -147,6 +147,26 @@ def members(s, items, limit=1024):
         raise ValueError("trailing data")
 
 
+def _surrogate_escape(f):
+    # Whether the file holds a \uD800-\uDFFF escape (or what looks like one:
+    # repair only changes what json decoded into surrogates).
+    buf = bytearray(_CHUNK + 3)
+    keep = 0
+    while True:
+        n = f.readinto(memoryview(buf)[keep:]) or 0
+        if not n:
+            return False
+        n += keep
+        i = buf.find(b"\\u", 0, n)
+        while 0 <= i <= n - 3:
+            if buf[i + 2] | 32 == 100:  # d or D
+                return True
+            i = buf.find(b"\\u", i + 1, n)
+        keep = min(n, 2)  # an escape cut by the chunk's end
+        for j in range(keep):
+            buf[j] = buf[n - keep + j]
+
+
 def spilled(sp, streamed, room):
     # A message kept in flash (ws.Spilled) for rpc.py: its head is read from
     # the file; a CALL whose handler streams its payload (an action in
@@ -168,8 +188,13 @@ def spilled(sp, streamed, room):
         if kind == _CALL and action in streamed:
             return kind, mid, action, sp
         f.seek(0)
+        escaped = _surrogate_escape(f)
+        f.seek(0)
         try:
             msg = json.load(f)
+            if escaped:  # rare: its decoder is loaded for the moment
+                from mpocpp.protocol import surrogates
+                msg = surrogates.repair(msg)
         except ValueError:
             log.warn(_TAG, "large message: not JSON, ignored")
             return None

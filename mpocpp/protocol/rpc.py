@@ -283,6 +283,7 @@ class Rpc:
             r = modules.load(_JSONSTREAM).spilled(sp, STREAMED, _ANSWER_ROOM)
         finally:
             modules.release(_JSONSTREAM)
+            modules.release(_SURROGATES)  # loaded by the reader when needed
         if r is None:
             return
         kind, mid, action, msg = r

@@ -59,3 +59,57 @@ def _hex4(s, p):
             return -1
         v = v << 4 | c
     return v
+
+
+def repair(v):
+    # A value parsed from a message kept in flash (json.load reads the file,
+    # so unpair cannot run first): each string whose escapes json decoded
+    # into surrogates, one by one, gets the pairs joined and a lone one
+    # U+FFFD, as unpair would have. Lists and dicts are repaired in place.
+    if isinstance(v, str):
+        return _join(v)
+    if isinstance(v, list):
+        for i in range(len(v)):
+            v[i] = repair(v[i])
+    elif isinstance(v, dict):
+        for k in list(v):
+            x = repair(v[k])
+            r = _join(k)
+            if r is not k:
+                del v[k]
+            v[r] = x
+    return v
+
+
+def _join(s):
+    # A decoded surrogate is 0xED then 0xA0-0xBF, which valid UTF-8 never
+    # holds (high: 0xA0-0xAF, low: 0xB0-0xBF).
+    b = s.encode()
+    i = _next(b, 0)
+    if i < 0:
+        return s
+    out = bytearray()
+    start = 0
+    while i >= 0:
+        out += b[start:i]
+        k = 3
+        if b[i + 1] < 0xB0 and _next(b, i + 3) == i + 3 and b[i + 4] >= 0xB0:
+            cp = 0x10000 + ((b[i + 1] & 0x0F) << 16 | (b[i + 2] & 0x3F) << 10
+                            | (b[i + 4] & 0x0F) << 6 | b[i + 5] & 0x3F)
+            out += bytes((0xF0 | cp >> 18, 0x80 | (cp >> 12) & 63,
+                          0x80 | (cp >> 6) & 63, 0x80 | cp & 63))
+            k = 6
+        else:
+            out += b"\xef\xbf\xbd"
+        start = i + k
+        i = _next(b, start)
+    out += b[start:]
+    return str(out, "utf-8")
+
+
+def _next(b, i):
+    # Offset of the next decoded surrogate in b from i, or -1.
+    i = b.find(b"\xed", i)
+    while i >= 0 and (i + 2 >= len(b) or b[i + 1] < 0xA0):
+        i = b.find(b"\xed", i + 1)
+    return i
