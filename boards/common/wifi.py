@@ -32,7 +32,7 @@ class Offline:
         pass
 
 
-def make_net(settings):
+def make_net(settings, feed):
     # The board's uplink from the provisioning settings: "net": "wifi" (the
     # default where the port has the network module), "usb" (the USB REPL's
     # serial line to tools/bridge on a host: docs/serial-bridge.md) or "none".
@@ -47,17 +47,21 @@ def make_net(settings):
             kind = "none"  # a board without WiFi (RPI_PICO)
     if kind == "none":
         return Offline()
-    return WifiNet(settings.get("wifiSsid", ""), settings.get("wifiPassword", ""))
+    return WifiNet(settings.get("wifiSsid", ""), settings.get("wifiPassword", ""), feed)
 
 
 class WifiNet:
-    def __init__(self, ssid, password):
+    # feed: the board's watchdog feed, called before getaddrinfo, which
+    # blocks the loop: with a dead DNS server lwIP's resolver retries for
+    # seconds, so the 8 s watchdog must start the call freshly fed.
+    def __init__(self, ssid, password, feed):
         import network
         from mpocpp_board.resolver import Resolver
         self._ssid = ssid
         self._pwd = password
+        self._feed = feed
         self._wlan = network.WLAN(network.STA_IF)
-        self._dns = Resolver(_lookup)
+        self._dns = Resolver(self._lookup)
 
     async def open_connection(self, host, port, ssl=None, server_hostname=None):
         import asyncio
@@ -81,7 +85,7 @@ class WifiNet:
         # The link's last connection failed before the WebSocket opened.
         self._dns.failed()
 
-
-def _lookup(host, port):
-    import socket
-    return socket.getaddrinfo(host, port)[0][-1][0]
+    def _lookup(self, host, port):
+        import socket
+        self._feed()
+        return socket.getaddrinfo(host, port)[0][-1][0]

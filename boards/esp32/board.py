@@ -54,7 +54,8 @@ class Board:
                 self.queue_dev = parts[0]
         except ImportError:
             pass
-        self.net = WifiNet(settings.get("wifiSsid", ""), settings.get("wifiPassword", ""))
+        self.net = WifiNet(settings.get("wifiSsid", ""), settings.get("wifiPassword", ""),
+                           self.feed)
         self.limits = {"NumberOfConnectors": 1, "maxCurrentA": max_amps, "phases": phases,
                        "nominalVolts": 230, "queueBytes": 65536}
 

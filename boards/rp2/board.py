@@ -38,7 +38,7 @@ class Board:
         except OSError:
             pass
         self.queue_dev = None
-        self.net = make_net(settings)
+        self.net = make_net(settings, self.feed)
         self.limits = {"NumberOfConnectors": 1, "maxCurrentA": max_amps, "phases": 1,
                        "nominalVolts": 230, "queueBytes": 65536}
 
