@@ -1,6 +1,7 @@
 # Shared by the real boards: the RTC as a unix-seconds clock, and a WiFi
 # station that opens the firmware's TCP/TLS connections. `machine` and
 # `network` are imported on use, so this module also compiles for unix.
+from micropython import const
 
 
 class RtcClock:
@@ -50,6 +51,9 @@ def make_net(settings, feed):
     return WifiNet(settings.get("wifiSsid", ""), settings.get("wifiPassword", ""), feed)
 
 
+_DNS_GAP_MS = const(300000)  # after a failed lookup, the last address for 5 minutes
+
+
 class WifiNet:
     # feed: the board's watchdog feed, called before getaddrinfo, which
     # blocks the loop: with a dead DNS server lwIP's resolver retries for
@@ -61,7 +65,7 @@ class WifiNet:
         self._pwd = password
         self._feed = feed
         self._wlan = network.WLAN(network.STA_IF)
-        self._dns = Resolver(self._lookup)
+        self._dns = Resolver(self._lookup, _DNS_GAP_MS)
 
     async def open_connection(self, host, port, ssl=None, server_hostname=None):
         import asyncio

@@ -14,6 +14,8 @@ class SimNet:
         self.up = True
         self.dns_up = True
         self.lookups = 0  # names resolved (or tried): the bench shows it
+        # No gap after a failed lookup (a board waits 5 minutes): the bench's
+        # dns faults come seconds apart and each must make the charger try.
         self._dns = Resolver(self._lookup)
         self._conns = []  # writers of open connections
         self.on_down = None  # callable: the firmware's view of a dead link

@@ -76,3 +76,24 @@ def test_ports_are_separate_entries():
     dns.up = False
     assert r.address("csms.example", 443) == "10.0.0.1"
     assert dns.asked == 2
+
+
+def test_after_a_failed_lookup_the_next_waits_the_gap():
+    # On a board a lookup with a dead DNS server stalls the loop for
+    # seconds: during an outage, one lookup per gap, the last address between.
+    now = [1000]
+    dns = Dns()
+    r = Resolver(dns, gap_ms=300000, ticks_ms=lambda: now[0])
+    r.address("csms.example", 443)
+    dns.up = False
+    for _ in range(5):
+        r.failed()
+        assert r.address("csms.example", 443) == "10.0.0.1"
+        now[0] += 10000
+    assert dns.asked == 2  # the first lookup, and one failed one
+    now[0] += 300000
+    dns.up = True
+    dns.table["csms.example"] = "10.0.0.9"
+    r.failed()
+    assert r.address("csms.example", 443) == "10.0.0.9"
+    assert dns.asked == 3
