@@ -59,6 +59,7 @@ bench: $(STAMP) $(NODE_STAMP)
 SOAK_FRAMES ?= 100000
 SOAK_CUTS ?= 10000
 SOAK_LANES ?= 8
+SOAK_RING_CUTS ?= 2000
 SOAK_FAULTS ?= 500
 SOAK_TRANSACTIONS ?= 100
 MICROPYTHON32 ?= $(abspath ../shared/targets/unix32/micropython)
@@ -69,6 +70,7 @@ soak: $(STAMP)
 	  $(BIN)/python tools/fuzz --frames $(SOAK_FRAMES) --seed 2 --quiet --micropython $(MICROPYTHON32); \
 	else echo "make soak: no 32-bit port at $(MICROPYTHON32): skipped"; fi
 	$(BIN)/python tools/powercut --cuts $(SOAK_CUTS) --lanes $(SOAK_LANES) --seed 1 --quiet
+	$(BIN)/python tools/powercut --cuts $(SOAK_RING_CUTS) --lanes $(SOAK_LANES) --seed 3 --queue ring --quiet
 	@if [ -x "$(MICROPYTHON32)" ]; then \
 	  $(BIN)/python tools/powercut --cuts $(SOAK_CUTS) --lanes $(SOAK_LANES) --seed 2 --quiet --micropython $(MICROPYTHON32); \
 	else echo "make soak: no 32-bit port at $(MICROPYTHON32): skipped"; fi

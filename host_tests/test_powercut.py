@@ -36,3 +36,14 @@ def test_lanes_share_the_cuts_and_sum_the_figures(tmp_path):
     assert failures == [], "\n".join(failures[:10])
     assert stats["cuts"] == 5 and stats["transactions"] >= 1
     assert sorted(os.listdir(str(tmp_path))) == ["lane0", "lane1"]
+
+
+def test_power_cuts_with_the_queue_on_the_flash_ring(tmp_path):
+    # the queue on a raw flash region (an ESP32 with a queue partition),
+    # where a cut tears the ring's own records, not littlefs's
+    stats, failures = powercut_lib.run_lanes(1, 12, seed=9, data_dir=str(tmp_path),
+                                             log=lambda s: None, queue="ring")
+    print(powercut_lib.report(stats, failures))
+    assert failures == [], "\n".join(failures[:10])
+    assert stats["cuts"] == 12 and stats["transactions"] >= 2
+    assert os.path.getsize(os.path.join(str(tmp_path), "CP1", "queue.bin")) > 0

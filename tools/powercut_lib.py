@@ -59,8 +59,9 @@ class Failure(AssertionError):
 
 class Campaign:
     def __init__(self, cuts=50, seed=1, micropython=None, data_dir=None, heap="512k",
-                 log=print, max_on=2.5):
+                 log=print, max_on=2.5, queue="lfs"):
         self.cuts = cuts
+        self.queue = queue  # the queue's backend: "lfs" or "ring" (a raw flash region)
         self.seed = seed
         self.r = random.Random(seed)
         self.micropython = micropython
@@ -86,7 +87,7 @@ class Campaign:
         self.csms = BenchCSMS(log=lambda s: None).start()
         self.charger = Charger(self.csms.url, os.path.join(self.data_dir, "CP1"),
                                config=PROVISIONING, heap=self.heap,
-                               micropython=self.micropython)
+                               micropython=self.micropython, queue=self.queue)
         self.charger.start()
         self.csms.wait_for("BootNotification", timeout=BOOT_TIMEOUT)
         self.boot = self.charger.state()["boot"]
