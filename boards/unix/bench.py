@@ -201,7 +201,8 @@ class Bench:
         return {"started": True}
 
     def op_ping(self, req):
-        return {"pong": True}
+        # data: which charger this is (a test harness checks the port is ours)
+        return {"pong": True, "data": self.board.data_dir}
 
     def op_heap(self, req):
         # GC heap figures after a full collection (for benchmarks), and the
