@@ -117,12 +117,7 @@ def test_destination_not_allowed_is_refused(charger_factory, bridge):
 def test_garbage_and_console_text_on_the_line():
     # The host side's parser: frames among console text and noise, torn
     # frames, bad CRCs.
-    import importlib.machinery
-    import importlib.util
-    loader = importlib.machinery.SourceFileLoader("bridge_tool", BRIDGE)
-    spec = importlib.util.spec_from_loader("bridge_tool", loader)
-    mod = importlib.util.module_from_spec(spec)
-    loader.exec_module(mod)
+    mod = _bridge_module()
     f1 = mod.frame(mod.DATA, 0, b"hello")
     f2 = mod.frame(mod.CLOSE, 1)
     bad = bytearray(mod.frame(mod.DATA, 0, b"x" * 10))
@@ -137,3 +132,36 @@ def test_garbage_and_console_text_on_the_line():
     assert frames == [(mod.DATA, 0, b"hello"), (mod.CLOSE, 1, b"")]
     assert b"123 I log: text\n" in text and b"more text\n" in text
     assert p.errors >= 1
+
+
+def test_the_bridge_is_silent_until_the_board_says_hello(bridge):
+    # On a Pico's USB REPL a frame byte 0x03 is a Ctrl-C until the firmware
+    # has taken the line (a KeyboardInterrupt stopped main.py while it was
+    # importing, in a test run): the bridge speaks only after the board.
+    import socket
+    b = bridge()
+    mod = _bridge_module()
+    s = socket.create_connection(("127.0.0.1", b.port), timeout=5)
+    try:
+        s.settimeout(6)  # longer than the bridge's 5 s HELLO period
+        try:
+            got = s.recv(4096)
+        except socket.timeout:
+            got = b""
+        assert got == b"", got
+        s.sendall(mod.frame(mod.HELLO, 0, b"\x01\x02\x03\x04"))
+        s.settimeout(5)
+        frames, _ = mod.Parser().feed(s.recv(4096))
+        assert frames and frames[0][0] == mod.HELLO and len(frames[0][2]) == 4
+    finally:
+        s.close()
+
+
+def _bridge_module():
+    import importlib.machinery
+    import importlib.util
+    loader = importlib.machinery.SourceFileLoader("bridge_tool", BRIDGE)
+    spec = importlib.util.spec_from_loader("bridge_tool", loader)
+    mod = importlib.util.module_from_spec(spec)
+    loader.exec_module(mod)
+    return mod
