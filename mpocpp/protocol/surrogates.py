@@ -32,8 +32,7 @@ def unpair(text):
                 out = bytearray()
             out += text[start:i].encode()
             if cp > 0xFFFF:
-                out += bytes((0xF0 | cp >> 18, 0x80 | (cp >> 12) & 63,
-                              0x80 | (cp >> 6) & 63, 0x80 | cp & 63))
+                _utf8_4(out, cp)
             else:
                 out += b"\xef\xbf\xbd"
             start = i + k
@@ -96,8 +95,7 @@ def _join(s):
         if b[i + 1] < 0xB0 and _next(b, i + 3) == i + 3 and b[i + 4] >= 0xB0:
             cp = 0x10000 + ((b[i + 1] & 0x0F) << 16 | (b[i + 2] & 0x3F) << 10
                             | (b[i + 4] & 0x0F) << 6 | b[i + 5] & 0x3F)
-            out += bytes((0xF0 | cp >> 18, 0x80 | (cp >> 12) & 63,
-                          0x80 | (cp >> 6) & 63, 0x80 | cp & 63))
+            _utf8_4(out, cp)
             k = 6
         else:
             out += b"\xef\xbf\xbd"
@@ -113,3 +111,11 @@ def _next(b, i):
     while i >= 0 and (i + 2 >= len(b) or b[i + 1] < 0xA0):
         i = b.find(b"\xed", i + 1)
     return i
+
+
+def _utf8_4(out, cp):
+    # Append the 4-byte UTF-8 of cp (U+10000 and up) to the bytearray out.
+    out.append(0xF0 | cp >> 18)
+    out.append(0x80 | (cp >> 12) & 63)
+    out.append(0x80 | (cp >> 6) & 63)
+    out.append(0x80 | cp & 63)
