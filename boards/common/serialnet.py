@@ -113,6 +113,10 @@ class Channel(io.IOBase):
             self._net.send(DATA, self.n, mv[i:i + MAX_PAYLOAD])
         return len(mv)
 
+    async def drain(self):
+        # Until the serial line has taken what was written.
+        await self._net.drain()
+
     def ioctl(self, req, arg):
         if req == 3:  # MP_STREAM_POLL
             ready = 0
@@ -149,7 +153,7 @@ class _Writer:
         self.s.write(buf)
 
     async def drain(self):
-        await self.s._net.drain()
+        await self.s.drain()
 
     def close(self):
         self.s.close()

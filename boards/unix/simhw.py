@@ -141,7 +141,8 @@ class SimPilotAdc:
 
     def read_u16(self):
         hw = self._hw
-        c = hw._hi_c if time.ticks_us() % _PWM_US < hw._hi_us else hw._lo_c
+        high = time.ticks_us() % _PWM_US < hw.pwm_hi_us
+        c = hw.pilot_hi_counts if high else hw.pilot_lo_counts
         return c + self._noise.next()
 
 
@@ -150,7 +151,7 @@ class SimTempAdc:
         self._hw = hw
 
     def read_u16(self):
-        return self._hw._temp_counts
+        return self._hw.temp_counts
 
 
 def _per_phase(x, n, what):
@@ -183,10 +184,10 @@ class SimConnectorHw:
         self._pf = [1.0] * phases  # power factor of the EV's load (lagging)
         self.amps = [0.0] * phases  # flowing now
         self.pilot_volts = 12.0
-        self._hi_us = _PWM_US
-        self._hi_c = self._lo_c = _MID
+        self.pwm_hi_us = _PWM_US
+        self.pilot_hi_counts = self.pilot_lo_counts = _MID
         self.temp_c = 25.0
-        self._temp_counts = 0
+        self.temp_counts = 0
         self._lock_pos = 0
         self._lock_target = 0
         self._lock_due = None
@@ -332,12 +333,12 @@ class SimConnectorHw:
         if duty == 0:
             level = -12.0  # EVSE holds the line at -12 V (state F)
         self.pilot_volts = level
-        self._hi_us = duty * _PWM_US // _FULL
-        self._hi_c = int(_MID + level * _PILOT_CPV)
+        self.pwm_hi_us = duty * _PWM_US // _FULL
+        self.pilot_hi_counts = int(_MID + level * _PILOT_CPV)
         lo = -12.0
         if "diode" in self.faults and self.plugged and 0 < level < 12:
             lo = -level  # no diode: the EV's resistors load the low phase too
-        self._lo_c = int(_MID + lo * _PILOT_CPV)
+        self.pilot_lo_counts = int(_MID + lo * _PILOT_CPV)
         flowing = self._contact() and self.plugged and level in (6.0, 3.0)
         k = math.sqrt(2) / METER_CAL["vref"] * _FULL
         ka = k * METER_CAL["burden_ohms"] / METER_CAL["ct_ratio"]
@@ -354,7 +355,7 @@ class SimConnectorHw:
             c.set_shift(i * (period // 3) - lag)
             self.adc_volts[i].set_peak(self._grid[i] * k / METER_CAL["divider"])
         self.temp_c = self.ambient_c + 0.1 * total  # warms with the current
-        self._temp_counts = int((self.temp_c - TEMP_CAL[1]) / TEMP_CAL[0] + 0.5)
+        self.temp_counts = int((self.temp_c - TEMP_CAL[1]) / TEMP_CAL[0] + 0.5)
 
     def pilot_state(self):
         from mpocpp_board.pilot import classify
