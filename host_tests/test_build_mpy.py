@@ -76,3 +76,123 @@ def test_compiled_module_runs_and_uses_less_heap(tmp_path):
         assert p.returncode == 0, p.stdout + p.stderr
         heap[kind] = int(p.stdout.split()[-1])
     assert heap["interned"] < heap["plain"], heap
+
+
+# tools/shortnames.py: a board's build renames private names module by module.
+
+import shortnames  # noqa: E402
+
+BASE = '''class Base:
+    def __init__(self):
+        self._state = 1
+
+    def _hook(self):
+        return self._state
+'''
+
+DERIVED = '''from pkg.base import Base
+
+_LIMIT = const(3)
+
+
+class Derived(Base):
+    def __init__(self):
+        super().__init__()
+        self._extra = _LIMIT
+
+    def value(self, _scale=1):
+        return (self._hook() + self._extra) * _scale
+'''
+
+OTHER = '''from pkg.helpers import _shared
+
+
+def _helper(x):
+    return x + 1
+
+
+class Other:
+    def __init__(self):
+        self._count = 0
+        self._named = 0
+
+    def bump(self):
+        self._count = _helper(self._count)
+        _shared(self)
+        return getattr(self, "_named")
+'''
+
+HELPERS = '''def _shared(o):
+    return o
+
+
+def _own():
+    return 2
+'''
+
+
+def _plan():
+    files = {"pkg/base.py": BASE, "pkg/derived.py": DERIVED, "pkg/other.py": OTHER,
+             "pkg/helpers.py": HELPERS}
+    return files, shortnames.plan(files)
+
+
+def test_private_names_shorten_per_module_and_are_shared_between_modules():
+    files, (short, group) = _plan()
+    other = short["pkg/other.py"]
+    helpers = short["pkg/helpers.py"]
+    assert set(other) == {"_helper", "_count"}
+    # two modules reuse the same short names: one qstr each for both
+    assert set(other.values()) & set(helpers.values())
+    assert "_own" in helpers
+    # kept: a private name imported from another module, one in a string
+    # (getattr), a private argument name (a caller may pass it by keyword)
+    assert "_shared" not in helpers and "_shared" not in other
+    assert "_named" not in other
+    assert "_scale" not in short["pkg/derived.py"]
+    assert group["pkg/other.py"] == ["pkg/other.py"]
+
+
+def test_a_class_derived_across_modules_renames_both_with_one_mapping():
+    files, (short, group) = _plan()
+    assert group["pkg/derived.py"] == ["pkg/base.py", "pkg/derived.py"]
+    base, derived = short["pkg/base.py"], short["pkg/derived.py"]
+    for name in ("_state", "_hook"):
+        assert base[name] == derived.get(name, base[name])
+    # the subclass's own names never take a name the base class uses
+    assert derived["_extra"] not in base.values()
+    assert derived["_hook"] == base["_hook"]
+
+
+def test_renamed_modules_keep_their_lines_and_behave_the_same(tmp_path):
+    files, (short, _) = _plan()
+    for rel, text in files.items():
+        out = shortnames.rename(text, short[rel])
+        assert out.count("\n") == text.count("\n")
+        d = tmp_path / os.path.dirname(rel)
+        d.mkdir(exist_ok=True)
+        (tmp_path / rel).write_text(out)
+    script = ("from pkg.derived import Derived\nfrom pkg.other import Other\n"
+              "assert Derived().value(2) == 8\no = Other()\nassert o.bump() == 0\n"
+              "assert o._0 == 1 or o._1 == 1\nprint('ok')\n")
+    p = subprocess.run([MICROPYTHON, "-c", script], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, MICROPYPATH=str(tmp_path)))
+    assert p.stdout.strip() == "ok", p.stdout + p.stderr
+
+
+def test_the_boards_build_interns_far_fewer_private_names():
+    # Every firmware module of the esp32 board, renamed as tools/build_mpy.py
+    # does: few distinct private names remain, each module compiles.
+    files = {}
+    for path, rel in build_mpy.sources("esp32"):
+        with open(path, encoding="utf-8") as f:
+            files[rel] = f.read()
+    short, _ = shortnames.plan(files)
+    before, after = set(), set()
+    for rel, text in files.items():
+        out = shortnames.rename(text, short.get(rel))
+        compile(out, rel, "exec")
+        for src, names in ((text, before), (out, after)):
+            for tok in shortnames.private_names(src):
+                names.add(tok)
+    assert len(before) > 500 and len(after) < len(before) // 5, (len(before), len(after))

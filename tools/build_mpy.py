@@ -34,6 +34,9 @@ import subprocess
 import sys
 import tempfile
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import shortnames  # noqa: E402
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 ARCH = {"unix": None, "esp32": "xtensawin", "rp2": "armv6m"}
 
@@ -150,7 +153,7 @@ def build(board="unix", out=None, quiet=False, lines=None):
     wanted = set()
     tool = os.path.getmtime(os.path.abspath(__file__))  # a new build rule rebuilds all
     mode = out.rstrip(os.sep) + ".options"  # other options than last time: rebuild all
-    opts = "lines" if lines else "O3 package-source"
+    opts = "lines" if lines else "O3 package-source short-names"
     try:
         with open(mode) as f:
             if f.read() != opts:
@@ -160,6 +163,14 @@ def build(board="unix", out=None, quiet=False, lines=None):
     # No __init__ files: the packages are namespace packages (MicroPython
     # imports a folder without one), so no module path is interned for them.
     mods = list(sources(board))
+    short = group = None
+    if not lines:  # a board's build: private names shortened (tools/shortnames.py)
+        texts = {}
+        for src, rel in mods:
+            with open(src, encoding="utf-8") as f:
+                texts[rel] = f.read()
+        short, group = shortnames.plan(texts)
+        mtime = {rel: os.path.getmtime(src) for src, rel in mods}
     live = not quiet and sys.stderr.isatty()  # progress on one terminal line
     for i, (src, rel) in enumerate(mods):
         if live:
@@ -168,12 +179,18 @@ def build(board="unix", out=None, quiet=False, lines=None):
         rel = rel[:-3] + ".mpy"
         wanted.add(rel)
         dst = os.path.join(out, rel)
-        if os.path.exists(dst) and os.path.getmtime(dst) >= max(os.path.getmtime(src), tool):
+        newest = os.path.getmtime(src)
+        if group is not None:  # renamed with its group: rebuilt with it
+            newest = max(mtime[r] for r in group.get(rel[:-4] + ".py", [rel[:-4] + ".py"]))
+        if os.path.exists(dst) and os.path.getmtime(dst) >= max(newest, tool):
             continue
         os.makedirs(os.path.dirname(dst), exist_ok=True)
         tmp = "%s.%d.tmp" % (dst, os.getpid())  # parallel builders never see half a file
         with open(src, encoding="utf-8") as f:
-            text = _intern_line(f.read())
+            text = f.read()
+        if short is not None:
+            text = shortnames.rename(text, short.get(rel[:-4] + ".py"))
+        text = _intern_line(text)
         with tempfile.TemporaryDirectory() as d:
             copy = os.path.join(d, os.path.basename(src))
             with open(copy, "w", encoding="utf-8") as f:

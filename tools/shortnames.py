@@ -1,0 +1,177 @@
+"""Short private names for the boards' builds (used by tools/build_mpy.py).
+
+Every name a module's bytecode uses (attributes, methods, globals, argument
+names) is a qstr: interned in the heap when the .mpy is loaded, and kept
+after the module is released. The firmware's private names (`_sock`,
+`_on_frame`, ...) are a quarter of the names the modules loaded at boot
+intern, and most are used by one module only. A board's build renames them,
+module by module, to `_0`, `_1`, ...: every module reuses the same few
+names, so those qstrs are shared instead of each private name taking one.
+
+This is sound because a private name never crosses a module (the lint gate
+holds it: ruff's SLF001 on the firmware, and no `from m import _name`), with
+three exceptions this code handles:
+
+- a class whose base class comes from another firmware module shares its
+  attributes with that base: such modules are renamed as one group, with one
+  mapping;
+- a private name that also appears inside a string in the group (getattr,
+  a message) is kept;
+- a private argument name (a caller could pass it by keyword) is kept.
+
+Names are only renamed where the tokenizer sees a NAME token, so line and
+column numbers stay the same. The debug build (unix, with line numbers) is
+not renamed: its tracebacks keep the real names.
+"""
+import ast
+import io
+import keyword
+import re
+import tokenize
+
+_PRIVATE = re.compile(r"_[A-Za-z]\w*\Z")
+_IN_STRING = re.compile(r"_[A-Za-z]\w*")
+_NUMBERED = re.compile(r"_\d+\Z")
+
+
+def _private(name):
+    return bool(_PRIVATE.match(name)) and not name.startswith("__")
+
+
+def _module_name(rel):
+    # "mpocpp/protocol/ws.py" -> "mpocpp.protocol.ws"
+    return rel[:-3].replace("\\", "/").replace("/", ".")
+
+
+class _Module:
+    def __init__(self, rel, text):
+        self.rel = rel
+        self.name = _module_name(rel)
+        self.tree = ast.parse(text)
+        self.names = set()  # private NAME tokens
+        self.kept = set()  # private names that must stay
+        self.bases = set()  # firmware modules a class here derives from
+        self.imports = set()  # private names this module imports from another
+        self.numbered = set()  # names already of the short form
+        for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.NAME and _private(tok.string):
+                self.names.add(tok.string)
+            elif tok.type == tokenize.NAME and _NUMBERED.match(tok.string):
+                self.numbered.add(tok.string)
+            elif tok.type == tokenize.STRING:
+                self.kept.update(_IN_STRING.findall(tok.string))
+        imported = {}  # local name -> firmware module it comes from
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.ImportFrom):
+                pkg = self.name.split(".")
+                pkg = pkg[:len(pkg) - node.level] if node.level else []
+                where = ".".join(pkg + ([node.module] if node.module else []))
+                for a in node.names:
+                    if _private(a.name):
+                        self.imports.add(a.name)
+                    local = a.asname or a.name
+                    imported[local] = (where, a.name)
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    imported[a.asname or a.name.split(".")[0]] = (a.name, "")
+            elif isinstance(node, ast.arg) and _private(node.arg):
+                self.kept.add(node.arg)
+            elif isinstance(node, ast.keyword) and node.arg and _private(node.arg):
+                self.kept.add(node.arg)
+        for node in ast.walk(self.tree):
+            if not isinstance(node, ast.ClassDef):
+                continue
+            for b in node.bases:
+                root = b
+                while isinstance(root, ast.Attribute):
+                    root = root.value
+                if not isinstance(root, ast.Name) or root.id not in imported:
+                    continue
+                mod, what = imported[root.id]
+                # "from pkg.mod import Class" or "from pkg import mod" + mod.Class
+                self.bases.add(mod)
+                self.bases.add(mod + "." + what)
+
+
+def _groups(mods):
+    # Modules joined by a class derived across them (union-find).
+    by_name = {m.name: rel for rel, m in mods.items()}
+    parent = {rel: rel for rel in mods}
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for rel, m in mods.items():
+        for b in m.bases:
+            other = by_name.get(b)
+            if other is not None:
+                parent[find(rel)] = find(other)
+    groups = {}
+    for rel in mods:
+        groups.setdefault(find(rel), []).append(rel)
+    return [sorted(g) for g in groups.values()]
+
+
+def plan(files):
+    """files: {rel path: source text} of every module of one build.
+    -> ({rel path: {private name: short name}}, {rel path: the rel paths
+    renamed with it, itself included}); a module the parser refuses is left
+    alone (mpy-cross reports it)."""
+    mods = {}
+    for rel, text in files.items():
+        try:
+            mods[rel] = _Module(rel, text)
+        except SyntaxError:
+            continue
+    taken = set()  # short names must not clash with a name already written
+    imported = set()  # a private name imported anywhere is kept everywhere
+    for m in mods.values():
+        taken |= m.numbered
+        imported |= m.imports
+    out = {}
+    group = {}
+    for members in _groups(mods):
+        names = set()
+        kept = set(imported)
+        for rel in members:
+            names |= mods[rel].names
+            kept |= mods[rel].kept
+        names -= kept
+        short = {}
+        k = 0
+        for n in sorted(names):
+            while "_%d" % k in taken:
+                k += 1
+            short[n] = "_%d" % k
+            k += 1
+        for rel in members:
+            out[rel] = {n: s for n, s in short.items() if n in mods[rel].names}
+            group[rel] = members
+    return out, group
+
+
+def private_names(text):
+    """-> the private NAME tokens of a source (short ones too), one per use."""
+    return [t.string for t in tokenize.generate_tokens(io.StringIO(text).readline)
+            if t.type == tokenize.NAME and (_private(t.string) or _NUMBERED.match(t.string))]
+
+
+def rename(text, mapping):
+    """-> text with each NAME token in mapping replaced (same lines)."""
+    if not mapping:
+        return text
+    lines = text.split("\n")
+    edits = []
+    for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+        if tok.type == tokenize.NAME and tok.string in mapping:
+            assert not keyword.iskeyword(tok.string)
+            (row, col), (erow, ecol) = tok.start, tok.end
+            assert row == erow
+            edits.append((row, col, ecol, mapping[tok.string]))
+    for row, col, ecol, new in reversed(edits):  # right to left on each line
+        s = lines[row - 1]
+        lines[row - 1] = s[:col] + new + s[ecol:]
+    return "\n".join(lines)
