@@ -79,7 +79,7 @@ soak: $(STAMP)
 	  $(BIN)/python tools/linkfaults --faults $(SOAK_FAULTS) --transactions $(SOAK_TRANSACTIONS) --seed 2 --quiet --micropython $(MICROPYTHON32); \
 	else echo "make soak: no 32-bit port at $(MICROPYTHON32): skipped"; fi
 
-# Regenerate mpocpp/protocol/schema.py from the JSON schemas in the ocpp package.
+# Regenerate mpocpp/protocol/schema.py and schema.bin from the JSON schemas in the ocpp package.
 schema: $(STAMP)
 	$(BIN)/python tools/gen_schema.py
 

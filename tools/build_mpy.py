@@ -30,6 +30,7 @@ import argparse
 import ast
 import keyword
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -65,6 +66,22 @@ def sources(board):
         for name in sorted(os.listdir(full)):
             if name.endswith(".py") and name not in ("main.py", "manifest.py"):
                 yield os.path.join(full, name), os.path.join(BOARD_PKG, name)
+
+
+# Data files of the firmware package, read at run time from beside their
+# module (mpocpp/protocol/schema.bin): copied into every build as they are.
+DATA = (".bin",)
+
+
+def data_files():
+    """-> (source path, path inside the bundle) of every data file."""
+    pkg = os.path.join(ROOT, "mpocpp")
+    for d, dirs, files in os.walk(pkg):
+        dirs[:] = sorted(x for x in dirs if not x.startswith((".", "__")))
+        for name in sorted(files):
+            if name.endswith(DATA):
+                full = os.path.join(d, name)
+                yield full, os.path.relpath(full, ROOT)
 
 
 def source_tree(board="unix"):
@@ -209,12 +226,19 @@ def build(board="unix", out=None, quiet=False, lines=None):
             subprocess.run(cmd, check=True)
         os.replace(tmp, dst)
         n += 1
+    for src, rel in data_files():  # read at run time beside their module
+        wanted.add(rel)
+        dst = os.path.join(out, rel)
+        if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
+            tmp = "%s.%d.tmp" % (dst, os.getpid())
+            shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
     with open(mode, "w") as f:
         f.write(opts)
     for d, _, files in os.walk(out):  # a module that was removed from the tree
         for name in files:
             full = os.path.join(d, name)
-            if name.endswith(".mpy") and os.path.relpath(full, out) not in wanted:
+            if name.endswith((".mpy",) + DATA) and os.path.relpath(full, out) not in wanted:
                 os.remove(full)
     if live:
         sys.stderr.write("\r%70s\r" % "")
@@ -224,11 +248,12 @@ def build(board="unix", out=None, quiet=False, lines=None):
 
 
 def bundle_files(out):
-    """-> sorted paths (relative to out) of every .mpy of a build."""
+    """-> sorted paths (relative to out) of every .mpy and data file of a
+    build."""
     files = []
     for d, _, names in os.walk(out):
         for name in names:
-            if name.endswith(".mpy"):
+            if name.endswith((".mpy",) + DATA):
                 files.append(os.path.relpath(os.path.join(d, name), out))
     return sorted(files)
 

@@ -1,10 +1,10 @@
 #!/usr/bin/env python3
-"""Generate mpocpp/protocol/schema.py from the OCPP 1.6 JSON schemas of the
-`ocpp` PyPI package (CPython tool; `make schema`).
+"""Generate mpocpp/protocol/schema.py and schema.bin from the OCPP 1.6 JSON
+schemas of the `ocpp` PyPI package (CPython tool; `make schema`).
 
-    python tools/gen_schema.py            write mpocpp/protocol/schema.py
-    python tools/gen_schema.py --check    exit 1 if the committed file is stale
-    python tools/gen_schema.py --out F    write elsewhere
+    python tools/gen_schema.py            write mpocpp/protocol/schema.{py,bin}
+    python tools/gen_schema.py --check    exit 1 if a committed file is stale
+    python tools/gen_schema.py --out F    write F (a .py) and its .bin elsewhere
 
 Table layout returned by build() (the abstract form, used by the tests):
   object node  flat tuple (name, kind, arg, name, kind, arg, ...),
@@ -18,13 +18,16 @@ Table layout returned by build() (the abstract form, used by the tests):
                object:  object node
                array:   (minItems, maxItems | None, item kind, item arg)
 
-Emitted encoding (read by mpocpp/protocol/validate.py; keep both in step). Little
-RAM, walked in place, shared parts stored once:
-  NAMES    the field names in one string, sorted, each followed by a space;
-           a field refers to its name by index (< 256)
-  NAME_AT  u16 offset in NAMES of each name, by index
-  ACTIONS  dict action -> request node offset | response node offset << 16
-  NODES    one bytes blob of nodes; u16 and i32 are little-endian
+Emitted encoding (read by mpocpp/protocol/validate.py; keep both in step).
+Little RAM, walked in place. schema.bin holds one blob per message (each
+action's request, then its response); schema.py the index:
+  ACTIONS  dict action -> request blob offset | response blob offset << 16
+  LARGEST  the largest blob (validate.py reads one into a buffer this size)
+  SIZE     schema.bin's size
+A blob (u16 and i32 little-endian; every offset from the blob's start):
+  u16 blob length, u16 offset of the message's object node, u8 name count,
+  u16 offset of each field name, the names (sorted, each followed by a
+  space; a field refers to its name by index), then the nodes:
     object node  u8 field count, then 4 bytes per field in build() order:
                  u8 name index, u8 kind, u16 arg
     kind         type code | 8 required | 16 date-time | 32 uri
@@ -194,47 +197,41 @@ _NO_MAX = 0xFFFF
 
 
 class _Emitter:
-    """Encodes build()'s table into NAMES / ACTIONS / NODES."""
+    """Encodes one message's object node (build()'s form) into a blob:
+    header, its field names, its nodes (offsets from the blob's start)."""
 
-    def __init__(self, table):
-        self.table = table
-        self.names = set()
-        self._collect_all()
-        self.names = sorted(self.names)
-        if len(self.names) > 256:
-            raise SchemaError("more than 256 field names")
+    def __init__(self, node):
+        names = set()
+        self._collect(T_OBJ, node, names, set())
+        self.names = sorted(names)
+        if len(self.names) > 255:
+            raise SchemaError("more than 255 field names in one message")
         self.name_ix = {n: i for i, n in enumerate(self.names)}
-        self.blob = bytearray()  # nodes, appended as first used
+        head = 5 + 2 * len(self.names) + sum(len(n) + 1 for n in self.names)
+        self.blob = bytearray(head)  # the header and names, written last
         self.at = {}  # (node kind, value) -> offset
-        self.notes = []  # (offset, comment)
+        self.node = node
 
-    def _collect_all(self):
-        seen = set()
-        for a in ACTIONS:
-            for node in self.table[a]:
-                self._collect(T_OBJ, node, seen)
-
-    def _collect(self, kind, arg, seen):
+    def _collect(self, kind, arg, names, seen):
         base = kind & 7
         if base == T_OBJ and arg not in seen:
             seen.add(arg)
             for i in range(0, len(arg), 3):
-                self.names.add(arg[i])
-                self._collect(arg[i + 1], arg[i + 2], seen)
+                names.add(arg[i])
+                self._collect(arg[i + 1], arg[i + 2], names, seen)
         elif base == T_ARR:
-            self._collect(arg[2], arg[3], seen)
+            self._collect(arg[2], arg[3], names, seen)
 
     # Nodes are written depth first: children before their parent, so that
     # a parent knows their offsets; a node used twice is written once.
-    def _put(self, key, data, note):
+    def _put(self, key, data):
         off = self.at.get(key)
         if off is None:
             off = len(self.blob)
             if off + len(data) > 0xFFFF:
-                raise SchemaError("node blob over 64 KiB")
+                raise SchemaError("message blob over 64 KiB")
             self.at[key] = off
             self.blob += data
-            self.notes.append((off, note))
         return off
 
     def _arg(self, kind, arg, note):
@@ -248,7 +245,7 @@ class _Emitter:
                     raise SchemaError(note + ": enum over 255 values or not 1..255 ASCII")
                 data = bytes([len(arg)]) + b"".join(
                     bytes([len(v)]) + v.encode() for v in arg)
-                return kind | F_ENUM, self._put(("enum", arg), data, "enum " + note)
+                return kind | F_ENUM, self._put(("enum", arg), data)
             if not 0 <= arg <= 0xFFFF:
                 raise SchemaError("%s: maxLength %r" % (note, arg))
             return kind | F_ARG, arg
@@ -259,7 +256,7 @@ class _Emitter:
                     raise SchemaError("%s: bound %r is not a 32-bit integer" % (note, x))
             data = bytes([(lo is not None) | (hi is not None) << 1]) \
                 + _i32(lo or 0) + _i32(hi or 0)
-            return kind | F_ARG, self._put(("range", arg), data, "range " + note)
+            return kind | F_ARG, self._put(("range", arg), data)
         if base == T_OBJ:
             return kind, self._object(arg, note)
         if base == T_ARR:
@@ -268,7 +265,7 @@ class _Emitter:
                 raise SchemaError("%s: minItems/maxItems out of range" % note)
             ik, ia = self._arg(ik, ia, note + "[]")
             data = bytes([lo]) + _u16(_NO_MAX if hi is None else hi) + bytes([ik]) + _u16(ia)
-            return kind, self._put(("array", lo, hi, ik, ia), data, "array " + note)
+            return kind, self._put(("array", lo, hi, ik, ia), data)
         raise SchemaError("%s: unexpected argument" % note)
 
     def _object(self, node, note):
@@ -281,63 +278,54 @@ class _Emitter:
             fields.append(bytes([self.name_ix[node[i]], k]) + _u16(a))
         if len(fields) > 255:
             raise SchemaError(note + ": more than 255 fields")
-        return self._put(key, bytes([len(fields)]) + b"".join(fields),
-                         "object %s: %s" % (note, " ".join(node[0::3])))
+        return self._put(key, bytes([len(fields)]) + b"".join(fields))
 
-    def emit(self, version):
-        acts = []
-        for a in ACTIONS:
-            req, resp = self.table[a]
-            acts.append((a, self._object(req, a), self._object(resp, a + "Response")))
-        out = [
-            "# generated by tools/gen_schema.py from ocpp %s; do not edit\n" % version,
-            "# Compact encoding (described in tools/gen_schema.py) that\n",
-            "# mpocpp/protocol/validate.py walks in place: the field names, and the\n",
-            "# nodes (and enum values) in one bytes blob.\n",
-            "\n# field names, referred to by index, in one string that validate.py\n",
-            "# compares in place: no object and no interned name per field name\n",
-            "# (split into strings they took 3.5 KB of heap on a 32-bit port).\n",
-            "NAMES = (\n",
-        ]
-        line = "    '"
-        for n in self.names:
-            item = n + " "
-            if len(line) + len(item) > 78:
-                out.append(line + "'\n")
-                line = "    '"
-            line += item
-        out.append(line + "'\n)\n")
-        at, p = bytearray(), 0
-        for n in self.names:
-            at += _u16(p)
+    def message(self, note):
+        """-> the blob of the message (header, names, nodes) as bytes."""
+        root = self._object(self.node, note)
+        b = self.blob
+        b[0:2] = _u16(len(b))
+        b[2:4] = _u16(root)
+        b[4] = len(self.names)
+        p = 5 + 2 * len(self.names)
+        for i, n in enumerate(self.names):
+            b[5 + 2 * i:7 + 2 * i] = _u16(p)
+            b[p:p + len(n) + 1] = n.encode() + b" "
             p += len(n) + 1
-        out.append("\n# offset of each name in NAMES (u16 little-endian)\nNAME_AT = (\n")
-        for k in range(0, len(at), 16):
-            out.append('    b"%s"\n' % _esc(at[k:k + 16]))
-        out.append(")\n")
-        out.append("\n# action -> request node offset | response node offset << 16\n")
-        out.append("ACTIONS = {\n")
-        for a, q, r in acts:
-            out.append("    %r: 0x%04x%04x,\n" % (a, r, q))
-        out.append("}\n")
-        out.append("\nNODES = (\n")
-        notes = sorted(self.notes)
-        for i, (off, note) in enumerate(notes):
-            end = notes[i + 1][0] if i + 1 < len(notes) else len(self.blob)
-            out.append(("    # 0x%04x %s" % (off, note[:66])).rstrip() + "\n")
-            chunk = self.blob[off:end]
-            if note.startswith("enum "):  # count, then one value a line
-                out.append('    b"%s"\n' % _esc(chunk[:1]))
-                p = 1
-                while p < len(chunk):
-                    q = p + 1 + chunk[p]
-                    out.append('    b"%s"\n' % _esc(chunk[p:q], True))
-                    p = q
-                continue
-            for k in range(0, len(chunk), 16):
-                out.append('    b"%s"\n' % _esc(chunk[k:k + 16]))
-        out.append(")\n")
-        return "".join(out)
+        return bytes(b)
+
+
+def emit(table, version):
+    """-> (schema.py text, schema.bin bytes)."""
+    data = bytearray()
+    acts = []
+    for a in ACTIONS:
+        offs = []
+        for node, note in zip(table[a], (a, a + "Response")):
+            offs.append(len(data))
+            data += _Emitter(node).message(note)
+        acts.append((a, offs[0], offs[1]))
+    if len(data) > 0xFFFF:
+        raise SchemaError("schema.bin over 64 KiB")
+    largest = max(_u16at(data, q) for _, q, r in acts for q in (q, r))
+    out = [
+        "# generated by tools/gen_schema.py from ocpp %s; do not edit\n" % version,
+        "# The payload schemas of OCPP 1.6 and the security whitepaper, in the\n",
+        "# compact encoding described in tools/gen_schema.py: one blob per message\n",
+        "# in schema.bin beside this module, read from flash by validate.py for\n",
+        "# the message it checks (in a .mpy in /lib the whole table took 5.5 KB\n",
+        "# of heap on a 32-bit port for as long as the charger ran).\n",
+        "\n# schema.bin's size (a check that the two files belong together)\n",
+        "SIZE = %d\n" % len(data),
+        "\n# the largest blob, the size of validate.py's buffer\n",
+        "LARGEST = %d\n" % largest,
+        "\n# action -> offset of its request blob | its response blob's << 16\n",
+        "ACTIONS = {\n",
+    ]
+    for a, q, r in acts:
+        out.append("    %r: 0x%04x%04x,\n" % (a, r, q))
+    out.append("}\n")
+    return "".join(out), bytes(data)
 
 
 def _esc(data, text=False):
@@ -360,94 +348,123 @@ def _i32(n):
     return (n & 0xFFFFFFFF).to_bytes(4, "little")
 
 
-def decode(ns):
-    """The emitted module's namespace -> build()'s table (round-trip test)."""
-    names, blob = ns["NAMES"].split(), ns["NODES"]
-    at = ns["NAME_AT"]
-    assert [ns["NAMES"][at[2 * i] | at[2 * i + 1] << 8:].split(" ", 1)[0]
-            for i in range(len(names))] == names, "NAME_AT does not match NAMES"
+def _u16at(b, p):
+    return b[p] | b[p + 1] << 8
 
-    def u16(p):
-        return blob[p] | blob[p + 1] << 8
 
-    def i32(p):
-        return int.from_bytes(blob[p:p + 4], "little", signed=True)
+def decode(ns, data):
+    """The emitted module's namespace and schema.bin -> build()'s table
+    (round-trip test)."""
+    assert ns["SIZE"] == len(data), "schema.bin does not belong to schema.py"
 
-    def arg(kind, a):
-        base = kind & 7
-        plain = kind & ~(F_ARG | F_ENUM)
-        if base == T_STR:
-            if kind & F_ENUM:
-                vals, p = [], a + 1
-                for _ in range(blob[a]):
-                    vals.append(blob[p + 1:p + 1 + blob[p]].decode())
-                    p += 1 + blob[p]
-                return plain, tuple(vals)
-            return plain, a if kind & F_ARG else None
-        if base in (T_INT, T_NUM):
-            if not kind & F_ARG:
-                return plain, None
-            f = blob[a]
-            return plain, (i32(a + 1) if f & 1 else None, i32(a + 5) if f & 2 else None)
-        if base == T_OBJ:
-            return plain, obj(a)
-        if base == T_ARR:
-            hi = u16(a + 1)
-            ik, ia = arg(blob[a + 3], u16(a + 4))
-            return plain, (blob[a], None if hi == _NO_MAX else hi, ik, ia)
-        return plain, None
+    def message(base):
+        blob = data[base:base + _u16at(data, base)]
+        count = blob[4]
+        names = []
+        for i in range(count):
+            p = _u16at(blob, 5 + 2 * i)
+            names.append(blob[p:blob.index(b" ", p)].decode())
+        assert names == sorted(names), "names out of order"
 
-    def obj(o):
-        out = []
-        for p in range(o + 1, o + 1 + 4 * blob[o], 4):
-            k, a = arg(blob[p + 1], u16(p + 2))
-            out.extend((names[blob[p]], k, a))
-        return tuple(out)
+        def i32(p):
+            return int.from_bytes(blob[p:p + 4], "little", signed=True)
 
-    return {a: (obj(x & 0xFFFF), obj(x >> 16)) for a, x in ns["ACTIONS"].items()}
+        def arg(kind, a):
+            base = kind & 7
+            plain = kind & ~(F_ARG | F_ENUM)
+            if base == T_STR:
+                if kind & F_ENUM:
+                    vals, p = [], a + 1
+                    for _ in range(blob[a]):
+                        vals.append(blob[p + 1:p + 1 + blob[p]].decode())
+                        p += 1 + blob[p]
+                    return plain, tuple(vals)
+                return plain, a if kind & F_ARG else None
+            if base in (T_INT, T_NUM):
+                if not kind & F_ARG:
+                    return plain, None
+                f = blob[a]
+                return plain, (i32(a + 1) if f & 1 else None, i32(a + 5) if f & 2 else None)
+            if base == T_OBJ:
+                return plain, obj(a)
+            if base == T_ARR:
+                hi = _u16at(blob, a + 1)
+                ik, ia = arg(blob[a + 3], _u16at(blob, a + 4))
+                return plain, (blob[a], None if hi == _NO_MAX else hi, ik, ia)
+            return plain, None
+
+        def obj(o):
+            out = []
+            for p in range(o + 1, o + 1 + 4 * blob[o], 4):
+                k, a = arg(blob[p + 1], _u16at(blob, p + 2))
+                out.extend((names[blob[p]], k, a))
+            return tuple(out)
+
+        return obj(_u16at(blob, 2))
+
+    return {a: (message(x & 0xFFFF), message(x >> 16)) for a, x in ns["ACTIONS"].items()}
 
 
 def generate():
+    """-> (schema.py text, schema.bin bytes)."""
     version = importlib.metadata.version("ocpp")
-    return _Emitter(build()).emit(version)
+    return emit(build(), version)
+
+
+def bin_path(py):
+    return py[:-3] + ".bin" if py.endswith(".py") else py + ".bin"
+
+
+def _check(path, text, data):
+    try:
+        with open(path, encoding="utf-8") as f:
+            old = f.read()
+    except OSError:
+        old = ""
+    try:
+        with open(bin_path(path), "rb") as f:
+            old_data = f.read()
+    except OSError:
+        old_data = b""
+    rel = os.path.relpath(path, ROOT)
+    if old == text and old_data == data:
+        print("gen_schema: %s and its .bin are up to date" % rel)
+        return 0
+    if old_data != data:
+        print("gen_schema: %s is stale (%d bytes, %d expected); run `make schema`"
+              % (os.path.relpath(bin_path(path), ROOT), len(old_data), len(data)))
+    if old != text:
+        diff = list(difflib.unified_diff(
+            old.splitlines(), text.splitlines(), "committed", "generated",
+            lineterm="", n=1))
+        changed = sum(1 for d in diff if d[:1] in "+-" and d[:3] not in ("+++", "---"))
+        print("gen_schema: %s is stale (%d lines differ); run `make schema`" % (rel, changed))
+        for line in diff[:40]:
+            print(line)
+        if len(diff) > 40:
+            print("... (%d more diff lines)" % (len(diff) - 40))
+    return 1
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--check", action="store_true",
                     help="exit 1 if the committed table differs")
-    ap.add_argument("--out", default=OUT)
+    ap.add_argument("--out", default=OUT, help="the module (the .bin goes beside it)")
     args = ap.parse_args(argv)
     try:
-        text = generate()
+        text, data = generate()
     except (SchemaError, OSError, KeyError, ValueError) as e:
         print("gen_schema: %s" % e, file=sys.stderr)
         return 2
     if args.check:
-        try:
-            with open(args.out, encoding="utf-8") as f:
-                old = f.read()
-        except OSError:
-            old = ""
-        if old == text:
-            print("gen_schema: %s is up to date" % os.path.relpath(args.out, ROOT))
-            return 0
-        diff = list(difflib.unified_diff(
-            old.splitlines(), text.splitlines(), "committed", "generated",
-            lineterm="", n=1))
-        changed = sum(1 for d in diff if d[:1] in "+-" and d[:3] not in ("+++", "---"))
-        print("gen_schema: %s is stale (%d lines differ); run `make schema`"
-              % (os.path.relpath(args.out, ROOT), changed))
-        for line in diff[:40]:
-            print(line)
-        if len(diff) > 40:
-            print("... (%d more diff lines)" % (len(diff) - 40))
-        return 1
-    tmp = args.out + ".tmp"
-    with open(tmp, "w", encoding="utf-8", newline="\n") as f:
-        f.write(text)
-    os.replace(tmp, args.out)
-    print("gen_schema: wrote %s" % os.path.relpath(args.out, ROOT))
+        return _check(args.out, text, data)
+    for path, body in ((bin_path(args.out), data), (args.out, text.encode())):
+        tmp = path + ".tmp"
+        with open(tmp, "wb") as f:
+            f.write(body)
+        os.replace(tmp, path)
+        print("gen_schema: wrote %s" % os.path.relpath(path, ROOT))
     return 0
 
 

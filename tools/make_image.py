@@ -5,9 +5,10 @@ docs/firmware-update.md).
     tools/make_image.py --version 1.2.0 [--board unix|esp32|rp2] [--src DIR]
                         [--out FILE] [--no-build]
 
-Packs every .mpy of build/mpy-BOARD (the package trees) (compiled first with tools/build_mpy.py
-unless --no-build) into one file: header (magic, format, board, version),
-the entries (name, size, bytes) and a SHA-256 of everything before it.
+Packs every .mpy of build/mpy-BOARD (the package trees, with schema.bin)
+(compiled first with tools/build_mpy.py unless --no-build) into one file:
+header (magic, format, board, version), the entries (name, size, bytes)
+and a SHA-256 of everything before it.
 Serve the file over HTTP, HTTPS or FTP and send its URL in UpdateFirmware.
 """
 import argparse
@@ -43,13 +44,16 @@ def pack(files, version, board):
 
 
 def collect(src):
-    """-> [(path inside the bundle, bytes)] of every .mpy under src (the
-    mpocpp and mpocpp_board package trees of tools/build_mpy.py)."""
+    """-> [(path inside the bundle, bytes)] of every .mpy and data file
+    under src (the mpocpp and mpocpp_board package trees of
+    tools/build_mpy.py; schema.bin beside its module)."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    import build_mpy
     files = []
     for d, dirs, names in os.walk(src):
         dirs.sort()
         for name in sorted(names):
-            if name.endswith(".mpy"):
+            if name.endswith((".mpy",) + build_mpy.DATA):
                 full = os.path.join(d, name)
                 with open(full, "rb") as f:
                     files.append((os.path.relpath(full, src).replace(os.sep, "/"), f.read()))

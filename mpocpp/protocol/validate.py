@@ -1,14 +1,17 @@
-# OCPP 1.6 payload validation against the generated table (ocpp_schema.py,
-# compact encoding described in tools/gen_schema.py, walked in place).
+# OCPP 1.6 payload validation against the generated tables (schema.py, the
+# index, and schema.bin, one blob per message; compact encoding described in
+# tools/gen_schema.py, walked in place).
 #   check(action, is_response, payload) -> None | (error_code, description)
 # The walk follows the table, not the payload, so recursion depth is bounded
 # by the (shallow) schemas whatever arrives. Unknown fields are ignored
 # (decision, although the schemas say additionalProperties false). Paths and
-# descriptions are only built on the error path; a valid payload allocates
-# nothing except while parsing date-times.
+# descriptions are only built on the error path. The message's blob is read
+# from flash into one buffer when the action changes; a valid payload of the
+# action last checked allocates nothing except while parsing date-times.
 from micropython import const
 
 from mpocpp.util import clock
+from mpocpp.util import modules
 
 _T_STR = const(0)
 _T_INT = const(1)
@@ -30,23 +33,51 @@ OCCURENCE = "OccurenceConstraintViolation"  # 1.6 spelling
 FORMATION = "FormationViolation"
 NOT_IMPLEMENTED = "NotImplemented"
 
-# The table, loaded on first use: action -> node offsets, the node blob, and
-# the field names of ocpp_schema (one string and the offset of each name).
+INTERNAL = "InternalError"
+
+# The index, loaded on first use (action -> blob offsets in schema.bin), the
+# buffer holding the blob of the last message checked, and its offset.
 _tab = None
-_nodes = b""
-_names = ""
-_at = b""
+_buf = b""
+_loaded = -1
 
 
 def _table():
-    global _tab, _nodes, _names, _at
+    global _tab, _buf
     if _tab is None:
-        from mpocpp.protocol import schema as ocpp_schema
-        _nodes = ocpp_schema.NODES
-        _names = ocpp_schema.NAMES
-        _at = ocpp_schema.NAME_AT
-        _tab = ocpp_schema.ACTIONS
+        from mpocpp.protocol import schema
+        _buf = bytearray(schema.LARGEST)
+        _tab = schema.ACTIONS
+        modules.release("mpocpp.protocol.schema")
     return _tab
+
+
+def _path():
+    # schema.bin beside this module (in /lib, a firmware slot or ROMFS); a
+    # frozen image has no file beside it: tools/deploy puts one in /lib.
+    d = __file__[:__file__.rfind("/") + 1]
+    if d.startswith(".frozen"):
+        return "/lib/mpocpp/protocol/schema.bin"
+    return d + "schema.bin"
+
+
+def _load(off):
+    # The blob at off into _buf, unless it is there already. -> False when
+    # the file cannot be read (a broken install).
+    global _loaded
+    if off == _loaded:
+        return True
+    _loaded = -1
+    try:
+        with open(_path(), "rb") as f:
+            f.seek(off)
+            n = f.readinto(_buf)
+    except OSError:
+        return False
+    if n < 5 or _buf[0] | _buf[1] << 8 > n:
+        return False
+    _loaded = off
+    return True
 
 
 def known(action):
@@ -59,7 +90,9 @@ def check(action, is_response, payload):
         return (NOT_IMPLEMENTED, "unknown action")
     if not isinstance(payload, dict):
         return (FORMATION, "payload: object expected")
-    e = _obj(x >> 16 if is_response else x & 0xFFFF, payload)
+    if not _load(x >> 16 if is_response else x & 0xFFFF):
+        return (INTERNAL, "payload schema unreadable")
+    e = _obj(_buf[2] | _buf[3] << 8, payload)
     if e is None:
         return None
     return (e[0], e[1] + ": " + e[2])
@@ -71,7 +104,7 @@ def check(action, is_response, payload):
 def _obj(o, d):
     # Object node at o: u8 count, then (u8 name, u8 kind, u16 arg) per field,
     # required fields first.
-    s = _nodes
+    s = _buf
     end = o + 1 + 4 * s[o]
     for p in range(o + 1, end, 4):
         if not s[p + 1] & _REQ:
@@ -89,19 +122,21 @@ def _obj(o, d):
 
 def _key(d, i):
     # The key of d that is field name i, or None: compared in place in the
-    # names string (a dict's keys are iterated without an allocation).
-    p = _at[2 * i] | _at[2 * i + 1] << 8
-    n = _names.find(" ", p) - p
+    # blob's names (a dict's keys are iterated without an allocation).
+    s = _buf
+    p = s[5 + 2 * i] | s[6 + 2 * i] << 8
+    n = s.find(b" ", p) - p
     for k in d:
-        if len(k) == n and _names.startswith(k, p):
+        if len(k) == n and s.startswith(k, p):
             return k
     return None
 
 
 def _name(i):
     # Field name i as a string (the error path).
-    p = _at[2 * i] | _at[2 * i + 1] << 8
-    return _names[p:_names.find(" ", p)]
+    s = _buf
+    p = s[5 + 2 * i] | s[6 + 2 * i] << 8
+    return s[p:s.find(b" ", p)].decode()
 
 
 def _value(kind, arg, v):
@@ -128,7 +163,7 @@ def _value(kind, arg, v):
             return (TYPE, "", "integer expected" if t == _T_INT else "number expected")
         if kind & _F_ARG:
             # range node: u8 flags (1 minimum, 2 maximum), i32 minimum, i32 maximum
-            f = _nodes[arg]
+            f = _buf[arg]
             if f & 1:
                 lo = _i32(arg + 1)
                 if v < lo:
@@ -152,7 +187,7 @@ def _value(kind, arg, v):
     # array node: u8 minItems, u16 maxItems, u8 item kind, u16 item arg
     if not isinstance(v, list):
         return (TYPE, "", "array expected")
-    s = _nodes
+    s = _buf
     n = len(v)
     lo = s[arg]
     if n < lo:
@@ -172,7 +207,7 @@ def _value(kind, arg, v):
 def _enum(o, v):
     # Enum node: u8 count, then per value u8 length and its ASCII bytes.
     # Compared in place (no slices); a non-ASCII v never matches.
-    s = _nodes
+    s = _buf
     n = len(v)
     p = o + 1
     for _ in range(s[o]):
@@ -185,7 +220,7 @@ def _enum(o, v):
 
 def _i32(p):
     # No 1.6 core schema has bounds; this generic path may allocate.
-    s = _nodes
+    s = _buf
     x = s[p] | s[p + 1] << 8 | s[p + 2] << 16 | s[p + 3] << 24
     return x - 0x100000000 if x & 0x80000000 else x
 
