@@ -196,3 +196,13 @@ def test_the_boards_build_interns_far_fewer_private_names():
             for tok in shortnames.private_names(src):
                 names.add(tok)
     assert len(before) > 500 and len(after) < len(before) // 5, (len(before), len(after))
+
+
+def test_a_private_name_in_a_string_anywhere_is_kept_everywhere():
+    files = {"pkg/a.py": "class A:\n    def __init__(self):\n        self._x = 1\n",
+             "pkg/b.py": "def peek(o):\n    return getattr(o, '_x')\n"}
+    short, _ = shortnames.plan(files)
+    assert "_x" not in short["pkg/a.py"]
+    files["pkg/b.py"] = "def peek(o):\n    return o\n"
+    short, _ = shortnames.plan(files)
+    assert short["pkg/a.py"] == {"_x": "_0"}

@@ -15,8 +15,8 @@ three exceptions this code handles:
 - a class whose base class comes from another firmware module shares its
   attributes with that base: such modules are renamed as one group, with one
   mapping;
-- a private name that also appears inside a string in the group (getattr,
-  a message) is kept;
+- a private name that also appears inside a string anywhere in the firmware
+  (getattr, a message) is kept;
 - a private argument name (a caller could pass it by keyword) is kept.
 
 Names are only renamed where the tokenizer sees a NAME token, so line and
@@ -53,13 +53,14 @@ class _Module:
         self.bases = set()  # firmware modules a class here derives from
         self.imports = set()  # private names this module imports from another
         self.numbered = set()  # names already of the short form
+        self.in_strings = set()  # private-looking words inside strings
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
             if tok.type == tokenize.NAME and _private(tok.string):
                 self.names.add(tok.string)
             elif tok.type == tokenize.NAME and _NUMBERED.match(tok.string):
                 self.numbered.add(tok.string)
             elif tok.type == tokenize.STRING:
-                self.kept.update(_IN_STRING.findall(tok.string))
+                self.in_strings.update(_IN_STRING.findall(tok.string))
         imported = {}  # local name -> firmware module it comes from
         for node in ast.walk(self.tree):
             if isinstance(node, ast.ImportFrom):
@@ -127,15 +128,15 @@ def plan(files):
         except SyntaxError:
             continue
     taken = set()  # short names must not clash with a name already written
-    imported = set()  # a private name imported anywhere is kept everywhere
-    for m in mods.values():
+    kept_all = set()  # imported anywhere, or in a string anywhere (getattr):
+    for m in mods.values():  # kept everywhere
         taken |= m.numbered
-        imported |= m.imports
+        kept_all |= m.imports | m.in_strings
     out = {}
     group = {}
     for members in _groups(mods):
         names = set()
-        kept = set(imported)
+        kept = set(kept_all)
         for rel in members:
             names |= mods[rel].names
             kept |= mods[rel].kept
