@@ -172,3 +172,73 @@ def test_call_id_without_a_parse():
     assert rpc._call_id('[2,"a\\"b","X",{}]') is None
     assert rpc._call_id('[2,12,"X",{}]') is None
     assert rpc._call_id("") is None
+
+
+async def test_no_room_for_the_reader_of_a_message_in_flash():
+    # Found by the heap-budget scenario at 256 KiB: with 86 KB free but no
+    # block of 1,280 bytes, importing the reader of a SendLocalList kept in
+    # flash raised MemoryError out of on_message; the CSMS never got an
+    # answer. Now the CALL is answered from the file's first bytes, and the
+    # event counted (a fragmented heap is a sick heap).
+    import gc
+    seen = []
+    log.oom = seen.append
+    path = "/tmp/mpt_rpc_reader_%d" % int.from_bytes(os.urandom(3), "big")
+    with open(path, "w") as f:
+        f.write('[2,"sll","SendLocalList",{"listVersion":1,"updateType":"Full"}]')
+    hog = [None] * 2000
+    w = Wire()
+    r = rpc.Rpc(lambda a, p: {"status": "Accepted"}, lambda: "id1")
+    r.attach(w.send)
+    try:
+        _fragment(hog)
+        await r.on_message(Spilled(path, os.stat(path)[6]))
+    finally:
+        for i in range(len(hog)):
+            hog[i] = None
+        gc.collect()
+        log.oom = None
+        os.remove(path)
+    assert w.out == [[4, "sll", "InternalError", "no memory to read it", {}]], w.out
+    assert len(seen) == 1
+
+
+async def test_no_room_to_load_the_validator_tables():
+    # The first CALL on a fragmented heap: the validator's index cannot be
+    # imported. Answered InternalError and counted; the next CALL, with the
+    # heap back, is checked and answered as usual.
+    import gc
+    seen = []
+    log.oom = seen.append
+    hog = [None] * 2000
+    w = Wire()
+    r = rpc.Rpc(lambda a, p: {"status": "Accepted"}, lambda: "id1")
+    r.attach(w.send)
+    try:
+        _fragment(hog)
+        await r.on_message('[2,"c1","ClearCache",{}]')
+    finally:
+        for i in range(len(hog)):
+            hog[i] = None
+        gc.collect()
+        log.oom = None
+    await r.on_message('[2,"c2","ClearCache",{}]')
+    assert w.out == [[4, "c1", "InternalError", "no memory to check it", {}],
+                     [3, "c2", {"status": "Accepted"}]], w.out
+    assert len(seen) == 1
+
+
+def test_the_id_of_a_message_in_flash_from_its_head():
+    path = "/tmp/mpt_rpc_head_%d" % int.from_bytes(os.urandom(3), "big")
+    try:
+        for text, want in (('[2, "a1" ,"Reset",{}]', "a1"), ('[3,"a1",{}]', None),
+                           ('[2,"a\\\\"b","Reset",{}]', None), ("", None)):
+            with open(path, "w") as f:
+                f.write(text)
+            assert rpc._spilled_id(Spilled(path, len(text))) == want, text
+        assert rpc._spilled_id(Spilled("/nonexistent/x", 3)) is None
+        with open(path, "wb") as f:
+            f.write(b'[2,"' + "\u00e9".encode() * 40)  # cut inside a character
+        assert rpc._spilled_id(Spilled(path, 84)) is None
+    finally:
+        os.remove(path)

@@ -93,6 +93,17 @@ def _call_id(text):
     return None if "\\" in mid else mid
 
 
+def _spilled_id(sp):
+    # The id of a CALL kept in flash, from the file's first bytes (no reader
+    # module, a few small blocks): -> the id or None.
+    try:
+        with open(sp.path, "rb") as f:
+            head = f.read(_HEAD)
+        return _call_id(head.decode())
+    except (OSError, ValueError, MemoryError):  # UnicodeError: a character cut
+        return None
+
+
 class MessageIds:
     # Message ids unique across reconnects and reboots: the boot count (kept
     # in flash, written once per boot), a random part, a counter.
@@ -281,6 +292,15 @@ class Rpc:
         # A message kept in flash (rare: the reader is loaded for it).
         try:
             r = modules.load(_JSONSTREAM).spilled(sp, STREAMED, _ANSWER_ROOM)
+        except MemoryError as e:
+            # No room for the reader itself (a fragmented heap: its import
+            # needs blocks the parse of a large message would not): counted,
+            # and a CALL answered from the file's first bytes.
+            log.exc(_TAG, "message in flash", e)
+            mid = _spilled_id(sp)
+            if mid is not None and not self.silent:
+                await self._answer_error(mid, INTERNAL_ERROR, "no memory to read it")
+            return
         finally:
             modules.release(_JSONSTREAM)
             modules.release(_SURROGATES)  # loaded by the reader when needed
@@ -313,17 +333,10 @@ class Rpc:
         else:
             self._seen[self._seen_i] = mid
             self._seen_i = (self._seen_i + 1) % _SEEN
-        if not validate.known(action):
-            await self._answer_error(mid, NOT_IMPLEMENTED, "unknown action " + action[:40])
+        err = self._refuse(action, payload, streamed)
+        if err:
+            await self._answer_error(mid, err[0], err[1])
             return
-        if self._serves is not None and not self._serves(action):
-            await self._answer_error(mid, NOT_SUPPORTED, action + " not supported")
-            return
-        if not streamed:
-            err = validate.check(action, False, payload)
-            if err:
-                await self._answer_error(mid, err[0], err[1])
-                return
         after = None
         try:
             res = self._dispatch(action, payload)
@@ -365,6 +378,20 @@ class Rpc:
     def _invalid(self, what, kind="InvalidMessages"):
         if self._on_invalid is not None:
             self._on_invalid(kind, what)
+
+    def _refuse(self, action, payload, streamed):
+        # -> None, or (code, description) of the CALLERROR a CALL gets before
+        # its handler runs. The validator reads its tables from flash: on a
+        # fragmented heap that can fail, and the CALL is still answered.
+        try:
+            if not validate.known(action):
+                return (NOT_IMPLEMENTED, "unknown action " + action[:40])
+            if self._serves is not None and not self._serves(action):
+                return (NOT_SUPPORTED, action + " not supported")
+            return None if streamed else validate.check(action, False, payload)
+        except MemoryError as e:
+            log.exc(_TAG, "CALL not checked", e)
+            return (INTERNAL_ERROR, "no memory to check it")
 
     async def _answer_error(self, mid, code, desc):
         log.warn(_TAG, "CALL %s -> CALLERROR %s %s", mid, code, desc)
