@@ -19,3 +19,13 @@ def test_a_bench_port_taken_by_another_charger_is_noticed(csms, tmp_path, monkey
     finally:
         b.stop()
         a.stop()
+
+
+def test_heap_map_prints_the_gc_heap_to_the_log(charger):
+    # The bench's view of fragmentation: the map goes to the console (the
+    # log), the figures come back.
+    n = len(charger.log_text())
+    r = charger.ok("heap_map")
+    assert r["free"] > 0 and r["alloc"] > 0
+    charger.wait_log("GC memory layout", after=n)
+    charger.wait_log("max free sz", after=n)

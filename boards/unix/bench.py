@@ -212,6 +212,15 @@ class Bench:
         return {"free": gc.mem_free(), "alloc": gc.mem_alloc(), "peak": self._peak,
                 "samples": self._samples, "modules": sorted(sys.modules)}
 
+    def op_heap_map(self, req):
+        # MicroPython's map of the GC heap, one character a block, printed to
+        # the simulator's console (its log): where the free space is, and
+        # what pins it (fragmentation: docs/benchmarks.md).
+        import micropython
+        gc.collect()
+        micropython.mem_info(1)
+        return {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
+
     def op_hog(self, req):
         # Takes the heap until only `leave` bytes are free, in 256-byte blocks
         # (a heap both full and fragmented); leave=null gives it back. Running
