@@ -186,6 +186,10 @@ def build(board="unix", out=None, quiet=False, lines=None):
         for src, rel in mods:
             with open(src, encoding="utf-8") as f:
                 texts[rel] = f.read()
+        main = os.path.join(ROOT, "boards", board, "main.py")
+        if os.path.exists(main):  # run as source: what it imports stays named
+            with open(main, encoding="utf-8") as f:
+                texts["main.py"] = f.read()
         short, group = shortnames.plan(texts)
         mtime = {rel: os.path.getmtime(src) for src, rel in mods}
     live = not quiet and sys.stderr.isatty()  # progress on one terminal line
