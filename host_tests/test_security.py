@@ -61,6 +61,10 @@ def test_authorization_key_change_reconnects(csms, charger_factory):
     csms.passwords = {"CP1": KEY2}
     assert change(csms, "AuthorizationKey", KEY2_HEX) == "Accepted"
     csms.wait_connected("CP1", timeout=10, count=conns + 1)
+    # A clean close after the answer (a dropped socket once lost the
+    # CALLRESULT in a reset: the CSMS saw no answer to an applied change).
+    assert any("CP1 disconnected (code 1000" in line for line in csms.log_lines), \
+        [line for line in csms.log_lines if "disconnected" in line]
     assert csms.last_headers("CP1")["Authorization"] == basic("CP1", KEY2)
     r = csms.call("CP1", "GetConfiguration", {"key": ["AuthorizationKey"]})
     assert "value" not in r["configurationKey"][0]

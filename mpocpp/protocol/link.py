@@ -58,8 +58,11 @@ class Link:
     def reconnect(self):
         # Configuration that affects the connection changed (AuthorizationKey,
         # SecurityProfile): close and connect again with the new settings.
+        # A clean close, not a drop: the CALLRESULT just written reaches the
+        # CSMS before the socket goes (an abort could lose it in a reset).
         self._reconnect = True
-        self.abort()
+        if self._ws is not None:
+            asyncio.create_task(self.close())
 
     def try_security_profile(self, undo=None):
         # After an accepted SecurityProfile change, or (undo: what puts the
