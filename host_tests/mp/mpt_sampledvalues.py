@@ -364,3 +364,27 @@ def test_txdata_bad_lines_and_limits():
     td.add(_mvd(1))
     td.end(_mvd(2))
     assert _ids(td.values()) == [0, 2]
+
+
+def test_periodic_grid_starts_at_the_transactions_own_start():
+    # Found by a whole-suite run: StartTransaction said 08:06:55 (the
+    # session started at :55.999), but the schedule was told after the
+    # flash writes, at :56.008, so every periodic value came one second off
+    # the grid the CSMS computes from the transaction's timestamp.
+    from mpocpp.metering.metervalues import MeterValues
+
+    class Tx:
+        start = _MIDNIGHT + 55
+        meter_start = 0
+
+    class Conn:
+        id = 1
+        tx = Tx()
+
+    cfg = Cfg(MeterValueSampleInterval=2, StopTxnSampledData="", StopTxnAlignedData="")
+    cfg.dir = _MP
+    m = _meter()
+    mvs = MeterValues(cfg, m, None, None)
+    mvs.tx_started(Conn())  # called later than the start, by clock.now()
+    got = _drive(mvs.schedules, _MIDNIGHT + 56, _MIDNIGHT + 62)
+    assert [g[0] - _MIDNIGHT for g in got] == [57, 59, 61], got

@@ -77,9 +77,12 @@ class MeterValues:
 
     # --- transactions ---
     def tx_started(self, conn):
-        now = clock.now()
-        self.schedules.tx_started(conn.id, now)
+        # The periodic grid and Transaction.Begin start at the transaction's
+        # own start (StartTransaction's timestamp), not at this call: the
+        # flash writes in between can cross a second.
         tx = conn.tx  # Interval of the first value: since meterStart
+        now = tx.start if tx is not None else clock.now()
+        self.schedules.tx_started(conn.id, now)
         self._interval_wh[(conn.id, sv.PERIODIC)] = \
             tx.meter_start if tx is not None else self._meter.whole_wh(conn.id)
         t = self._txdata_for(conn.id)
