@@ -32,13 +32,25 @@ def _fragment(hog):
     gc.collect()
 
 
+def _unfragment(hog):
+    # Gives back what _fragment took.
+    import gc
+    for i in range(len(hog)):
+        hog[i] = None
+    gc.collect()
+
+
+def _tmp(name):
+    return "/tmp/mpt_rpc_%s_%d" % (name, int.from_bytes(os.urandom(3), "big"))
+
+
 async def test_too_large_to_parse_is_not_an_out_of_memory_event():
     # Five such CALLs made the charger count five out-of-memory events and
     # restart itself (MemoryExhaustion), stopping a charging session: the
     # message's size is not a sick heap. Answered InternalError, not counted.
     seen = []
     log.oom = seen.append
-    path = "/tmp/mpt_rpc_oom_%d" % int.from_bytes(os.urandom(3), "big")
+    path = _tmp("oom")
     with open(path, "w") as f:
         f.write('[2,"big","GetConfiguration",{"key":[')
         for i in range(9000):
@@ -84,7 +96,6 @@ async def test_answer_too_large_for_the_heap_is_a_callerror():
     # Found by the fuzzer: writing a 3 KB answer (a GetConfiguration of every
     # key) on a fragmented heap raised MemoryError out of on_message and the
     # link dropped the connection. Now the CALL is answered InternalError.
-    import gc
     hog = [None] * 1000  # (the list itself allocated first, in one piece)
 
     def handler(action, payload):
@@ -99,9 +110,7 @@ async def test_answer_too_large_for_the_heap_is_a_callerror():
     try:
         await r.on_message('[2,"big","GetConfiguration",{}]')
     finally:
-        for i in range(len(hog)):
-            hog[i] = None
-        gc.collect()
+        _unfragment(hog)
     assert [m[:3] for m in w.out] == [[4, "big", "InternalError"]], w.out
 
 
@@ -111,7 +120,7 @@ async def test_parsed_but_no_room_left_to_answer():
     # could not be written ("answer not sent") and the CSMS waited in vain.
     # A parse that leaves too little heap is answered as too large.
     import gc
-    path = "/tmp/mpt_rpc_room_%d" % int.from_bytes(os.urandom(3), "big")
+    path = _tmp("room")
     with open(path, "w") as f:
         f.write('[2,"room","CancelReservation",{"reservationId":[')
         f.write(",".join(["[6.0,[null],16.05]"] * 400))
@@ -142,7 +151,6 @@ async def test_no_block_to_decode_surrogates_is_answered():
     # surrogates needed a block of its size for the decoded copy; on a
     # fragmented heap the MemoryError left on_message, the CALL was never
     # answered and each one counted towards a restart (4 in 42 s).
-    import gc
     seen = []
     log.oom = seen.append
     text = ('[2, "sur","ChangeConfiguration",{"key":"'
@@ -155,10 +163,8 @@ async def test_no_block_to_decode_surrogates_is_answered():
         _fragment(hog)
         await r.on_message(text)
     finally:
-        for i in range(len(hog)):
-            hog[i] = None
+        _unfragment(hog)
         log.oom = None
-        gc.collect()
     assert w.out == [[4, "sur", "InternalError", "message too large for memory", {}]], w.out
     assert seen == []
     await r.on_message('[2,"next","ChangeConfiguration",{"key":"A","value":"1"}]')
@@ -180,10 +186,9 @@ async def test_no_room_for_the_reader_of_a_message_in_flash():
     # flash raised MemoryError out of on_message; the CSMS never got an
     # answer. Now the CALL is answered from the file's first bytes, and the
     # event counted (a fragmented heap is a sick heap).
-    import gc
     seen = []
     log.oom = seen.append
-    path = "/tmp/mpt_rpc_reader_%d" % int.from_bytes(os.urandom(3), "big")
+    path = _tmp("reader")
     with open(path, "w") as f:
         f.write('[2,"sll","SendLocalList",{"listVersion":1,"updateType":"Full"}]')
     hog = [None] * 2000
@@ -194,9 +199,7 @@ async def test_no_room_for_the_reader_of_a_message_in_flash():
         _fragment(hog)
         await r.on_message(Spilled(path, os.stat(path)[6]))
     finally:
-        for i in range(len(hog)):
-            hog[i] = None
-        gc.collect()
+        _unfragment(hog)
         log.oom = None
         os.remove(path)
     assert w.out == [[4, "sll", "InternalError", "no memory to read it", {}]], w.out
@@ -207,7 +210,6 @@ async def test_no_room_to_load_the_validator_tables():
     # The first CALL on a fragmented heap: the validator's index cannot be
     # imported. Answered InternalError and counted; the next CALL, with the
     # heap back, is checked and answered as usual.
-    import gc
     seen = []
     log.oom = seen.append
     hog = [None] * 2000
@@ -218,9 +220,7 @@ async def test_no_room_to_load_the_validator_tables():
         _fragment(hog)
         await r.on_message('[2,"c1","ClearCache",{}]')
     finally:
-        for i in range(len(hog)):
-            hog[i] = None
-        gc.collect()
+        _unfragment(hog)
         log.oom = None
     await r.on_message('[2,"c2","ClearCache",{}]')
     assert w.out == [[4, "c1", "InternalError", "no memory to check it", {}],
@@ -229,7 +229,7 @@ async def test_no_room_to_load_the_validator_tables():
 
 
 def test_the_id_of_a_message_in_flash_from_its_head():
-    path = "/tmp/mpt_rpc_head_%d" % int.from_bytes(os.urandom(3), "big")
+    path = _tmp("head")
     try:
         for text, want in (('[2, "a1" ,"Reset",{}]', "a1"), ('[3,"a1",{}]', None),
                            ('[2,"a\\\\"b","Reset",{}]', None), ("", None)):
