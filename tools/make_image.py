@@ -50,13 +50,9 @@ def collect(src):
     sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
     import build_mpy
     files = []
-    for d, dirs, names in os.walk(src):
-        dirs.sort()
-        for name in sorted(names):
-            if name.endswith((".mpy",) + build_mpy.DATA):
-                full = os.path.join(d, name)
-                with open(full, "rb") as f:
-                    files.append((os.path.relpath(full, src).replace(os.sep, "/"), f.read()))
+    for rel in build_mpy.bundle_files(src):
+        with open(os.path.join(src, rel), "rb") as f:
+            files.append((rel.replace(os.sep, "/"), f.read()))
     return sorted(files)
 
 
