@@ -192,17 +192,20 @@ def build(board="unix", out=None, quiet=False, lines=None):
                 texts["main.py"] = f.read()
         short, group = shortnames.plan(texts)
         mtime = {rel: os.path.getmtime(src) for src, rel in mods}
+        if "main.py" in texts:
+            mtime["main.py"] = os.path.getmtime(main)
     live = not quiet and sys.stderr.isatty()  # progress on one terminal line
     for i, (src, rel) in enumerate(mods):
         if live:
             sys.stderr.write("\rbuild_mpy: %d/%d %-40s" % (i + 1, len(mods), rel))
             sys.stderr.flush()
+        py = rel  # the source's path in the bundle (the key of short and group)
         rel = rel[:-3] + ".mpy"
         wanted.add(rel)
         dst = os.path.join(out, rel)
         newest = os.path.getmtime(src)
         if group is not None:  # renamed with its group: rebuilt with it
-            newest = max(mtime[r] for r in group.get(rel[:-4] + ".py", [rel[:-4] + ".py"]))
+            newest = max(mtime[r] for r in group.get(py, [py]))
         if os.path.exists(dst) and os.path.getmtime(dst) >= max(newest, tool):
             continue
         os.makedirs(os.path.dirname(dst), exist_ok=True)
@@ -210,7 +213,7 @@ def build(board="unix", out=None, quiet=False, lines=None):
         with open(src, encoding="utf-8") as f:
             text = f.read()
         if short is not None:
-            text = shortnames.rename(text, short.get(rel[:-4] + ".py"))
+            text = shortnames.rename(text, short.get(py))
         text = _intern_line(text)
         with tempfile.TemporaryDirectory() as d:
             copy = os.path.join(d, os.path.basename(src))
@@ -220,7 +223,7 @@ def build(board="unix", out=None, quiet=False, lines=None):
             # (no line numbers anyway) its package's name, already one, so
             # that 47 file names do not take a place in the qstr pool;
             # a traceback still names the function.
-            source = rel[:-4] + ".py" if lines else rel.split(os.sep)[0]
+            source = py if lines else rel.split(os.sep)[0]
             cmd = [mpy_cross(), "-o", tmp, "-s", source]
             if not lines:
                 cmd.insert(1, "-O3")

@@ -45,9 +45,8 @@ def _module_name(rel):
 
 class _Module:
     def __init__(self, rel, text):
-        self.rel = rel
         self.name = _module_name(rel)
-        self.tree = ast.parse(text)
+        tree = ast.parse(text)
         self.names = set()  # private NAME tokens
         self.kept = set()  # private names that must stay
         self.bases = set()  # firmware modules a class here derives from
@@ -62,7 +61,7 @@ class _Module:
             elif tok.type == tokenize.STRING:
                 self.in_strings.update(_IN_STRING.findall(tok.string))
         imported = {}  # local name -> firmware module it comes from
-        for node in ast.walk(self.tree):
+        for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
                 pkg = self.name.split(".")
                 pkg = pkg[:len(pkg) - node.level] if node.level else []
@@ -79,7 +78,7 @@ class _Module:
                 self.kept.add(node.arg)
             elif isinstance(node, ast.keyword) and node.arg and _private(node.arg):
                 self.kept.add(node.arg)
-        for node in ast.walk(self.tree):
+        for node in ast.walk(tree):
             if not isinstance(node, ast.ClassDef):
                 continue
             for b in node.bases:
