@@ -155,20 +155,24 @@ def test_subprotocol_refused_then_retry(csms, charger_factory):
 
 
 def test_message_ids_unique_across_reconnect_and_reboot(csms, charger):
-    for _ in range(60):
-        csms.call("CP1", "TriggerMessage", {"requestedMessage": "Heartbeat"})
+    def heartbeats(n):
+        # one at a time: a Heartbeat triggered while one is still waiting
+        # to go is sent once
+        for _ in range(n):
+            m = csms.mark()
+            csms.call("CP1", "TriggerMessage", {"requestedMessage": "Heartbeat"})
+            csms.wait_for("Heartbeat", after=m, timeout=5)
+
+    heartbeats(60)
     charger.ok("network", up=False)
     csms.wait_disconnected("CP1", timeout=5)
     charger.ok("network", up=True)
     csms.wait_connected("CP1", timeout=10)
-    for _ in range(60):
-        csms.call("CP1", "TriggerMessage", {"requestedMessage": "Heartbeat"})
+    heartbeats(60)
     mark = csms.mark()
     charger.restart()
     csms.wait_for("StatusNotification", pred=lambda m: sn(m, 1), after=mark, timeout=15)
-    for _ in range(100):  # a Heartbeat in flight at the network cut may be lost
-        csms.call("CP1", "TriggerMessage", {"requestedMessage": "Heartbeat"})
-    time.sleep(1)
+    heartbeats(100)
     ids = [m.id for m in csms.messages if m.direction == "in" and m.type == 2]
     assert len(ids) >= 200
     assert len(set(ids)) == len(ids)

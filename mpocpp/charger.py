@@ -20,6 +20,11 @@ _SOFT_RESET_DRAIN_MS = const(10000)
 _OOM_LIMIT = const(5)
 _OOM_WINDOW_MS = const(120000)
 _RESERVE = const(2048)  # bytes set aside for a restart out of heap
+# A collection after this many bytes allocated, not only when the heap is
+# full: objects that live long (lazily loaded modules, the qstr pool's next
+# block, TLS contexts) then fill the low holes instead of landing among
+# garbage, which keeps one large free block (docs/benchmarks.md).
+_GC_EVERY = const(8192)
 _REASON = "/resetreason"
 # InvalidMessages goes to the security log at most this often (flash wear);
 # the next entry counts the ones in between.
@@ -82,6 +87,7 @@ class Charger:
             self.security.emit("MemoryExhaustion", "restarted after repeated MemoryError")
         log.oom = self.out_of_memory
         gc.collect()
+        gc.threshold(_GC_EVERY)
 
     def out_of_memory(self, tag):
         # A MemoryError was logged (log.exc): collect, and when they keep
