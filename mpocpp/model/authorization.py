@@ -7,7 +7,6 @@ from mpocpp.util import clock
 from mpocpp.util import log
 
 _TAG = "auth"
-ACCEPTED = "Accepted"
 
 
 def valid(info, now):
@@ -19,7 +18,7 @@ def valid(info, now):
 def _answer(info, now):
     # A stored entry as an idTagInfo answer: expired by date reads Expired.
     st = info.get("status")
-    if st == ACCEPTED and not valid(info, now):
+    if st == "Accepted" and not valid(info, now):
         st = "Expired"
     res = {"status": st}
     if info.get("parentIdTag"):
@@ -124,5 +123,5 @@ class Authorization:
             res["offline"] = True
             return res
         if entry is None and cfg.get("AllowOfflineTxForUnknownId"):
-            return {"status": ACCEPTED, "offline": True}
+            return {"status": "Accepted", "offline": True}
         return {"status": "Invalid", "offline": True}

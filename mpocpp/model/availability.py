@@ -5,11 +5,7 @@
 # reboots.
 import json
 from mpocpp.util import fsutil
-from mpocpp.model.connector import PREPARING
 
-ACCEPTED = "Accepted"
-SCHEDULED = "Scheduled"
-REJECTED = "Rejected"
 
 
 class Availability:
@@ -44,7 +40,7 @@ class Availability:
     def _busy(c):
         # A transaction runs, or a session is being prepared (Preparing):
         # Inoperative waits.
-        return c.tx is not None or c.derive() == PREPARING
+        return c.tx is not None or c.derive() == "Preparing"
 
     def _any_busy(self):
         for c in self._cons[1:]:
@@ -55,7 +51,7 @@ class Availability:
     def change(self, cid, operative):
         # -> Accepted, Scheduled or Rejected.
         if cid < 0 or cid >= len(self._cons):
-            return REJECTED
+            return "Rejected"
         cons = self._cons
         targets = cons if cid == 0 else [cons[cid]]
         busy = self._any_busy()
@@ -76,7 +72,7 @@ class Availability:
         self._save()
         for c in targets:
             c.update()
-        return SCHEDULED if scheduled else ACCEPTED
+        return "Scheduled" if scheduled else "Accepted"
 
     def settle(self, conn):
         # A change answered Scheduled takes effect once the connector has

@@ -6,33 +6,22 @@ from micropython import const
 from mpocpp.util import clock
 from mpocpp.util import log
 
-AVAILABLE = "Available"
-PREPARING = "Preparing"
-CHARGING = "Charging"
-SUSPENDED_EV = "SuspendedEV"
-SUSPENDED_EVSE = "SuspendedEVSE"
-FINISHING = "Finishing"
-RESERVED = "Reserved"
-UNAVAILABLE = "Unavailable"
-FAULTED = "Faulted"
-NO_ERROR = "NoError"
 
 # Allowed transitions (OCPP 1.6 §4.9 with errata E3.20), by a letter code:
 # A=Available B=Preparing C=Charging D=SuspendedEV E=SuspendedEVSE
 # F=Finishing G=Reserved H=Unavailable I=Faulted. Bytes, not str: bytes
 # constants are not interned (each qstr costs heap for good on a board).
-_CODE = {AVAILABLE: 0, PREPARING: 1, CHARGING: 2, SUSPENDED_EV: 3, SUSPENDED_EVSE: 4,
-         FINISHING: 5, RESERVED: 6, UNAVAILABLE: 7, FAULTED: 8}
+_CODE = {"Available": 0, "Preparing": 1, "Charging": 2, "SuspendedEV": 3, "SuspendedEVSE": 4,
+         "Finishing": 5, "Reserved": 6, "Unavailable": 7, "Faulted": 8}
 _ALLOWED = (b"BCDEGHI", b"ACDEFI", b"ADEFHI", b"ACEFHI", b"ACDFHI", b"ABHI", b"ABHI",
             b"ABCDEI", b"ABCDEFGH")
 
-LED = {AVAILABLE: "available", PREPARING: "preparing", CHARGING: "charging",
-        SUSPENDED_EV: "suspended", SUSPENDED_EVSE: "suspended", FINISHING: "preparing",
-        RESERVED: "reserved", UNAVAILABLE: "unavailable", FAULTED: "faulted"}
+LED = {"Available": "available", "Preparing": "preparing", "Charging": "charging",
+        "SuspendedEV": "suspended", "SuspendedEVSE": "suspended", "Finishing": "preparing",
+        "Reserved": "reserved", "Unavailable": "unavailable", "Faulted": "faulted"}
 
-EV_COMM = "EVCommunicationError"
 # EVCommunicationError is a warning, only with these statuses (OCPP §4.9).
-_EV_COMM_OK = (PREPARING, SUSPENDED_EV, SUSPENDED_EVSE, FINISHING)
+_EV_COMM_OK = ("Preparing", "SuspendedEV", "SuspendedEVSE", "Finishing")
 
 _TAG = "conn"
 _EV_RESPONSE_MS = const(3000)  # an EV gets this long to answer the PWM before SuspendedEV
@@ -82,8 +71,8 @@ class Connector:
         self._meter = meter  # metering.meter.Meter or None
         self._max_amps = max_amps
         self._report_to = report
-        self.status = AVAILABLE
-        self.error_code = NO_ERROR
+        self.status = "Available"
+        self.error_code = "NoError"
         self.info = None
         self.vendor_error = None
         self._reported = None  # (status, errorCode, info) last handed to report()
@@ -118,18 +107,18 @@ class Connector:
             p["vendorErrorCode"] = self.vendor_error
         return p
 
-    def set_status(self, status, error_code=NO_ERROR, info=None):
+    def set_status(self, status, error_code="NoError", info=None):
         if status == self.status and error_code == self.error_code and info == self.info:
             return
         if status != self.status and self.id and not allowed(self.status, status):
             # Route through Preparing where the table demands it (F/G -> C).
-            if allowed(self.status, PREPARING) and allowed(PREPARING, status):
-                self.set_status(PREPARING)
+            if allowed(self.status, "Preparing") and allowed("Preparing", status):
+                self.set_status("Preparing")
             else:
                 log.warn(_TAG, "connector %d: %s -> %s not in the transition table",
                          self.id, self.status, status)
         log.info(_TAG, "connector %d: %s -> %s%s", self.id, self.status, status,
-                 "" if error_code == NO_ERROR else " (" + error_code + ")")
+                 "" if error_code == "NoError" else " (" + error_code + ")")
         self.status = status
         self.error_code = error_code
         self.info = info
@@ -160,32 +149,32 @@ class Connector:
     def derive(self):
         # The OCPP status from everything we know (SuspendedEVSE beats SuspendedEV).
         if self.fault is not None:
-            return FAULTED
+            return "Faulted"
         if self.id == 0:
-            return AVAILABLE if self.operative else UNAVAILABLE
+            return "Available" if self.operative else "Unavailable"
         tx = self.tx
         if tx is not None:
             if self.evse_suspended():
-                return SUSPENDED_EVSE
+                return "SuspendedEVSE"
             if self.pilot in "CD" and not self.ev_error:
-                return CHARGING  # (after a pilot error no energy flows until unplugged)
-            if (self.status == PREPARING or self.status == RESERVED) and \
+                return "Charging"  # (after a pilot error no energy flows until unplugged)
+            if (self.status == "Preparing" or self.status == "Reserved") and \
                     time.ticks_diff(time.ticks_ms(), self.tx_since) < _EV_RESPONSE_MS:
-                return PREPARING  # the EV has not answered the offer yet
-            return SUSPENDED_EV
+                return "Preparing"  # the EV has not answered the offer yet
+            return "SuspendedEV"
         if not self.operative:
-            return UNAVAILABLE
+            return "Unavailable"
         if self.pending is not None:
-            return PREPARING
+            return "Preparing"
         if self.reservation is not None:
             # Reserved -> Preparing only for the reservation's identity (a
             # Pending); a cable plugged in does not end it.
-            return RESERVED
+            return "Reserved"
         if self.finishing and self.plugged:
-            return FINISHING
+            return "Finishing"
         if self.plugged:
-            return PREPARING
-        return AVAILABLE
+            return "Preparing"
+        return "Available"
 
     def evse_suspended(self):
         tx = self.tx
@@ -194,12 +183,12 @@ class Connector:
     def update(self):
         # Re-derive the status and drive the outputs; called on every event.
         st = self.derive()
-        if st == FAULTED:
-            self.set_status(FAULTED, self.fault.code, self.fault.info)
-        elif st == FINISHING and self.ev_disconnected:
-            self.set_status(st, NO_ERROR, "EV side disconnected")
+        if st == "Faulted":
+            self.set_status("Faulted", self.fault.code, self.fault.info)
+        elif st == "Finishing" and self.ev_disconnected:
+            self.set_status(st, "NoError", "EV side disconnected")
         elif self.ev_error and st in _EV_COMM_OK:
-            self.set_status(st, EV_COMM, "EV pilot fault")
+            self.set_status(st, "EVCommunicationError", "EV pilot fault")
         else:
             self.set_status(st)
         self.drive()

@@ -8,7 +8,7 @@ from mpocpp.util import clock
 from mpocpp.util import log
 from mpocpp.model import transaction
 from mpocpp.model.transaction import Transaction
-from mpocpp.model.connector import FINISHING, NO_ERROR, Fault, Pending, Holder, RemoteProfile
+from mpocpp.model.connector import Fault, Pending, Holder, RemoteProfile
 from mpocpp.model.reservations import same_tag
 
 _TAG = "session"
@@ -310,7 +310,7 @@ class Sessions:
         elif reason not in _KEEP_LOCK and not boot and not self._cfg.get("LockCablePermanently"):
             self._unlock(conn)  # a normal end unlocks the cable (OCPP §4.10)
         if conn.ev_disconnected:
-            conn.set_status(FINISHING, NO_ERROR, "EV side disconnected")
+            conn.set_status("Finishing", "NoError", "EV side disconnected")
         conn.update()
         self._avail.transaction_ended(conn)  # (after Finishing: F -> H, never B -> H)
         return True
@@ -392,7 +392,7 @@ class Sessions:
         cons = self._cons() if cid is None else [self.connectors[cid]]
         res = self._res
         ok = [c for c in cons if self._startable(c) and c.pending is None
-              and c.status != FINISHING and res.may_match(c, id_tag)]
+              and c.status != "Finishing" and res.may_match(c, id_tag)]
         if cid is None:
             ok = [c for c in ok if res.matches(c, id_tag, None)] or ok
             ok = [c for c in ok if c.plugged] or ok

@@ -90,19 +90,19 @@ class Dispatcher:
         return action in ACTIONS
 
     def __call__(self, action, payload):
-        from mpocpp.protocol.rpc import Reply, NOT_SUPPORTED
+        from mpocpp.protocol.rpc import Reply
         name = ACTIONS.get(action)
         if name is None:
-            raise Reply(NOT_SUPPORTED, action + " not supported")
+            raise Reply("NotSupported", action + " not supported")
         if action not in _ANY_PROFILE and not self._supports(PROFILES[name]):
             res = _ABSENT.get(action)
             if res is None:
-                raise Reply(NOT_SUPPORTED, PROFILES[name] + " not supported")
+                raise Reply("NotSupported", PROFILES[name] + " not supported")
             return res
         try:
             h = self._make(name, modules.load(_PKG + name))
             if h is None:
-                raise Reply(NOT_SUPPORTED, action + " not supported")
+                raise Reply("NotSupported", action + " not supported")
             return getattr(h, action)(payload)
         finally:
             modules.release(_PKG + name)

@@ -47,8 +47,8 @@ class FirmwareManagement:
         # signed firmware only; without one, OCPP 1.6's update as before.
         from mpocpp.security import store
         if store.names(self._cfg.dir, store.MFR):
-            from mpocpp.protocol.rpc import Reply, NOT_SUPPORTED
-            raise Reply(NOT_SUPPORTED, "signed firmware only: use SignedUpdateFirmware")
+            from mpocpp.protocol.rpc import Reply
+            raise Reply("NotSupported", "signed firmware only: use SignedUpdateFirmware")
         from mpocpp.transfer import files
         loc = req["location"]
         files.check_location(loc)

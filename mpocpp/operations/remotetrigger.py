@@ -2,7 +2,6 @@
 # whitepaper's ExtendedTriggerMessage (its messages, F06). The answer goes
 # first; the requested message is handed to the outbox, which the sender
 # empties even while the registration is Pending.
-from mpocpp.protocol.registration import ACCEPTED
 from mpocpp.util import modules
 
 _KNOWN = ("BootNotification", "DiagnosticsStatusNotification", "FirmwareStatusNotification",
@@ -47,7 +46,7 @@ class RemoteTrigger:
         if what not in known or (not self._firmware and what in _FW):
             return {"status": "NotImplemented"}
         if what == "BootNotification":
-            if self._reg.status == ACCEPTED:
+            if self._reg.status == "Accepted":
                 return {"status": "Rejected"}  # errata E3.35
             return {"status": "Accepted"}, self._sender.boot_now
         if what == "SignChargePointCertificate":

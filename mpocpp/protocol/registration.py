@@ -9,9 +9,6 @@ from micropython import const
 
 _TAG = "reg"
 _JUMP_S = const(60)  # a clock change this large is a SettingSystemTime event
-ACCEPTED = "Accepted"
-PENDING = "Pending"
-REJECTED = "Rejected"
 
 
 class Registration:
@@ -30,7 +27,7 @@ class Registration:
     @property
     def accepted(self):
         # Connected and registered: CALLs other than BootNotification may go.
-        return self.online and self.status == ACCEPTED
+        return self.online and self.status == "Accepted"
 
     def payload(self):
         p = {}
@@ -57,14 +54,14 @@ class Registration:
         self.status = res["status"]
         self.set_clock(res.get("currentTime"))
         log.info(_TAG, "BootNotification %s, interval %d", self.status, self.interval)
-        if self.status == ACCEPTED and self.interval > 0:
+        if self.status == "Accepted" and self.interval > 0:
             self._cfg.set("HeartbeatInterval", self.interval)
         return self.status
 
     def _answer(self, res):
         # As the answer is read: Rejected makes the charger silent before the
         # central system's next CALL is read (§4.2: no answers while Rejected).
-        self._rpc.silent = res.get("status") == REJECTED
+        self._rpc.silent = res.get("status") == "Rejected"
 
     def end_silence(self):
         self._rpc.silent = False

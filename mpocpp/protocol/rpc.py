@@ -23,16 +23,11 @@ _TAG = "rpc"
 _SURROGATES = "mpocpp.protocol.surrogates"
 _JSONSTREAM = "mpocpp.protocol.jsonstream"
 
-# The CALLERROR codes of OCPP-J 1.6 (spellings as published, errata "won't fix").
-NOT_IMPLEMENTED = "NotImplemented"
-NOT_SUPPORTED = "NotSupported"
-INTERNAL_ERROR = "InternalError"
-PROTOCOL_ERROR = "ProtocolError"
-FORMATION_VIOLATION = "FormationViolation"
-# CALLERROR codes that say the CALL was not valid OCPP (InvalidMessages)
-_INVALID = (PROTOCOL_ERROR, FORMATION_VIOLATION, "TypeConstraintViolation",
+# CALLERROR codes are written out as OCPP-J 1.6 spells them (errata "won't
+# fix"): a named constant would cost a name (qstr) for good on a board.
+# The codes that say the CALL was not valid OCPP (InvalidMessages):
+_INVALID = ("ProtocolError", "FormationViolation", "TypeConstraintViolation",
             "PropertyConstraintViolation", "OccurenceConstraintViolation")
-GENERIC_ERROR = "GenericError"
 
 
 class CallError(Exception):
@@ -236,7 +231,7 @@ class Rpc:
             log.error(_TAG, "%d-char message: no memory to parse it", len(text))
             mid = _call_id(text)
             if mid is not None and not self.silent:
-                await self._answer_error(mid, INTERNAL_ERROR, "message too large for memory")
+                await self._answer_error(mid, "InternalError", "message too large for memory")
             return
         await self._on_frame(msg, text)
 
@@ -251,7 +246,7 @@ class Rpc:
             mid = msg[1] if len(msg) > 1 else None
             if len(msg) != 4 or not isinstance(msg[2], str):
                 if isinstance(mid, str) and not self.silent:
-                    await self._answer_error(mid, FORMATION_VIOLATION, "malformed CALL")
+                    await self._answer_error(mid, "FormationViolation", "malformed CALL")
                 else:
                     log.warn(_TAG, "CALL without an id ignored")
                 return
@@ -269,7 +264,7 @@ class Rpc:
             return
         if kind == _RESULT:
             if len(msg) != 3 or not isinstance(msg[2], dict):
-                self._error = CallError(FORMATION_VIOLATION, "bad CALLRESULT")
+                self._error = CallError("FormationViolation", "bad CALLRESULT")
             else:
                 err = validate.check(self._wait_action, True, msg[2])
                 if err:
@@ -280,7 +275,7 @@ class Rpc:
                     if self._wait_cb is not None:
                         self._wait_cb(msg[2])
         else:
-            code = msg[2] if len(msg) > 2 and isinstance(msg[2], str) else GENERIC_ERROR
+            code = msg[2] if len(msg) > 2 and isinstance(msg[2], str) else "GenericError"
             desc = msg[3] if len(msg) > 3 and isinstance(msg[3], str) else ""
             det = msg[4] if len(msg) > 4 else None
             log.warn(_TAG, "%s: CALLERROR %s %s", self._wait_action, code, desc)
@@ -299,7 +294,7 @@ class Rpc:
             log.exc(_TAG, "message in flash", e)
             mid = _spilled_id(sp)
             if mid is not None and not self.silent:
-                await self._answer_error(mid, INTERNAL_ERROR, "no memory to read it")
+                await self._answer_error(mid, "InternalError", "no memory to read it")
             return
         finally:
             modules.release(_JSONSTREAM)
@@ -315,7 +310,7 @@ class Rpc:
         elif msg is not None:
             await self._on_frame(msg, None)
         elif kind == _CALL and not self.silent:
-            await self._answer_error(mid, INTERNAL_ERROR, "message too large for memory")
+            await self._answer_error(mid, "InternalError", "message too large for memory")
 
     async def _on_call(self, mid, action, payload, streamed):
         # payload: a dict, or (streamed) the Spilled message the handler reads.
@@ -326,7 +321,7 @@ class Rpc:
             log.info(_TAG, "registration rejected: CALL %s not answered", mid)
             return
         if len(mid) > _MAX_ID:
-            await self._answer_error(mid, FORMATION_VIOLATION, "malformed CALL")
+            await self._answer_error(mid, "FormationViolation", "malformed CALL")
             return
         if mid in self._seen:  # still answered: the event is for the log
             self._invalid("id %s again" % mid, _REPLAY)
@@ -349,12 +344,12 @@ class Rpc:
             return
         except Exception as e:
             log.exc(_TAG, action + " handler failed", e)
-            await self._answer_error(mid, INTERNAL_ERROR, "handler failed")
+            await self._answer_error(mid, "InternalError", "handler failed")
             return
         err = validate.check(action, True, res)
         if err:  # our own bug: never send an invalid answer
             log.error(_TAG, "%s.conf invalid: %s %s", action, err[0], err[1])
-            await self._answer_error(mid, INTERNAL_ERROR, "invalid response")
+            await self._answer_error(mid, "InternalError", "invalid response")
             return
         try:
             text = "[3,%s,%s]" % (_escape_id(mid), json.dumps(res))
@@ -364,7 +359,7 @@ class Rpc:
             res = None
             gc.collect()
             log.error(_TAG, "%s.conf: no memory to write it", action)
-            await self._answer_error(mid, INTERNAL_ERROR, "answer too large for memory")
+            await self._answer_error(mid, "InternalError", "answer too large for memory")
             return
         await self._write(text)
         if after is not None:
@@ -385,13 +380,13 @@ class Rpc:
         # fragmented heap that can fail, and the CALL is still answered.
         try:
             if not validate.known(action):
-                return (NOT_IMPLEMENTED, "unknown action " + action[:40])
+                return ("NotImplemented", "unknown action " + action[:40])
             if self._serves is not None and not self._serves(action):
-                return (NOT_SUPPORTED, action + " not supported")
+                return ("NotSupported", action + " not supported")
             return None if streamed else validate.check(action, False, payload)
         except MemoryError as e:
             log.exc(_TAG, "CALL not checked", e)
-            return (INTERNAL_ERROR, "no memory to check it")
+            return ("InternalError", "no memory to check it")
 
     async def _answer_error(self, mid, code, desc):
         log.warn(_TAG, "CALL %s -> CALLERROR %s %s", mid, code, desc)

@@ -26,14 +26,8 @@ _F_ARG = const(64)  # string: maxLength in arg; integer/number: range node
 _F_ENUM = const(128)  # string: enum node at arg
 _NO_MAX = const(0xFFFF)
 
-PROTOCOL = "ProtocolError"
-TYPE = "TypeConstraintViolation"
-PROPERTY = "PropertyConstraintViolation"
-OCCURENCE = "OccurenceConstraintViolation"  # 1.6 spelling
-FORMATION = "FormationViolation"
-NOT_IMPLEMENTED = "NotImplemented"
-
-INTERNAL = "InternalError"
+# The errors are the CALLERROR codes of OCPP-J 1.6 as published
+# ("OccurenceConstraintViolation"), written out: a named constant costs a qstr.
 
 # The index, loaded on first use (action -> blob offsets in schema.bin), the
 # buffer holding the blob of the last message checked, and its offset.
@@ -87,11 +81,11 @@ def known(action):
 def check(action, is_response, payload):
     x = _table().get(action) if isinstance(action, str) else None
     if x is None:
-        return (NOT_IMPLEMENTED, "unknown action")
+        return ("NotImplemented", "unknown action")
     if not isinstance(payload, dict):
-        return (FORMATION, "payload: object expected")
+        return ("FormationViolation", "payload: object expected")
     if not _load(x >> 16 if is_response else x & 0xFFFF):
-        return (INTERNAL, "payload schema unreadable")
+        return ("InternalError", "payload schema unreadable")
     e = _obj(_buf[2] | _buf[3] << 8, payload)
     if e is None:
         return None
@@ -110,7 +104,7 @@ def _obj(o, d):
         if not s[p + 1] & _REQ:
             break
         if _key(d, s[p]) is None:
-            return (PROTOCOL, _name(s[p]), "required")
+            return ("ProtocolError", _name(s[p]), "required")
     for p in range(o + 1, end, 4):
         k = _key(d, s[p])
         if k is not None:
@@ -143,58 +137,59 @@ def _value(kind, arg, v):
     t = kind & _T_MASK
     if t == _T_STR:
         if not isinstance(v, str):
-            return (TYPE, "", "string expected")
+            return ("TypeConstraintViolation", "", "string expected")
         if kind & _F_ARG:
             if len(v) > arg:
-                return (PROPERTY, "", "longer than %d" % arg)
+                return ("PropertyConstraintViolation", "", "longer than %d" % arg)
         elif kind & _F_ENUM and not _enum(arg, v):
-            return (PROPERTY, "", "value not allowed")
+            return ("PropertyConstraintViolation", "", "value not allowed")
         if kind & _F_DT:
             try:
                 clock.parse(v)
             except ValueError:
-                return (PROPERTY, "", "bad date-time")
+                return ("PropertyConstraintViolation", "", "bad date-time")
         elif kind & _F_URI and not _uri(v):
-            return (PROPERTY, "", "bad uri")
+            return ("PropertyConstraintViolation", "", "bad uri")
         return None
     if t == _T_INT or t == _T_NUM:
         tv = type(v)  # bool is not a number in JSON
         if tv is not int and (t == _T_INT or tv is not float):
-            return (TYPE, "", "integer expected" if t == _T_INT else "number expected")
+            return ("TypeConstraintViolation", "",
+                    "integer expected" if t == _T_INT else "number expected")
         if kind & _F_ARG:
             # range node: u8 flags (1 minimum, 2 maximum), i32 minimum, i32 maximum
             f = _buf[arg]
             if f & 1:
                 lo = _i32(arg + 1)
                 if v < lo:
-                    return (PROPERTY, "", "below %d" % lo)
+                    return ("PropertyConstraintViolation", "", "below %d" % lo)
             if f & 2:
                 hi = _i32(arg + 5)
                 if v > hi:
-                    return (PROPERTY, "", "above %d" % hi)
+                    return ("PropertyConstraintViolation", "", "above %d" % hi)
         return None
     if t == _T_BOOL:
         if type(v) is not bool:
-            return (TYPE, "", "boolean expected")
+            return ("TypeConstraintViolation", "", "boolean expected")
         return None
     if t == _T_OBJ:
         if not isinstance(v, dict):
-            return (TYPE, "", "object expected")
+            return ("TypeConstraintViolation", "", "object expected")
         e = _obj(arg, v)
         if e is not None:
             return (e[0], "." + e[1], e[2])
         return None
     # array node: u8 minItems, u16 maxItems, u8 item kind, u16 item arg
     if not isinstance(v, list):
-        return (TYPE, "", "array expected")
+        return ("TypeConstraintViolation", "", "array expected")
     s = _buf
     n = len(v)
     lo = s[arg]
     if n < lo:
-        return (OCCURENCE, "", "at least %d item(s)" % lo)
+        return ("OccurenceConstraintViolation", "", "at least %d item(s)" % lo)
     hi = s[arg + 1] | s[arg + 2] << 8
     if hi != _NO_MAX and n > hi:
-        return (OCCURENCE, "", "at most %d item(s)" % hi)
+        return ("OccurenceConstraintViolation", "", "at most %d item(s)" % hi)
     ik = s[arg + 3]
     ia = s[arg + 4] | s[arg + 5] << 8
     for i in range(n):

@@ -41,10 +41,8 @@ _START_ROOM = const(512)  # bytes a StartTransaction record may take
 _MAP_KEEP = const(16)     # mappings kept in RAM after their record is gone
 _MAX_DELAY = const(0x1FFFFFFF)  # longest ticks_add delta (ms)
 
-START = "StartTransaction"
-STOP = "StopTransaction"
-_ACTIONS = (START, STOP, "MeterValues", "StatusNotification", "DataTransfer",
-            "Authorize", "Heartbeat", "BootNotification",
+_ACTIONS = ("StartTransaction", "StopTransaction", "MeterValues", "StatusNotification",
+            "DataTransfer", "Authorize", "Heartbeat", "BootNotification",
             "DiagnosticsStatusNotification", "FirmwareStatusNotification")
 
 
@@ -132,7 +130,7 @@ class MessageQueue:
         # forgot the transaction. Reads the records one at a time (boot only).
         from mpocpp.util import clock
         want = self.resolve(txid)
-        ix = _ACTIONS.index(STOP)
+        ix = _ACTIONS.index("StopTransaction")
         for seq, data in self._s[0].records():
             if len(data) < 3 or data[0] != _MSG or data[1] != ix:
                 continue
@@ -161,11 +159,11 @@ class MessageQueue:
     # --- filling
 
     def push(self, action, payload, txn=True, placeholder=None):
-        if action == START:
+        if action == "StartTransaction":
             if placeholder is None:
                 placeholder = self.new_placeholder()
             txn = True
-        elif action == STOP:
+        elif action == "StopTransaction":
             txn = True
         st = 0 if txn or not self._s[1] else 1
         s = self._s[st]
@@ -179,7 +177,7 @@ class MessageQueue:
             log.exc(_TAG, "cannot queue %s" % action, e)
             return None
         need = len(data) + HDR
-        if st == 0 and action != STOP:
+        if st == 0 and action != "StopTransaction":
             # Keep room for the StopTransactions of running transactions:
             # other transaction messages give way first.
             if s.free() - need < self._reserve:
@@ -218,7 +216,7 @@ class MessageQueue:
             if not 0 < len(action) < 64:
                 raise ValueError("bad action")
             hdr = bytes((_MSG, _NAMED, len(action))) + action.encode()
-        if action == START:
+        if action == "StartTransaction":
             hdr += struct.pack("<i", placeholder)
         return hdr + js.encode()
 
@@ -252,7 +250,7 @@ class MessageQueue:
         if h is None or h.qid != qid:
             log.warn(_TAG, "delivered: %d is not being sent", qid)
             return
-        if h.action == START:
+        if h.action == "StartTransaction":
             t = None
             if isinstance(response_payload, dict):
                 t = response_payload.get("transactionId")
@@ -270,7 +268,7 @@ class MessageQueue:
             return False
         n = self._att[st] + 1
         if n >= max(1, self._attempts_fn()):
-            if h.action == START:
+            if h.action == "StartTransaction":
                 self._set_map(self._hph, -1)
             self._drop(st, "no success after %d attempts" % n)
             return True
@@ -360,7 +358,7 @@ class MessageQueue:
                 continue
             try:
                 h = self._decode(seq << 1 | st, data)
-                if h.action == START:
+                if h.action == "StartTransaction":
                     self._hph = struct.unpack_from("<i", data, 2)[0]
                 self._head[st] = h
                 return
@@ -379,7 +377,7 @@ class MessageQueue:
             off = 3 + n
         else:
             action = _ACTIONS[a]
-        if action == START:
+        if action == "StartTransaction":
             off += 4  # the placeholder, read by _load
         payload = json.loads(bytes(data[off:]))
         if type(payload) is not dict:

@@ -9,7 +9,6 @@ import time
 from mpocpp.util import clock
 from mpocpp.util import log
 from mpocpp.protocol.rpc import CallError, CallTimeout, Offline
-from mpocpp.protocol.registration import ACCEPTED, REJECTED
 
 _TAG = "sender"
 
@@ -52,11 +51,11 @@ class Sender:
 
     # --- the loop, run by the link while connected ---
     async def run(self):
-        if self._reg.status == ACCEPTED:
+        if self._reg.status == "Accepted":
             self._outbox.reconnected(clock.iso())  # no new BootNotification
         try:
             while True:
-                if self._reg.status != ACCEPTED:
+                if self._reg.status != "Accepted":
                     await self._boot()
                 elif not await self._send_next():
                     await self._idle()
@@ -66,7 +65,7 @@ class Sender:
     async def _boot(self):
         reg = self._reg
         st = await reg.boot(self.call)
-        if st == ACCEPTED:
+        if st == "Accepted":
             reg.end_silence()
             if not self._registered:
                 self._registered = True
@@ -76,7 +75,7 @@ class Sender:
             return
         wait = reg.interval if st is not None and reg.interval > 0 else \
             self._cfg.settings.get("bootRetryS", 30)
-        if st == REJECTED:
+        if st == "Rejected":
             # Silent for the interval: no CALLs, no answers (OCPP 1.6 §4.2).
             try:
                 await asyncio.sleep(wait)

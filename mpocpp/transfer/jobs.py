@@ -5,7 +5,6 @@
 from mpocpp.util import log
 from mpocpp.util import modules
 
-IDLE = "Idle"
 _TAG = "jobs"
 # The code of a transfer, loaded by a job and released when the last ends.
 _TRANSFER = ("mpocpp.transfer.files", "mpocpp.transfer.http", "mpocpp.transfer.ftp",
@@ -16,8 +15,8 @@ class Jobs:
     def __init__(self, sender, outbox):
         self._sender = sender
         self._outbox = outbox
-        self.firmware = IDLE  # FirmwareStatusNotification status for a trigger
-        self.diagnostics = IDLE  # DiagnosticsStatusNotification status for a trigger
+        self.firmware = "Idle"  # FirmwareStatusNotification status for a trigger
+        self.diagnostics = "Idle"  # DiagnosticsStatusNotification status for a trigger
         # The last SignedFirmwareStatusNotification payload sent (status,
         # requestId), None before the first: what a triggered one reports
         # (operations/signedfirmware.py triggered()).
@@ -27,7 +26,7 @@ class Jobs:
         self.log = None  # the GetLog task
         # LogStatusNotification for an ExtendedTriggerMessage: Uploading with
         # the GetLog's requestId while one runs, else Idle without (N01.FR.12).
-        self.log_status = IDLE
+        self.log_status = "Idle"
         self.log_request = None
 
     def ended(self, task):

@@ -2,14 +2,15 @@
 # an optional sink (the flash ring for GetDiagnostics). A line is formatted
 # only when its level is on:  log.info(TAG, "connector %d: %s", cid, status)
 import time
+from micropython import const
 
-DEBUG = 0
-INFO = 1
-WARN = 2
-ERROR = 3
+_DEBUG = const(0)
+_INFO = const(1)
+_WARN = const(2)
+_ERROR = const(3)
 _LETTER = "DIWE"
 
-level = INFO
+level = _INFO
 sink = None  # callable(line) that also receives each line (set by the app)
 oom = None  # callable(tag) told of every MemoryError logged (the charger's guard)
 _NOMEM = "log: a line lost: out of memory"
@@ -35,27 +36,27 @@ def _out(lvl, tag, msg, args):
 
 
 def debug(tag, msg, *args):
-    if level <= DEBUG:
-        _out(DEBUG, tag, msg, args)
+    if level <= _DEBUG:
+        _out(_DEBUG, tag, msg, args)
 
 
 def info(tag, msg, *args):
-    if level <= INFO:
-        _out(INFO, tag, msg, args)
+    if level <= _INFO:
+        _out(_INFO, tag, msg, args)
 
 
 def warn(tag, msg, *args):
-    if level <= WARN:
-        _out(WARN, tag, msg, args)
+    if level <= _WARN:
+        _out(_WARN, tag, msg, args)
 
 
 def error(tag, msg, *args):
-    _out(ERROR, tag, msg, args)
+    _out(_ERROR, tag, msg, args)
 
 
 def exc(tag, msg, e):
     # An exception as one log line (no traceback allocation on the hot path).
-    _out(ERROR, tag, "%s: %s %r", (msg, type(e).__name__, e))
+    _out(_ERROR, tag, "%s: %s %r", (msg, type(e).__name__, e))
     if oom is not None and isinstance(e, MemoryError):
         oom(tag)
 
