@@ -1,6 +1,7 @@
 """tools/build_mpy.py: the identifier-like string constants of a module are
 named on a free module-level line before mpy-cross compiles it, so that they
 load as shared qstrs; line numbers and behaviour stay the same."""
+import ast
 import os
 import subprocess
 import sys
@@ -206,3 +207,114 @@ def test_a_private_name_in_a_string_anywhere_is_kept_everywhere():
     files["pkg/b.py"] = "def peek(o):\n    return o\n"
     short, _ = shortnames.plan(files)
     assert short["pkg/a.py"] == {"_x": "_0"}
+
+
+# Argument names: renamed to names every .mpy has in ROM when no call passes
+# them by keyword.
+
+ARGS = '''import sys
+
+
+def scale(amount, factor, unit="W"):
+    total = amount * factor
+    return "%d %s" % (total, unit)
+
+
+def closure(reading, key):
+    def inner(step):
+        return reading + step
+    try:
+        raise ValueError(reading)
+    except ValueError as reason:
+        first = reason.args[0]
+    return inner(1) + first + sum(x for x in (key,))
+
+
+def shadowed(upto, limit):
+    return [limit for limit in range(upto)]
+
+
+def caught(reason):
+    try:
+        raise ValueError(reason)
+    except ValueError as reason:
+        return reason.args[0]
+
+
+class Meter:
+    def __init__(self, register, hooks):
+        self.register = register
+        self.hooks = hooks
+
+    def add(self, wh):
+        self.register += wh
+        return self.register
+'''
+
+
+def test_rom_names_are_static_in_every_mpy(tmp_path):
+    # A function with every ROM_NAMES argument: mpy-cross writes none of
+    # them into the file's qstr table (they are in the firmware's ROM).
+    src = tmp_path / "r.py"
+    src.write_text("def f(%s):\n    pass\n" % ", ".join(shortnames.ROM_NAMES))
+    out = tmp_path / "r.mpy"
+    subprocess.run([build_mpy.mpy_cross(), "-o", str(out), str(src)], check=True)
+    data = out.read_bytes()
+    for name in shortnames.ROM_NAMES:
+        assert b"\x00" + name.encode() + b"\x00" not in data, name
+        assert bytes((len(name) << 1,)) + name.encode() + b"\x00" not in data, name
+
+
+def test_arguments_take_rom_names_and_behave_the_same(tmp_path):
+    calls = "scale(1, 2, unit='A')\nMeter(hooks=None, register=0)\n"
+    keep = shortnames.keyword_names([ARGS, calls])
+    assert {"unit", "hooks", "register"} <= keep
+    out = shortnames.rename(ARGS, None, shortnames.arg_edits(ARGS, keep))
+    assert out.count("\n") == ARGS.count("\n")
+    assert "def scale(key, value, unit=\"W\"):" in out
+    assert "    total = key * value" in out
+    assert "def __init__(self, register, hooks):" in out  # passed by keyword
+    assert "def add(self, key):" in out and "self.register += key" in out
+    # a closure sees the renamed argument; the one of the nested function,
+    # the name bound by `except ... as`, and a name a comprehension binds
+    # again are left alone
+    assert "def closure(value, key):" in out  # "key" is one already
+    assert "return value + step" in out and "raise ValueError(value)" in out
+    assert "def inner(step):" in out
+    assert "def shadowed(key, limit):" in out
+    assert "def caught(reason):" in out
+    (tmp_path / "m.py").write_text(out)
+    script = ("import m\nassert m.scale(3, 4) == '12 W'\nassert m.closure(2, 5) == 10\n"
+              "assert m.shadowed(3, 9) == [0, 1, 2]\nassert m.caught(4) == 4\n"
+              "x = m.Meter(hooks=None, register=1)\n"
+              "assert x.add(2) == 3\nprint('ok')\n")
+    p = subprocess.run([MICROPYTHON, "-c", script], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, MICROPYPATH=str(tmp_path)))
+    assert p.stdout.strip() == "ok", p.stdout + p.stderr
+
+
+def test_a_keyword_written_in_a_script_for_a_board_keeps_the_name():
+    # tools and tests send scripts to a board as strings: any `name=` there
+    # counts as a keyword call
+    other = 'SCRIPT = "from mpocpp_board.board import Board\\nb = Board(d, connectors=2)"\n'
+    assert "connectors" in shortnames.keyword_names([], [other])
+    src = "class Board:\n    def __init__(self, data_dir, connectors=1):\n        pass\n"
+    edits = shortnames.arg_edits(src, shortnames.keyword_names([], [other]))
+    assert "def __init__(self, key, connectors=1):" in shortnames.rename(src, None, edits)
+
+
+def test_the_boards_build_interns_fewer_argument_names():
+    files = {}
+    for path, rel in build_mpy.sources("esp32"):
+        with open(path, encoding="utf-8") as f:
+            files[rel] = f.read()
+    keep = shortnames.keyword_names(files.values(), build_mpy._project_texts())
+    before, after = set(), set()
+    for rel, text in files.items():
+        out = shortnames.rename(text, None, shortnames.arg_edits(text, keep))
+        compile(out, rel, "exec")
+        for src, names in ((text, before), (out, after)):
+            for node in ast.walk(ast.parse(src)):
+                if isinstance(node, ast.arg):
+                    names.add(node.arg)
+    assert len(after) < len(before) * 2 // 3, (len(before), len(after))

@@ -28,6 +28,7 @@ the modules loaded at boot (64-bit host).
 """
 import argparse
 import ast
+import hashlib
 import keyword
 import os
 import shutil
@@ -154,6 +155,19 @@ def _intern_line(src):
     return "\n".join(lines)
 
 
+def _project_texts():
+    # Every other Python file of the project (tools, tests, benches, the
+    # scripts they send to a board): where a firmware call may name an
+    # argument.
+    for d, dirs, files in os.walk(ROOT):
+        dirs[:] = [x for x in dirs if not x.startswith(".") and x not in
+                   ("build", "node_modules", "mpocpp", "__pycache__")]
+        for name in files:
+            if name.endswith(".py"):
+                with open(os.path.join(d, name), encoding="utf-8") as f:
+                    yield f.read()
+
+
 def build(board="unix", out=None, quiet=False, lines=None):
     # lines: keep source line numbers in tracebacks (default: on the unix
     # board only; a board's build drops them, -O3: about 7 % less bytecode,
@@ -171,12 +185,6 @@ def build(board="unix", out=None, quiet=False, lines=None):
     tool = os.path.getmtime(os.path.abspath(__file__))  # a new build rule rebuilds all
     mode = out.rstrip(os.sep) + ".options"  # other options than last time: rebuild all
     opts = "lines" if lines else "O3 package-source short-names"
-    try:
-        with open(mode) as f:
-            if f.read() != opts:
-                tool = float("inf")
-    except OSError:
-        tool = float("inf")
     # No __init__ files: the packages are namespace packages (MicroPython
     # imports a folder without one), so no module path is interned for them.
     mods = list(sources(board))
@@ -194,6 +202,16 @@ def build(board="unix", out=None, quiet=False, lines=None):
         mtime = {rel: os.path.getmtime(src) for src, rel in mods}
         if "main.py" in texts:
             mtime["main.py"] = os.path.getmtime(main)
+        # Argument names no call passes by keyword take names in ROM; a new
+        # keyword call anywhere in the project changes that: all rebuilt.
+        keep = shortnames.keyword_names(texts.values(), _project_texts())
+        opts += " args=" + hashlib.sha1(" ".join(sorted(keep)).encode()).hexdigest()[:12]
+    try:
+        with open(mode) as f:
+            if f.read() != opts:
+                tool = float("inf")
+    except OSError:
+        tool = float("inf")
     live = not quiet and sys.stderr.isatty()  # progress on one terminal line
     for i, (src, rel) in enumerate(mods):
         if live:
@@ -213,7 +231,8 @@ def build(board="unix", out=None, quiet=False, lines=None):
         with open(src, encoding="utf-8") as f:
             text = f.read()
         if short is not None:
-            text = shortnames.rename(text, short.get(py))
+            edits = shortnames.arg_edits(text, keep) if py in texts else ()
+            text = shortnames.rename(text, short.get(py), edits)
         text = _intern_line(text)
         with tempfile.TemporaryDirectory() as d:
             copy = os.path.join(d, os.path.basename(src))

@@ -22,6 +22,14 @@ three exceptions this code handles:
 Names are only renamed where the tokenizer sees a NAME token, so line and
 column numbers stay the same. The debug build (unix, with line numbers) is
 not renamed: its tracebacks keep the real names.
+
+Argument names are qstrs too (a call may name them), public or private.
+An argument that no call passes by keyword (`keyword_names`: every call in
+the firmware, and any `name=` anywhere else in the project, scripts sent to
+a board included) is renamed inside its function to a name MicroPython
+already has in ROM ("key", "value", "start", ...: the static qstrs of the
+.mpy format, which cost no heap) that the function does not otherwise use
+(`arg_edits`).
 """
 import ast
 import io
@@ -32,6 +40,13 @@ import tokenize
 _PRIVATE = re.compile(r"_[A-Za-z]\w*\Z")
 _IN_STRING = re.compile(r"_[A-Za-z]\w*")
 _NUMBERED = re.compile(r"_\d+\Z")
+# Names static in every .mpy (in ROM on a board), none of them a keyword
+# or a name the compiler treats specially; checked with mpy-cross by
+# host_tests/test_build_mpy.py.
+ROM_NAMES = ("key", "value", "start", "stop", "step", "index", "count", "end", "sep",
+             "little", "readinto", "readline", "popitem", "setdefault", "issubclass",
+             "staticmethod", "classmethod")
+_KEYWORD_ARG = re.compile(r"[(,]\s*([A-Za-z_]\w*)\s*=(?!=)")
 
 
 def _private(name):
@@ -159,19 +174,122 @@ def private_names(text):
             if t.type == tokenize.NAME and (_private(t.string) or _NUMBERED.match(t.string))]
 
 
-def rename(text, mapping):
-    """-> text with each NAME token in mapping replaced (same lines)."""
-    if not mapping:
+def rename(text, mapping, edits=()):
+    """-> text with each NAME token in mapping replaced, and the (row, col,
+    end col, new name) edits of arg_edits made (same lines)."""
+    if not mapping and not edits:
         return text
+    mapping = mapping or {}
     lines = text.split("\n")
-    edits = []
+    edits = list(edits)
     for tok in tokenize.generate_tokens(io.StringIO(text).readline):
         if tok.type == tokenize.NAME and tok.string in mapping:
             assert not keyword.iskeyword(tok.string)
             (row, col), (erow, ecol) = tok.start, tok.end
             assert row == erow
             edits.append((row, col, ecol, mapping[tok.string]))
-    for row, col, ecol, new in reversed(edits):  # right to left on each line
+    for row, col, ecol, new in sorted(edits, reverse=True):  # right to left on each line
         s = lines[row - 1]
         lines[row - 1] = s[:col] + new + s[ecol:]
     return "\n".join(lines)
+
+
+def keyword_names(firmware, others=()):
+    """-> the names any call passes by keyword: exactly, from the calls in
+    firmware (source texts), and as a superset from others (any text: tools,
+    tests, scripts they send to a board), every `(name=` or `, name=`."""
+    out = set()
+    for text in firmware:
+        try:
+            tree = ast.parse(text)
+        except SyntaxError:
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, ast.keyword) and node.arg:
+                out.add(node.arg)
+    for text in others:
+        out.update(_KEYWORD_ARG.findall(text))
+    return out
+
+
+_SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
+           ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+
+
+def _bound(scope):
+    # Names a nested scope binds itself (its arguments, assignments, imports,
+    # definitions, global/nonlocal): an outer argument of that name is not
+    # renamed (it would be a different variable there).
+    out = set()
+    for n in ast.walk(scope):
+        if isinstance(n, ast.arg):
+            out.add(n.arg)
+        elif isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load):
+            out.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+            out.add(n.name)
+        elif isinstance(n, ast.alias):
+            out.add((n.asname or n.name).split(".")[0])
+        elif isinstance(n, (ast.Global, ast.Nonlocal)):
+            out.update(n.names)
+    return out
+
+
+def _functions(body):
+    # The functions of a module and the methods of its classes, not those
+    # nested in a function (their arguments stay: a closure's names and its
+    # function's would have to be chosen together).
+    for node in body:
+        if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            yield node
+        elif isinstance(node, ast.ClassDef):
+            yield from _functions(node.body)
+        elif isinstance(node, (ast.If, ast.Try)):
+            yield from _functions(node.body + node.orelse)
+
+
+def arg_edits(text, keep):
+    """-> [(row, col, end col, new name)]: the positional arguments of each
+    function (not in keep) renamed to ROM_NAMES inside it (columns in
+    characters)."""
+    tree = ast.parse(text)
+    lines = text.split("\n")
+    edits = []
+
+    def at(node, old, new):
+        c = len(lines[node.lineno - 1].encode("utf-8")[:node.col_offset].decode("utf-8"))
+        edits.append((node.lineno, c, c + len(old), new))
+
+    for fn in _functions(tree.body):
+        used = set()  # every name the function (nested scopes included) sees or binds
+        nested = set()  # names bound by nested scopes, or not by a Name node
+        for stmt in fn.body:
+            for n in ast.walk(stmt):
+                if isinstance(n, ast.Name):
+                    used.add(n.id)
+                elif isinstance(n, (ast.Global, ast.Nonlocal)):
+                    nested.update(n.names)
+                elif isinstance(n, ast.ExceptHandler) and n.name:
+                    nested.add(n.name)  # bound without a Name node: not renamed
+                elif isinstance(n, ast.alias):
+                    nested.add((n.asname or n.name).split(".")[0])
+                if isinstance(n, _SCOPES):
+                    nested |= _bound(n)
+        a = fn.args
+        args = a.posonlyargs + a.args
+        used.update(x.arg for x in args + a.kwonlyargs)
+        used.update(x.arg for x in (a.vararg, a.kwarg) if x is not None)
+        used |= nested
+        free = [r for r in ROM_NAMES if r not in used]
+        for x in args:
+            old = x.arg
+            if old in keep or old in ROM_NAMES or old in ("self", "cls") or old in nested \
+                    or not free:
+                continue
+            new = free.pop(0)
+            at(x, old, new)
+            for stmt in fn.body:
+                for n in ast.walk(stmt):
+                    if isinstance(n, ast.Name) and n.id == old:
+                        at(n, old, new)
+    return edits
