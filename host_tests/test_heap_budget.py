@@ -30,6 +30,27 @@ def test_scenario_within_budget(tmp_path):
 
 @pytest.mark.skipif(MICROPYTHON32 is None,
                     reason="no 32-bit unix port: set MICROPYTHON32 (../shared/targets/unix32)")
+def test_idle_charger_names_fit_six_qstr_pools(tmp_path):
+    # The names a connected, idle charger interns (the boards' build) stay
+    # within the six qstr pools that hold 1,260: the 1,261st allocates a
+    # seventh of 1,280 entries at once, about 9 KiB on this port, and needs
+    # it in one block (docs/boards.md). One name too many (a bench op) once
+    # cost the idle figure 9.3 KiB unseen.
+    with Scenario(tmp_path, MICROPYTHON32, "1024k") as sc:
+        ch = sc.charger()
+        sc.booted()
+        time.sleep(2)
+        at = len(ch.log_text())
+        ch.ok("heap_map")
+        ch.wait_log("qstr pool:", after=at)
+        line = ch.log_text()[at:].split("qstr pool:")[1].splitlines()[0]
+    fields = dict(f.strip().split("=") for f in line.split(","))
+    assert int(fields["n_pool"]) <= 6, line
+    assert int(fields["n_qstr"]) <= 1200, line  # a margin for the next feature
+
+
+@pytest.mark.skipif(MICROPYTHON32 is None,
+                    reason="no 32-bit unix port: set MICROPYTHON32 (../shared/targets/unix32)")
 def test_out_of_heap_restarts_cleanly(csms, charger_factory):
     # The heap taken until a few KiB are left, in small blocks: every message
     # then fails for memory. Each MemoryError is logged and followed by a

@@ -213,12 +213,14 @@ class Bench:
                 "samples": self._samples, "modules": sorted(sys.modules)}
 
     def op_heap_map(self, req):
-        # MicroPython's map of the GC heap, one character a block, printed to
-        # the simulator's console (its log): where the free space is, and
-        # what pins it (fragmentation: docs/benchmarks.md).
+        # MicroPython's map of the GC heap, one character a block, and its
+        # qstr pools, printed to the simulator's console (its log): where the
+        # free space is, what pins it (fragmentation), how many names are
+        # interned (docs/benchmarks.md).
         import micropython
         gc.collect()
         micropython.mem_info(1)
+        micropython.qstr_info()
         return {"free": gc.mem_free(), "alloc": gc.mem_alloc()}
 
     def op_hog(self, req):
