@@ -165,6 +165,13 @@ def test_a_class_derived_across_modules_renames_both_with_one_mapping():
     assert derived["_hook"] == base["_hook"]
 
 
+def _prints_ok(script, path):
+    # the script runs under MicroPython with the renamed modules in path
+    p = subprocess.run([MICROPYTHON, "-c", script], capture_output=True, text=True,
+                       timeout=30, env=dict(os.environ, MICROPYPATH=str(path)))
+    assert p.stdout.strip() == "ok", p.stdout + p.stderr
+
+
 def test_renamed_modules_keep_their_lines_and_behave_the_same(tmp_path):
     files, (short, _) = _plan()
     for rel, text in files.items():
@@ -176,9 +183,7 @@ def test_renamed_modules_keep_their_lines_and_behave_the_same(tmp_path):
     script = ("from pkg.derived import Derived\nfrom pkg.other import Other\n"
               "assert Derived().value(2) == 8\no = Other()\nassert o.bump() == 0\n"
               "assert o._0 == 1 or o._1 == 1\nprint('ok')\n")
-    p = subprocess.run([MICROPYTHON, "-c", script], capture_output=True, text=True,
-                       timeout=30, env=dict(os.environ, MICROPYPATH=str(tmp_path)))
-    assert p.stdout.strip() == "ok", p.stdout + p.stderr
+    _prints_ok(script, tmp_path)
 
 
 def test_the_boards_build_interns_far_fewer_private_names():
@@ -288,9 +293,7 @@ def test_arguments_take_rom_names_and_behave_the_same(tmp_path):
               "assert m.shadowed(3, 9) == [0, 1, 2]\nassert m.caught(4) == 4\n"
               "x = m.Meter(hooks=None, register=1)\n"
               "assert x.add(2) == 3\nprint('ok')\n")
-    p = subprocess.run([MICROPYTHON, "-c", script], capture_output=True, text=True,
-                       timeout=30, env=dict(os.environ, MICROPYPATH=str(tmp_path)))
-    assert p.stdout.strip() == "ok", p.stdout + p.stderr
+    _prints_ok(script, tmp_path)
 
 
 def test_a_keyword_written_in_a_script_for_a_board_keeps_the_name():
