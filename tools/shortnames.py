@@ -217,9 +217,10 @@ _SCOPES = (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda, ast.ClassDef,
 
 
 def _bound(scope):
-    # Names a nested scope binds itself (its arguments, assignments, imports,
-    # definitions, global/nonlocal): an outer argument of that name is not
-    # renamed (it would be a different variable there).
+    # Names a nested scope binds itself (its arguments, assignments,
+    # definitions; imports, global/nonlocal and `except as` anywhere are
+    # counted by arg_edits): an outer argument of that name is not renamed
+    # (it would be a different variable there).
     out = set()
     for n in ast.walk(scope):
         if isinstance(n, ast.arg):
@@ -228,10 +229,6 @@ def _bound(scope):
             out.add(n.id)
         elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
             out.add(n.name)
-        elif isinstance(n, ast.alias):
-            out.add((n.asname or n.name).split(".")[0])
-        elif isinstance(n, (ast.Global, ast.Nonlocal)):
-            out.update(n.names)
     return out
 
 
