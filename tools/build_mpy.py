@@ -182,7 +182,9 @@ def build(board="unix", out=None, quiet=False, lines=None):
     arch = ARCH[board]
     n = 0
     wanted = set()
-    tool = os.path.getmtime(os.path.abspath(__file__))  # a new build rule rebuilds all
+    # a new build rule (here or in the renamer) rebuilds all
+    tool = max(os.path.getmtime(os.path.abspath(__file__)),
+               os.path.getmtime(os.path.abspath(shortnames.__file__)))
     mode = out.rstrip(os.sep) + ".options"  # other options than last time: rebuild all
     opts = "lines" if lines else "O3 package-source short-names"
     # No __init__ files: the packages are namespace packages (MicroPython
