@@ -26,7 +26,7 @@ with open(prov) as f:
     p = json.load(f)
 cp = Charger(board, p, {"csmsUrl": "ws://127.0.0.1:9/ocpp", "chargeBoxId": "CP1"})
 conn = cp.connectors[1]
-assert cp.sessions._start(conn, "TAG1", None)
+assert cp.sessions._use()._start(conn, "TAG1", None)  # (the session code, loaded)
 print("placeholder", conn.tx.id)
 
 def cut():

@@ -533,3 +533,76 @@ async def test_offline_unknown_id_charges_then_deauthorized_by_the_answer():
         # Online again: the central system does not know the card.
         r.sessions.on_start_answer(c, {"status": "Invalid"})
         assert r.queue.last("StopTransaction")["reason"] == "DeAuthorized"
+
+
+# --- the session's code: loaded while one is under way ----------------------------
+
+_FLOW = "mpocpp.model.sessionflow"
+
+
+def _flow_loaded():
+    import sys
+    return _FLOW in sys.modules
+
+
+async def test_session_code_loaded_for_a_session_and_released_when_idle():
+    import sys
+    sys.modules.pop(_FLOW, None)  # (loaded by an earlier test's Rig)
+    r = Rig(answers={"TAG1": {"status": "Accepted"}})
+    r.sessions.recover()  # nothing on flash, no EV: nothing to load
+    r.sessions.tick(time.ticks_ms())
+    assert not _flow_loaded()
+    c = await r.start()
+    assert _flow_loaded()
+    r.sessions.tick(_later(120000))  # charging: kept however long
+    assert _flow_loaded()
+    await r.swipe("TAG1")
+    r.ev("A")
+    assert c.tx is None and c.status == "Available"
+    now = time.ticks_ms()
+    r.sessions.tick(now)  # every connector idle from now on
+    r.sessions.tick(time.ticks_add(now, 29000))
+    assert _flow_loaded()
+    r.sessions.tick(time.ticks_add(now, 30000))
+    assert not _flow_loaded()
+    # The next EV loads it again; the stop reason and the swipe rules hold.
+    c = await r.start()
+    assert _flow_loaded()
+    assert r.queue.actions() == ["StartTransaction", "StopTransaction", "StartTransaction"]
+    assert r.sessions.stop_all("HardReset") == 1
+    _stops_complete(r)
+
+
+async def test_session_code_kept_while_a_card_is_being_authorized():
+    import sys
+    sys.modules.pop(_FLOW, None)
+    import asyncio
+    r = Rig(answers={"TAG1": {"status": "Accepted"}})
+    r.auth.gate = asyncio.Event()  # Authorize unanswered
+    r.sessions.swipe("TAG1")
+    await settle()
+    now = time.ticks_ms()
+    r.sessions.tick(now)
+    r.sessions.tick(time.ticks_add(now, 60000))
+    assert _flow_loaded()
+    r.auth.gate.set()
+    await settle()
+    assert r.con().pending is not None  # authorized, waiting for the plug
+
+
+async def test_boot_with_an_ev_plugged_in_or_a_transaction_on_flash_loads_it():
+    import sys
+    r = Rig(answers={"TAG1": {"status": "Accepted"}})
+    c = await r.start()
+    sys.modules.pop(_FLOW, None)
+    r2 = Rig(d=r.dir, queue=r.queue)  # the power went: the transaction is on flash
+    r2.hw[1].pilot.state = "A"
+    r2.sessions.recover()
+    assert _flow_loaded()
+    assert r2.queue.last("StopTransaction")["reason"] == "PowerLoss"
+    assert c.tx is not None  # (the old Rig's object, untouched)
+    sys.modules.pop(_FLOW, None)
+    r3 = Rig()
+    r3.hw[1].pilot.state = "B"  # an EV plugged in at boot
+    r3.sessions.recover()
+    assert _flow_loaded() and r3.con().status == "Preparing"

@@ -1,23 +1,19 @@
-# Charging sessions (Core profile): card swipes, plug events, the start and
-# stop of transactions (StartTransaction / StopTransaction through the
-# persistent queue), remote start and stop, ConnectionTimeOut and the
-# authorization timeouts, PowerLoss recovery and the cable lock.
-import asyncio
+# Charging sessions (Core profile) as the charger sees them between
+# sessions: the supervisor's timers, and the door to their work
+# (model/sessionflow.py: card swipes, plug events, the start and stop of
+# transactions, remote start and stop, PowerLoss recovery, the cable lock),
+# which is loaded when a session begins and released once every connector
+# has stayed idle for _RELEASE_MS, so that an idle charger's heap holds none
+# of its code.
 import time
-from mpocpp.util import clock
+from micropython import const
 from mpocpp.util import log
+from mpocpp.util import modules
 from mpocpp.model import transaction
-from mpocpp.model.transaction import Transaction
-from mpocpp.model.connector import Fault, Pending, Holder, RemoteProfile
-from mpocpp.model.reservations import same_tag
 
 _TAG = "session"
-_ACCEPTED = "Accepted"
-# Stop reasons after which the cable stays locked: DeAuthorized (until the
-# card is shown), EVDisconnected (UnlockConnectorOnEVSideDisconnect decides),
-# UnlockCommand (the handler unlocks and reports the result).
-_KEEP_LOCK = ("DeAuthorized", "EVDisconnected", "UnlockCommand")
-_ESTOP = "emergency stop"
+_FLOW = "mpocpp.model.sessionflow"
+_RELEASE_MS = const(30000)
 
 
 class Sessions:
@@ -27,7 +23,6 @@ class Sessions:
     def __init__(self, cfg, connectors, queue, authorization, reservations, availability,
                  meter, hooks, led):
         self._cfg = cfg
-        self._dir = cfg.dir
         self.connectors = connectors  # index 0 = the charge point
         self._queue = queue
         self._auth = authorization
@@ -36,25 +31,29 @@ class Sessions:
         self._meter = meter
         self._hooks = hooks
         self._led = led
-        self._busy = False  # a swipe is being authorized
+        self._flow = None  # sessionflow.SessionFlow while loaded
+        self._idle_ms = None  # ticks since every connector is idle, the flow loaded
 
-    # --- helpers ---
-    def _cons(self):
-        return self.connectors[1:]
+    def _use(self):
+        f = self._flow
+        if f is None:
+            f = self._flow = modules.load(_FLOW).SessionFlow(
+                self._cfg, self.connectors, self._queue, self._auth, self._res, self._avail,
+                self._meter, self._hooks, self._led)
+        self._idle_ms = None
+        return f
 
-    def energy(self, conn):
-        m = self._meter
-        return m.reported_wh(conn.id) if m is not None else 0
-
-    def _startable(self, c):
-        # Free for a new session (a pending authorization aside).
-        return c.tx is None and c.fault is None and c.operative and c.locked_for is None \
-            and not c.ev_error
+    @staticmethod
+    def _idle(c):
+        # Nothing under way on the connector: no EV, no transaction, no
+        # authorization waiting for a plug, no cable held for a card.
+        return c.tx is None and c.pending is None and c.locked_for is None \
+            and c.remote_profile is None and not c.plugged
 
     def find_tx(self, txid):
         # The connector running transaction txid (its id or its placeholder).
         q = self._queue
-        for c in self._cons():
+        for c in self.connectors[1:]:
             if c.tx is not None and (c.tx.id == txid or q.resolve(c.tx.id) == txid):
                 return c
         return None
@@ -62,10 +61,6 @@ class Sessions:
     def transaction_id(self, conn):
         # The transactionId the central system knows (or the placeholder).
         return self._queue.resolve(conn.tx.id)
-
-    def _refused(self):
-        if self._led is not None:
-            self._led.flash("faulted")
 
     def delivered(self, action, payload, res):
         # A queued transaction message was answered: the idTagInfo updates
@@ -78,371 +73,70 @@ class Sessions:
                 conn = self.connectors[cid]
                 if conn.tx is not None and \
                         self._queue.resolve(conn.tx.id) == res.get("transactionId"):
-                    self.on_start_answer(conn, info)
+                    self._use().on_start_answer(conn, info)
         elif action == "StopTransaction" and info and payload.get("idTag"):
             self._auth.remember(payload["idTag"], info)
 
-    # --- configuration keys that act on the hardware ---
+    # --- what the session's work does (sessionflow.py) ---
     def on_config(self, name):
-        if name == "LockCablePermanently":
-            lock = self._cfg.get(name)
-            for c in self._cons():
-                if lock and c.plugged:
-                    self._lock_cable(c, True)
-                elif not lock and c.tx is None and c.locked_for is None:
-                    self._unlock(c)
-        elif name == "FreeCharging":
-            for c in self._cons():
-                self.on_event(c)  # a plugged EV may start now
+        # Configuration keys that act on the hardware or start a session.
+        if name == "LockCablePermanently" or name == "FreeCharging":
+            self._use().on_config(name)
 
-    # --- boot ---
     def recover(self):
-        # After a restart: a StopTransaction that was queued before the power
-        # went ends its transaction for good; a transaction still on flash
-        # was running when the power went: StopTransaction(PowerLoss) with
-        # the last known energy register.
+        # After a restart: the pilots read (an EV still plugged in comes back
+        # Preparing, or Finishing after its transaction's PowerLoss stop), a
+        # transaction left on flash ended.
         self._avail.load()
-        q = self._queue
-        for c in self._cons():
-            # An EV still plugged in (the power went, not the car): the
-            # connector comes back Preparing, or Finishing after its
-            # transaction's PowerLoss stop.
+        work = False
+        for c in self.connectors[1:]:
             c.poll()
-            tx = transaction.load(self._dir, c.id)
-            if tx is None:
-                continue
-            if q.has_stop(tx.id, tx.start):
-                log.warn(_TAG, "connector %d: transaction %s was stopped before the power cut",
-                         c.id, tx.id)
-                transaction.drop(self._dir, c.id)
-                continue
-            if tx.id <= -2 and not q.has_start(tx.id):
-                # Cut between writing the transaction down and queuing its
-                # StartTransaction: it never began for the central system
-                # (nor for the relay, closed after the Start is queued).
-                log.warn(_TAG, "connector %d: transaction %s never queued: dropped",
-                         c.id, tx.id)
-                transaction.drop(self._dir, c.id)
-                continue
-            log.warn(_TAG, "connector %d: transaction %s interrupted by power loss", c.id, tx.id)
-            c.tx = tx
-            self._stop(c, "PowerLoss", None, True)
-        # A car plugged in at boot is seen as if plugged now (the poll above
-        # took the edge): LockCablePermanently locks, FreeCharging charges it
-        # again (no card to show, so not Finishing after a PowerLoss stop).
-        free = self._cfg.get("FreeCharging")
-        for c in self._cons():
-            if c.plugged:
-                if free and c.tx is None:
-                    c.finishing = False
-                self.on_event(c)
+            if c.plugged or transaction.exists(self._cfg.dir, c.id):
+                work = True
+        if work:
+            self._use().recover()
         for c in self.connectors:
             c.status = c.derive()
 
-    # --- events ---
     def hw_event(self, conn):
         # The hardware changed (bench, interrupt): look now rather than at
         # the next supervisor poll.
         conn.poll()
-        self.on_event(conn)
-
-    def on_event(self, conn):
-        # The pilot changed (plug, unplug, EV pause/resume) or a fault came or went.
-        p = conn.pilot
-        cfg = self._cfg
-        if conn.tx is not None and p == "A":
-            # EV side disconnected: StopTransactionOnEVSideDisconnect is always true.
-            tx = conn.tx
-            conn.ev_disconnected = True
-            self._stop(conn, "EVDisconnected", None)
-            conn.ev_disconnected = False
-            # (UnlockConnectorOnEVSideDisconnect reads false under LockCablePermanently)
-            if cfg.get("UnlockConnectorOnEVSideDisconnect"):
-                self._unlock(conn)
-            elif not cfg.get("LockCablePermanently"):
-                conn.locked_for = Holder(tx.id_tag, tx.parent)  # until the card is shown again
-        elif conn.tx is None and conn.plugged and not conn.finishing:
-            if cfg.get("LockCablePermanently"):
-                self._lock_cable(conn, True)
-            pend = conn.pending
-            if pend is not None and not conn.ev_error:
-                self._start(conn, pend.id_tag, pend.parent)
-            elif cfg.get("FreeCharging") and self._startable(conn):
-                self._start(conn, cfg.get("FreeChargingIdTag"), None)
-        elif p == "A" and conn.locked_for is None and conn.tx is None:
-            if conn.has_lock and conn.hw.lock.locked and not cfg.get("LockCablePermanently"):
-                self._unlock(conn)
-        conn.update()
-        self._avail.settle(conn)  # a Scheduled Inoperative once no longer Preparing
+        self._use().on_event(conn)
 
     def swipe(self, id_tag):
-        log.info(_TAG, "card presented: %s", id_tag)
-        if self._busy:
-            log.info(_TAG, "card ignored: still authorizing the previous one")
-            return
-        self._busy = True
-        asyncio.create_task(self._swipe(id_tag))
-
-    async def _swipe(self, id_tag):
-        try:
-            await self._swipe_inner(id_tag)
-        except Exception as e:
-            log.exc(_TAG, "swipe", e)
-        finally:
-            self._busy = False
-
-    async def _swipe_inner(self, id_tag):
-        cons = self._cons()
-        # 1. The same card stops its own transaction (no Authorize, OCPP §3.4)
-        # or frees the cable it left locked.
-        for c in cons:
-            if c.tx is not None and same_tag(c.tx.id_tag, id_tag):
-                self._stop(c, "Local", id_tag)
-                return
-            k = c.locked_for
-            if k is not None and same_tag(k.id_tag, id_tag):
-                self._release(c)
-                return
-        running = [c for c in cons if c.tx is not None]
-        locked = [c for c in cons if c.locked_for is not None]
-        free = [c for c in cons if self._startable(c) and c.pending is None]
-        info = None
-        # 2. Another card of the same group (parentIdTag) may stop it, or free the cable.
-        if running or locked:
-            info = await self._auth.authorize(id_tag)
-            parent = info.get("parentIdTag")
-            if parent is not None and info.get("status") == _ACCEPTED:
-                for c in running:
-                    if c.tx is not None and same_tag(parent, c.tx.parent):
-                        self._stop(c, "Local", id_tag)
-                        return
-                for c in locked:
-                    if same_tag(parent, c.locked_for.parent):
-                        self._release(c)
-                        return
-            if not free:
-                log.info(_TAG, "card %s cannot stop the running transaction", id_tag)
-                return
-        # 3. Start a session on a free connector.
-        plugged = [c for c in free if c.plugged]
-        cands = plugged or free  # reservations are checked once the parent is known
-        if not cands:
-            log.info(_TAG, "no connector free for %s", id_tag)
-            return
-        if info is None:
-            info = await self._auth.authorize(id_tag)
-        if info.get("status") != _ACCEPTED:
-            log.info(_TAG, "card %s refused: %s", id_tag, info.get("status"))
-            self._refused()
-            return
-        parent = info.get("parentIdTag")
-        res = self._res
-        cands = [c for c in cands if res.matches(c, id_tag, parent)]
-        if not cands:
-            log.info(_TAG, "connector reserved for another card")
-            return
-        c = cands[0]
-        if c.plugged:
-            self._start(c, id_tag, parent)
-        else:
-            deadline = time.ticks_add(time.ticks_ms(), self._cfg.get("ConnectionTimeOut") * 1000)
-            pend = Pending(id_tag, parent, deadline, False)
-            for c in cands:  # the first connector plugged wins
-                c.pending = pend
-                c.update()
-
-    def _release(self, c):
-        # The card of a DeAuthorized (or EV-side ended) session takes its cable.
-        c.locked_for = None
-        if not self._cfg.get("LockCablePermanently"):
-            self._unlock(c)
-        c.update()
-
-    # --- start / stop ---
-    def _start(self, conn, id_tag, parent):
-        q = self._queue
-        for c in self._cons():
-            if c.pending is not None and c.pending.id_tag == id_tag:
-                c.pending = None
-        if not q.can_start_transaction():
-            log.error(_TAG, "message queue full: new transaction refused")
-            self._refused()
-            conn.update()
-            return False
-        rid = self._res.take(conn, id_tag, parent)
-        meter_start = self.energy(conn)
-        now = clock.now()
-        txid = q.new_placeholder()
-        conn.tx = Transaction(conn.id, txid, id_tag, parent, meter_start, now, rid)
-        conn.finishing = False
-        conn.tx_since = time.ticks_ms()
-        transaction.save(self._dir, conn.tx)
-        p = {"connectorId": conn.id, "idTag": id_tag, "meterStart": meter_start,
-             "timestamp": clock.iso(now)}
-        if rid is not None:
-            p["reservationId"] = rid
-        q.push("StartTransaction", p, True, txid)
-        self._hooks.tx_started(conn)
-        log.info(_TAG, "connector %d: transaction started for %s", conn.id, id_tag)
-        self._lock_cable(conn)
-        conn.update()
-        return True
-
-    def _stop(self, conn, reason, id_tag, boot=False):
-        tx = conn.tx
-        if tx is None:
-            return False
-        p = {"transactionId": tx.id, "meterStop": max(self.energy(conn), tx.meter_start),
-             "timestamp": clock.iso(), "reason": reason}
-        # The idTag that stopped it, else the starting one (always sent).
-        p["idTag"] = id_tag if id_tag is not None else tx.id_tag
-        data = self._hooks.tx_data(conn)
-        if data:
-            p["transactionData"] = data
-        self._queue.push("StopTransaction", p)
-        transaction.drop(self._dir, conn.id)
-        conn.tx = None
-        conn.finishing = conn.plugged
-        self._hooks.tx_stopped(conn)
-        log.info(_TAG, "connector %d: transaction stopped (%s)", conn.id, reason)
-        if reason == "DeAuthorized":
-            conn.locked_for = Holder(tx.id_tag, tx.parent)  # until that card or its group
-        elif reason not in _KEEP_LOCK and not boot and not self._cfg.get("LockCablePermanently"):
-            self._unlock(conn)  # a normal end unlocks the cable (OCPP §4.10)
-        if conn.ev_disconnected:
-            conn.set_status("Finishing", "NoError", "EV side disconnected")
-        conn.update()
-        self._avail.transaction_ended(conn)  # (after Finishing: F -> H, never B -> H)
-        return True
+        self._use().swipe(id_tag)
 
     def stop(self, conn, reason, id_tag=None):
-        return self._stop(conn, reason, id_tag)
+        return conn.tx is not None and self._use().stop(conn, reason, id_tag)
 
     def stop_all(self, reason):
         # Every running transaction ends with `reason` (Reboot before a
         # firmware install, HardReset, EmergencyStop...); returns how many.
-        n = 0
-        for c in self._cons():
-            if self._stop(c, reason, None):
-                n += 1
-        return n
+        for c in self.connectors[1:]:
+            if c.tx is not None:
+                return self._use().stop_all(reason)
+        return 0
 
     def emergency_stop(self, on):
-        # The emergency stop button: energy off and transactions ended at
-        # once; the connectors stay Faulted until it is released.
-        if on:
-            self.stop_all("EmergencyStop")
-        for c in self._cons():
-            if on and c.fault is None:
-                c.fault = Fault("OtherError", _ESTOP)
-            elif not on and c.fault is not None and c.fault.info == _ESTOP:
-                c.fault = None
-            c.update()
+        self._use().emergency_stop(on)
 
-    def _lock_cable(self, conn, if_unlocked=False):
-        if conn.has_lock and not (if_unlocked and conn.hw.lock.locked):
-            asyncio.create_task(self._lock(conn))
-
-    async def _lock(self, conn):
-        if not await conn.hw.lock.lock():
-            log.error(_TAG, "connector %d: cable lock failed", conn.id)
-            conn.fault = Fault("ConnectorLockFailure", "cable lock")
-            conn.update()
-
-    def _unlock(self, conn):
-        if conn.has_lock:
-            asyncio.create_task(conn.hw.lock.unlock())
-
-    async def unlock(self, conn):
-        # UnlockConnector: a running transaction ends (UnlockCommand), then the
-        # cable is released. -> True when the lock reports it open.
-        if conn.tx is not None:
-            self._stop(conn, "UnlockCommand", None)
-        conn.locked_for = None
-        ok = await conn.hw.lock.unlock()
-        conn.update()
-        return ok
+    def unlock(self, conn):
+        # UnlockConnector: a coroutine -> True when the lock reports it open.
+        return self._use().unlock(conn)
 
     def on_start_answer(self, conn, info):
-        # StartTransaction.conf idTagInfo (checklist §2 Core).
-        tx = conn.tx
-        if tx is None:
-            return
-        if info.get("status") == _ACCEPTED:
-            p = info.get("parentIdTag")
-            if p:
-                tx.parent = p  # the group that may stop it (§3.10, §4.8)
-                transaction.save(self._dir, tx)
-            return
-        log.warn(_TAG, "connector %d: StartTransaction answered %s", conn.id, info.get("status"))
-        if self._cfg.get("StopTransactionOnInvalidId"):
-            self._stop(conn, "DeAuthorized", None)
-        else:
-            tx.invalid = True
-            transaction.save(self._dir, tx)
-            conn.update()
+        self._use().on_start_answer(conn, info)
 
-    # --- remote control ---
     def remote_start(self, id_tag, cid, profile=None):
-        # RemoteStartTransaction after its checks -> Accepted / Rejected.
-        # profile: a validated TxProfile to apply when the transaction starts.
-        # A connector reserved with a parentIdTag for another idTag is not
-        # refused here: the group is known only once the parent is resolved
-        # (_remote_start, §5.13), which the handler must not wait for.
-        cons = self._cons() if cid is None else [self.connectors[cid]]
-        res = self._res
-        ok = [c for c in cons if self._startable(c) and c.pending is None
-              and c.status != "Finishing" and res.may_match(c, id_tag)]
-        if cid is None:
-            ok = [c for c in ok if res.matches(c, id_tag, None)] or ok
-            ok = [c for c in ok if c.plugged] or ok
-        if not ok:
-            return "Rejected"
-        c = ok[0]
-        c.remote_profile = None if profile is None else RemoteProfile(id_tag, profile)
-        asyncio.create_task(self._remote_start(c, id_tag))
-        return _ACCEPTED
-
-    async def _remote_start(self, conn, id_tag):
-        parent = None
-        auth = self._auth
-        asked = False
-        if self._cfg.get("AuthorizeRemoteTxRequests"):
-            info = await auth.authorize(id_tag)
-            if info.get("status") != _ACCEPTED:
-                log.info(_TAG, "remote start for %s refused: %s", id_tag, info.get("status"))
-                conn.remote_profile = None
-                return
-            parent = info.get("parentIdTag")
-            asked = True
-        res = self._res
-        if not res.matches(conn, id_tag, parent) and not asked:
-            # Reserved for a group (§5.13): the parent from the local list or
-            # the cache, else from an Authorize.
-            parent = auth.parent_of(id_tag)
-            if parent is None:
-                info = await auth.authorize(id_tag)
-                if info.get("status") == _ACCEPTED:
-                    parent = info.get("parentIdTag")
-        if not res.matches(conn, id_tag, parent):
-            log.info(_TAG, "remote start for %s refused: connector %d reserved for another",
-                     id_tag, conn.id)
-            conn.remote_profile = None
-            return
-        if conn.tx is not None:
-            return
-        if conn.plugged:
-            self._start(conn, id_tag, parent)
-        else:
-            timeout = self._cfg.get("AuthorisationTimeout")
-            conn.pending = Pending(id_tag, parent, time.ticks_add(time.ticks_ms(), timeout * 1000),
-                                   True)
-            conn.update()
+        return self._use().remote_start(id_tag, cid, profile)
 
     # --- timers (supervisor) ---
     def tick(self, now_ms):
         cfg = self._cfg
-        for c in self._cons():
+        f = self._flow
+        idle = f is None or not f.busy
+        for c in self.connectors[1:]:
             changed = c.poll()
             p = c.pending
             if p is not None and time.ticks_diff(now_ms, p.deadline_ms) >= 0:
@@ -462,8 +156,19 @@ class Sessions:
                     c.finishing = True
                     changed = True
             if changed:
-                self.on_event(c)
+                self._use().on_event(c)
             else:
                 c.update()
+            if idle and not self._idle(c):
+                idle = False
         for c in self.connectors:
             c.report_due(now_ms)
+        if self._flow is not None:
+            if not idle:
+                self._idle_ms = None
+            elif self._idle_ms is None:
+                self._idle_ms = now_ms
+            elif time.ticks_diff(now_ms, self._idle_ms) >= _RELEASE_MS:
+                self._flow = None
+                self._idle_ms = None
+                modules.release(_FLOW)

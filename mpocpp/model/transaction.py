@@ -53,6 +53,10 @@ def load(flash_dir, cid):
         return None
 
 
+def exists(flash_dir, cid):
+    return fsutil.exists(_path(flash_dir, cid))
+
+
 def drop(flash_dir, cid):
     fsutil.remove(_path(flash_dir, cid))
 
