@@ -8,8 +8,10 @@ import time
 from micropython import const
 from mpocpp.util import clock
 from mpocpp.util import log
+from mpocpp.util import modules
 
 _TAG = "app"
+_HANDLERS = "mpocpp.handlers"
 # The supervisor polls the pilot and runs the timers this often: the relay
 # must open within 100 ms of the EV leaving C/D even without a pilot interrupt.
 _SUPERVISOR_MS = const(50)
@@ -38,7 +40,6 @@ class Charger:
     def __init__(self, board, provisioning=None, overrides=None, firmware_version=None,
                  firmware_state=None):
         # The wiring (app.py) is imported for the boot only.
-        from mpocpp.util import modules
         app = modules.load("mpocpp.app")
         try:
             p = app.wire(board, provisioning, overrides, firmware_version, self.make,
@@ -156,36 +157,11 @@ class Charger:
     # --- the handlers of the central system's CALLs (operations/) ---
     def make(self, name, mod):
         # operations.Dispatcher: the handler object of module `name`, built
-        # with the collaborators it uses.
-        cfg = self.cfg
-        cons = self.connectors
-        if name == "core":
-            return mod.Core(cfg, cons, self.sessions, self.availability, self.authorization,
-                            self.registration, self.link, self.ondemand.use_smart,
-                            self.configured, self.reset)
-        if name == "remotetrigger":
-            return mod.RemoteTrigger(cfg, cons, self.registration, self.sender, self.outbox,
-                                     self.ondemand.meter_values, self.jobs,
-                                     cfg.supports("FirmwareManagement"), self.sign_certificate)
-        if name == "localauth":
-            return mod.LocalAuthListManagement(cfg, self.authorization)
-        if name == "reservation":
-            return mod.Reservation(cfg, cons, self.reservations)
-        if name == "smartcharging":
-            return mod.SmartCharging(cons, self.sessions, self.ondemand.use_smart())
-        if name == "firmware":
-            return mod.FirmwareManagement(cfg, cons, self.jobs, self.board.net,
-                                          self.board.name, self.restart, self.security.emit,
-                                          self.pause)
-        if name == "security":
-            return mod.Security(cfg, self.security_changed, self.pause)
-        if name == "certsigning":
-            return mod.CertificateSigning(cfg, self.sender, self.security.emit,
-                                          self.link.try_security_profile, self.pause)
-        if name == "diagnostics":
-            return mod.Diagnostics(cfg, self.jobs, self.board.net, self.state_lines,
-                                   log.sink.files, self.security.files)
-        return None
+        # by handlers.py (imported for the moment, as the operation is).
+        try:
+            return modules.load(_HANDLERS).make(self, name, mod)
+        finally:
+            modules.release(_HANDLERS)
 
     def sign_certificate(self, renew=False):
         # Security whitepaper A02 / A03: a coroutine that makes a new key pair
@@ -194,7 +170,6 @@ class Charger:
         # its follow-up: rpc.py runs it after the answer). It ends True when
         # the CSMS accepted the CSR; CertificateSigned follows. renew: only
         # when the certificate in use expires within a month (A03).
-        from mpocpp.util import modules
         name = "mpocpp.operations.certsigning"
         try:
             h = self.make("certsigning", modules.load(name))

@@ -1,7 +1,7 @@
 # Core profile: the central system's Core CALLs. The messages Core sends
 # are made where they happen: BootNotification and Heartbeat in
 # protocol/registration.py, Authorize in model/authorization.py,
-# Start/StopTransaction in model/sessions.py, MeterValues in
+# Start/StopTransaction in model/sessionflow.py, MeterValues in
 # metering/metervalues.py, StatusNotification in model/connector.py (through
 # queue/outbox.py).
 from mpocpp.util import log

@@ -1,0 +1,38 @@
+# The handlers of the central system's CALLs (operations/), each built with
+# the collaborators it uses from the running charger. Imported by
+# Charger.make for the moment of a CALL and released after, as the
+# operation's own module is: none of this code stays in the heap.
+from mpocpp.util import log
+
+
+def make(ch, name, mod):
+    # ch: the charger.Charger; mod: operations module `name` -> its handler
+    # object, or None for a module without one.
+    cfg = ch.cfg
+    cons = ch.connectors
+    if name == "core":
+        return mod.Core(cfg, cons, ch.sessions, ch.availability, ch.authorization,
+                        ch.registration, ch.link, ch.ondemand.use_smart, ch.configured,
+                        ch.reset)
+    if name == "remotetrigger":
+        return mod.RemoteTrigger(cfg, cons, ch.registration, ch.sender, ch.outbox,
+                                 ch.ondemand.meter_values, ch.jobs,
+                                 cfg.supports("FirmwareManagement"), ch.sign_certificate)
+    if name == "localauth":
+        return mod.LocalAuthListManagement(cfg, ch.authorization)
+    if name == "reservation":
+        return mod.Reservation(cfg, cons, ch.reservations)
+    if name == "smartcharging":
+        return mod.SmartCharging(cons, ch.sessions, ch.ondemand.use_smart())
+    if name == "firmware":
+        return mod.FirmwareManagement(cfg, cons, ch.jobs, ch.board.net, ch.board.name,
+                                      ch.restart, ch.security.emit, ch.pause)
+    if name == "security":
+        return mod.Security(cfg, ch.security_changed, ch.pause)
+    if name == "certsigning":
+        return mod.CertificateSigning(cfg, ch.sender, ch.security.emit,
+                                      ch.link.try_security_profile, ch.pause)
+    if name == "diagnostics":
+        return mod.Diagnostics(cfg, ch.jobs, ch.board.net, ch.state_lines, log.sink.files,
+                               ch.security.files)
+    return None
