@@ -184,29 +184,11 @@ class Link:
         ssl = None
         self._has_fallback = False
         if url.startswith("wss:"):
-            import tls
-            ssl = tls.SSLContext(tls.PROTOCOL_TLS_CLIENT)
-            # The CentralSystemRootCertificates: the provisioned caCert and
-            # those installed with InstallCertificate (security/store.py).
             from mpocpp.security import store
+            from mpocpp.security import tlscontext
             self._has_fallback = store.has_fallback(cfg.dir)
-            roots = store.central_roots(cfg.dir, self._fallback)
-            for der in roots:
-                ssl.load_verify_locations(der)
-            if not roots:
-                # No CA provisioned (SecurityProfile < 2): encrypted, unverified.
-                log.warn(_TAG, "wss without a CA: server not verified")
-                ssl.verify_mode = tls.CERT_NONE
-            if sp >= 3:
-                # Profile 3: the charge point certificate (CertificateSigned)
-                # is the client certificate; no Basic auth then.
-                cc = store.client_cert(cfg.dir)
-                if cc is None:
-                    log.warn(_TAG, "SecurityProfile 3 without a charge point certificate")
-                else:
-                    _client_chain(ssl, cc)
-                cc = None
-            store = None
+            ssl = tlscontext.make(cfg.dir, sp, self._fallback)
+            store = tlscontext = None
             modules.release_all("mpocpp.security")  # until the next connect needs it
         auth = None
         pwd = cfg.auth_password()
@@ -307,15 +289,3 @@ class Link:
                 return
             await asyncio.sleep_ms(max(0, period - time.ticks_diff(time.ticks_ms(), t)))
 
-
-def _client_chain(ssl, cc):
-    # The client certificate with its intermediates as PEM, so that the
-    # handshake sends them; an mbedTLS built without PEM parsing (the host's
-    # 64-bit unix port) refuses that: the leaf alone then, as DER.
-    if cc.chain is not None:
-        try:
-            ssl.load_cert_chain(cc.chain, cc.key)
-            return
-        except ValueError as e:
-            log.warn(_TAG, "client certificate chain not loaded (%s): the leaf alone", e)
-    ssl.load_cert_chain(cc.leaf, cc.key)
