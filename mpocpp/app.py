@@ -82,8 +82,6 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     from mpocpp.queue.outbox import Outbox
     from mpocpp.queue.sender import Sender
     from mpocpp.model.connector import Connector
-    from mpocpp.model.reservations import Reservations
-    from mpocpp.model.availability import Availability
     from mpocpp.model.authorization import Authorization
     from mpocpp.model.sessions import Sessions
     from mpocpp.operations import Dispatcher
@@ -121,10 +119,8 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     sec = p.security = SecurityEvents(queue, log.FlashRing(cfg.dir + "/seclog", clock.stamp,
                                                            4096, 256))
     auth = p.authorization = Authorization(cfg, reg, rpc, cons[0].notify_error)
-    res = p.reservations = Reservations(cons)
-    av = p.availability = Availability(cfg.dir, cons)
     od = p.ondemand = OnDemand(cfg, meter, cons, queue, board.limits)
-    s = p.sessions = Sessions(cfg, cons, queue, auth, res, av, meter, od, board.led)
+    s = p.sessions = Sessions(cfg, cons, queue, auth, meter, od, board.led)
     sender = p.sender = Sender(cfg, rpc, reg, outbox, queue, wake,
                                on_registered, s.delivered)
     p.link = Link(cfg, board.net, rpc, reg, sender.run, outbox.offline, sec.emit)

@@ -56,8 +56,6 @@ class Charger:
         self.link = p.link
         self.meter = p.meter
         self.connectors = p.connectors
-        self.reservations = p.reservations
-        self.availability = p.availability
         self.authorization = p.authorization
         self.sessions = p.sessions
         self.ondemand = p.ondemand
@@ -286,7 +284,6 @@ class Charger:
             try:
                 now = time.ticks_ms()
                 self.sessions.tick(now)
-                self.reservations.tick(clock.now())
                 self.ondemand.supervise(now)
                 led = board.led
                 if led is not None:

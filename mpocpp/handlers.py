@@ -3,6 +3,12 @@
 # Charger.make for the moment of a CALL and released after, as the
 # operation's own module is: none of this code stays in the heap.
 from mpocpp.util import log
+from mpocpp.util import modules
+
+# Models without state of their own (it is in the connectors and in flash),
+# made for the handler; the session code has its own while it is loaded.
+_AVAILABILITY = "mpocpp.model.availability"
+_RESERVATIONS = "mpocpp.model.reservations"
 
 
 def make(ch, name, mod):
@@ -11,9 +17,10 @@ def make(ch, name, mod):
     cfg = ch.cfg
     cons = ch.connectors
     if name == "core":
-        return mod.Core(cfg, cons, ch.sessions, ch.availability, ch.authorization,
-                        ch.registration, ch.link, ch.ondemand.use_smart, ch.configured,
-                        ch.reset)
+        av = modules.load(_AVAILABILITY).Availability(cfg.dir, cons)
+        modules.release(_AVAILABILITY)  # (the handler holds what it uses)
+        return mod.Core(cfg, cons, ch.sessions, av, ch.authorization, ch.registration,
+                        ch.link, ch.ondemand.use_smart, ch.configured, ch.reset)
     if name == "remotetrigger":
         return mod.RemoteTrigger(cfg, cons, ch.registration, ch.sender, ch.outbox,
                                  ch.ondemand.meter_values, ch.jobs,
@@ -21,7 +28,9 @@ def make(ch, name, mod):
     if name == "localauth":
         return mod.LocalAuthListManagement(cfg, ch.authorization)
     if name == "reservation":
-        return mod.Reservation(cfg, cons, ch.reservations)
+        res = modules.load(_RESERVATIONS).Reservations(cons)
+        modules.release(_RESERVATIONS)
+        return mod.Reservation(cfg, cons, res)
     if name == "smartcharging":
         return mod.SmartCharging(cons, ch.sessions, ch.ondemand.use_smart())
     if name == "firmware":

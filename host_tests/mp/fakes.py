@@ -280,7 +280,9 @@ class Led:
 
 class Rig:
     # n connectors on fake hardware, the real Reservations, Availability and
-    # Sessions, over a temporary flash directory with the real Config.
+    # Sessions (the first two have no state of their own: the tests' objects
+    # and the session code's act on the same connectors and files), over a
+    # temporary flash directory with the real Config.
     # make_auth(cfg): the authorization to use instead of the fake one;
     # queue: the (fake) queue a power cut left in flash, else a new one.
     def __init__(self, n=1, keys=None, answers=None, lock=True, d=None, meter=True,
@@ -304,8 +306,8 @@ class Rig:
         self.hooks = Hooks()
         self.led = Led()
         self.refused = self.led.flashes  # a refused card flashes the LED "faulted"
-        self.sessions = Sessions(cfg, self.cons, self.queue, self.auth, self.reservations,
-                                 self.availability, self.meter, self.hooks, self.led)
+        self.sessions = Sessions(cfg, self.cons, self.queue, self.auth, self.meter, self.hooks,
+                                 self.led)
 
     def con(self, cid=1):
         return self.cons[cid]

@@ -246,3 +246,28 @@ async def test_connection_timeout_counts_from_the_reservation_end():
     r.sessions.tick(time.ticks_add(now, 71000))
     assert c.status == "Finishing"
     assert r.statuses(1) == ["Reserved", "Preparing", "Finishing"]
+
+
+def test_supervisor_expires_reservations_with_the_session_code_loaded():
+    # The session code (sessionflow.py, with the reservations' matching and
+    # expiry) stays loaded while a connector is reserved: the supervisor's
+    # tick ends the reservation at its expiry, then the code goes once the
+    # connectors stay idle.
+    import sys
+    flow = "mpocpp.model.sessionflow"
+    sys.modules.pop(flow, None)
+    r, h = _rig()
+    assert _reserve(h, 1, expiry="2026-01-01T00:10:00Z") == "Accepted"
+    now = time.ticks_ms()
+    clock.set_time(T0 + 599)
+    r.sessions.tick(time.ticks_add(now, 60000))
+    assert flow in sys.modules and r.con(1).status == "Reserved"
+    clock.set_time(T0 + 600)
+    r.sessions.tick(time.ticks_add(now, 61000))
+    assert r.con(1).reservation is None and r.con(1).status == "Available"
+    r.sessions.tick(time.ticks_add(now, 62000))  # idle from here
+    r.sessions.tick(time.ticks_add(now, 91000))
+    assert flow in sys.modules
+    r.sessions.tick(time.ticks_add(now, 92000))
+    assert flow not in sys.modules
+    assert "mpocpp.model.reservations" not in sys.modules

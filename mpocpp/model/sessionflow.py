@@ -11,7 +11,8 @@ from mpocpp.util import log
 from mpocpp.model import transaction
 from mpocpp.model.transaction import Transaction
 from mpocpp.model.connector import Fault, Pending, Holder, RemoteProfile
-from mpocpp.model.reservations import same_tag
+from mpocpp.model.reservations import same_tag, Reservations
+from mpocpp.model.availability import Availability
 
 _TAG = "session"
 _ACCEPTED = "Accepted"
@@ -26,15 +27,16 @@ class SessionFlow:
     # hooks: .tx_started(conn), .tx_stopped(conn), .tx_data(conn) -> list|None
     # (metering and smart charging, made when first needed: ondemand.py);
     # led: the board's status LED (a refused card flashes it), or None.
-    def __init__(self, cfg, connectors, queue, authorization, reservations, availability,
-                 meter, hooks, led):
+    def __init__(self, cfg, connectors, queue, authorization, meter, hooks, led):
         self._cfg = cfg
         self._dir = cfg.dir
         self.connectors = connectors  # index 0 = the charge point
         self._queue = queue
         self._auth = authorization
-        self._res = reservations
-        self._avail = availability
+        # No state of their own (it is in the connectors and in flash):
+        # made with the flow, gone with it.
+        self._res = Reservations(connectors)
+        self._avail = Availability(cfg.dir, connectors)
         self._meter = meter
         self._hooks = hooks
         self._led = led
@@ -72,6 +74,10 @@ class SessionFlow:
         elif name == "FreeCharging":
             for c in self._cons():
                 self.on_event(c)  # a plugged EV may start now
+
+    def expire_reservations(self, now):
+        # (unix s now) the supervisor's, while a connector is reserved.
+        self._res.tick(now)
 
     # --- boot ---
     def recover(self):

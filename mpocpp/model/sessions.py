@@ -1,18 +1,22 @@
 # Charging sessions (Core profile) as the charger sees them between
 # sessions: the supervisor's timers, and the door to their work
 # (model/sessionflow.py: card swipes, plug events, the start and stop of
-# transactions, remote start and stop, PowerLoss recovery, the cable lock),
-# which is loaded when a session begins and released once every connector
-# has stayed idle for _RELEASE_MS, so that an idle charger's heap holds none
-# of its code.
+# transactions, remote start and stop, PowerLoss recovery, the cable lock,
+# reservations and availability), which is loaded when a session begins or
+# a connector is reserved and released once every connector has stayed
+# idle for _RELEASE_MS, so that an idle charger's heap holds none of its
+# code.
 import time
 from micropython import const
+from mpocpp.util import clock
 from mpocpp.util import log
 from mpocpp.util import modules
 from mpocpp.model import transaction
 
 _TAG = "session"
 _FLOW = "mpocpp.model.sessionflow"
+# What the flow imports and nothing else at idle: released with it.
+_FLOW_PARTS = (_FLOW, "mpocpp.model.reservations", "mpocpp.model.availability")
 _RELEASE_MS = const(30000)
 
 
@@ -20,14 +24,11 @@ class Sessions:
     # hooks: .tx_started(conn), .tx_stopped(conn), .tx_data(conn) -> list|None
     # (metering and smart charging, made when first needed: ondemand.py);
     # led: the board's status LED (a refused card flashes it), or None.
-    def __init__(self, cfg, connectors, queue, authorization, reservations, availability,
-                 meter, hooks, led):
+    def __init__(self, cfg, connectors, queue, authorization, meter, hooks, led):
         self._cfg = cfg
         self.connectors = connectors  # index 0 = the charge point
         self._queue = queue
         self._auth = authorization
-        self._res = reservations
-        self._avail = availability
         self._meter = meter
         self._hooks = hooks
         self._led = led
@@ -38,17 +39,18 @@ class Sessions:
         f = self._flow
         if f is None:
             f = self._flow = modules.load(_FLOW).SessionFlow(
-                self._cfg, self.connectors, self._queue, self._auth, self._res, self._avail,
-                self._meter, self._hooks, self._led)
+                self._cfg, self.connectors, self._queue, self._auth, self._meter, self._hooks,
+                self._led)
         self._idle_ms = None
         return f
 
     @staticmethod
     def _idle(c):
         # Nothing under way on the connector: no EV, no transaction, no
-        # authorization waiting for a plug, no cable held for a card.
+        # authorization waiting for a plug, no cable held for a card, no
+        # reservation.
         return c.tx is None and c.pending is None and c.locked_for is None \
-            and c.remote_profile is None and not c.plugged
+            and c.remote_profile is None and c.reservation is None and not c.plugged
 
     def find_tx(self, txid):
         # The connector running transaction txid (its id or its placeholder).
@@ -86,8 +88,11 @@ class Sessions:
     def recover(self):
         # After a restart: the pilots read (an EV still plugged in comes back
         # Preparing, or Finishing after its transaction's PowerLoss stop), a
-        # transaction left on flash ended.
-        self._avail.load()
+        # transaction left on flash ended, ChangeAvailability's flags read.
+        from mpocpp.model.availability import Availability
+        Availability(self._cfg.dir, self.connectors).load()
+        if self._flow is None:
+            modules.release(_FLOW_PARTS[2])
         work = False
         for c in self.connectors[1:]:
             c.poll()
@@ -162,6 +167,11 @@ class Sessions:
             if idle and not self._idle(c):
                 idle = False
         for c in self.connectors:
+            if c.reservation is not None:  # (connector 0's too)
+                idle = False
+                self._use().expire_reservations(clock.now())
+                break
+        for c in self.connectors:
             c.report_due(now_ms)
         if self._flow is not None:
             if not idle:
@@ -171,4 +181,5 @@ class Sessions:
             elif time.ticks_diff(now_ms, self._idle_ms) >= _RELEASE_MS:
                 self._flow = None
                 self._idle_ms = None
-                modules.release(_FLOW)
+                for name in _FLOW_PARTS:
+                    modules.release(name)
