@@ -223,6 +223,12 @@ class Auth:
     def parent_of(self, id_tag):
         return self.parents.get(id_tag)
 
+    def mounted(self):
+        return False  # (no store: nothing to let go)
+
+    def release(self):
+        pass
+
     async def authorize(self, id_tag):
         self.asked.append(id_tag)
         if self.gate is not None:

@@ -606,3 +606,24 @@ async def test_boot_with_an_ev_plugged_in_or_a_transaction_on_flash_loads_it():
     r3.hw[1].pilot.state = "B"  # an EV plugged in at boot
     r3.sessions.recover()
     assert _flow_loaded() and r3.con().status == "Preparing"
+
+
+async def test_authorization_store_let_go_when_idle_and_mounted_again():
+    # The local list and cache code (authstore.py) leaves the heap with the
+    # session code; what it held is in flash and comes back with the next card.
+    import sys
+    from mpocpp.model.authorization import Authorization
+    r = Rig(keys={"LocalAuthorizeOffline": True, "AuthorizationCacheEnabled": True},
+            make_auth=lambda cfg: Authorization(cfg, Registration(online=False), None, None))
+    r.auth.remember("CACHED", {"status": "Accepted"})
+    assert r.auth.mounted() and "mpocpp.model.authstore" in sys.modules
+    now = time.ticks_ms()
+    r.sessions.tick(now)
+    r.sessions.tick(time.ticks_add(now, 29000))
+    assert r.auth.mounted()
+    r.sessions.tick(time.ticks_add(now, 30000))
+    assert not r.auth.mounted() and "mpocpp.model.authstore" not in sys.modules
+    r.ev("B")
+    await r.swipe("CACHED")  # offline: the cache, mounted again, decides
+    assert r.con().tx is not None and r.auth.mounted()
+    assert r.queue.last("StartTransaction")["idTag"] == "CACHED"

@@ -2,11 +2,14 @@
 # authorization list beats the cache; online, LocalPreAuthorize may skip the
 # Authorize request; offline, LocalAuthorizeOffline and
 # AllowOfflineTxForUnknownId decide. The list and the cache live in flash
-# (authstore.py), mounted on the first card, not at boot.
+# (authstore.py), mounted on the first card, not at boot, and let go when
+# the connectors are idle (sessions.py).
 from mpocpp.util import clock
 from mpocpp.util import log
+from mpocpp.util import modules
 
 _TAG = "auth"
+_STORE = "mpocpp.model.authstore"
 
 
 def valid(info, now):
@@ -45,6 +48,15 @@ class Authorization:
             s.mount()
             self._store = s
         return self._store
+
+    def mounted(self):
+        return self._store is not None
+
+    def release(self):
+        # The store and its code leave the heap (its RAM index is rebuilt
+        # from flash by the next mount).
+        self._store = None
+        modules.release(_STORE)
 
     def remember(self, id_tag, info):
         # Update the cache from an Authorize / StartTransaction /

@@ -4,7 +4,8 @@
 # transactions, remote start and stop, PowerLoss recovery, the cable lock,
 # reservations and availability), which is loaded when a session begins or
 # a connector is reserved and released once every connector has stayed
-# idle for _RELEASE_MS, so that an idle charger's heap holds none of its
+# idle for _RELEASE_MS, with the authorization store (the local list and
+# the cache in flash), so that an idle charger's heap holds none of their
 # code.
 import time
 from micropython import const
@@ -173,7 +174,7 @@ class Sessions:
                 break
         for c in self.connectors:
             c.report_due(now_ms)
-        if self._flow is not None:
+        if self._flow is not None or self._auth.mounted():
             if not idle:
                 self._idle_ms = None
             elif self._idle_ms is None:
@@ -183,3 +184,4 @@ class Sessions:
                 self._idle_ms = None
                 for name in _FLOW_PARTS:
                     modules.release(name)
+                self._auth.release()
