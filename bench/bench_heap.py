@@ -4,6 +4,9 @@ or MICROPYTHON32), with the firmware as the boards build it (.mpy without
 line numbers, `tools/sim --no-lines`):
 
 - heap in use after boot, idle, connected over wss;
+- the same once a session is over: a local list sent, a card started and
+  stopped a transaction, the EV left, and the code of sessions and of the
+  authorization store released (30 s idle);
 - the live peak during the heap-budget scenario (host_tests/heap_scenario.py),
   sampled after a collection every 50 ms;
 - the smallest `-X heapsize` that passes the scenario N times out of N;
@@ -23,7 +26,7 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 
 from harness import MICROPYTHON32  # noqa: E402
-from heap_scenario import Scenario  # noqa: E402
+from heap_scenario import Scenario, entry  # noqa: E402
 
 BUILD = os.path.join(ROOT, "build", "mpy-unix-O3")
 
@@ -69,6 +72,35 @@ def idle(tmp):
         time.sleep(3)
         h = ch.ok("heap")
         return h["alloc"], [m for m in h["modules"] if m.startswith(("mpocpp", "mpocpp_board"))]
+
+
+def after_session(tmp):
+    # -> (heap while charging, heap idle again), both after a collection.
+    import time
+    with Scenario(os.path.join(tmp, "after"), MICROPYTHON32, "1024k") as sc:
+        c, ch = sc.csms, sc.charger()
+        sc.booted()
+        sc.send_list(1, "Full", [entry(i) for i in range(255)])
+        ch.ok("load", connector=1, amps=[16, 16, 16])
+        ch.ok("plug_in", connector=1)
+        m = c.mark()
+        ch.ok("swipe", idTag=entry(3)["idTag"])
+        c.wait_for("StartTransaction", after=m, timeout=30)
+        ch.wait_state(lambda s: s["connectors"][0]["relay"], timeout=30, what="charging")
+        time.sleep(2)
+        charging = ch.ok("heap")["alloc"]
+        m = c.mark()
+        ch.ok("swipe", idTag=entry(3)["idTag"])
+        c.wait_for("StopTransaction", after=m, timeout=30)
+        ch.ok("plug_out", connector=1)
+        deadline = time.time() + 120
+        while True:
+            h = ch.ok("heap")
+            if "mpocpp.model.sessionflow" not in h["modules"] and \
+                    "mpocpp.model.authstore" not in h["modules"]:
+                return charging, h["alloc"]
+            assert time.time() < deadline, "session code still loaded"
+            time.sleep(2)
 
 
 # The list comes in a file: the 32-bit unix port dies on an argument of 256
@@ -126,6 +158,7 @@ def main():
     runs = 3 if a.quick else 10
     with tempfile.TemporaryDirectory(prefix="bench-heap-") as tmp:
         alloc, modules = idle(tmp)
+        charging, after = after_session(tmp)
         fig = run(tmp, "1024k", 0)
         low = smallest(tmp, 128, 512, 16 if a.quick else 8, runs)
         costs = module_costs(tmp, modules)
@@ -135,6 +168,10 @@ def main():
     print("| figure | value |")
     print("|---|---|")
     print("| heap in use after boot, idle, connected over wss | %.1f KiB |" % (alloc / 1024))
+    print("| same, while charging (a local list of 255, a card, MeterValues) | %.1f KiB |"
+          % (charging / 1024))
+    print("| same, idle again after that session (30 s after the EV left) | %.1f KiB |"
+          % (after / 1024))
     if fig:
         print("| live peak during the scenario (sampled after a collection every 50 ms, %d "
               "samples) | %.1f KiB |" % (fig["samples"], fig["peak"] / 1024))

@@ -4,12 +4,17 @@
 # ClockAlignedDataInterval > 0) and the smart-charging state
 # (model/smartcharging.py: a smart-charging message, a RemoteStart with a
 # profile, or profiles stored in flash). Sessions tell it when a
-# transaction starts and stops; the meter ticks it.
+# transaction starts and stops, and when every connector has been idle a
+# while: MeterValues goes then unless Sample.Clock values are due. The
+# meter ticks it.
 from mpocpp.util import fsutil
 from mpocpp.util import log
+from mpocpp.util import modules
 
 _TAG = "app"
 _CHPROFILES = "/chprofiles"  # model/smartcharging.FILE: stored profiles
+_METERVALUES = ("mpocpp.metering.metervalues", "mpocpp.metering.sampledvalues",
+                "mpocpp.metering.txdata")
 
 
 class OnDemand:
@@ -89,3 +94,16 @@ class OnDemand:
     def tx_data(self, conn):
         m = self.use_metervalues()
         return m.tx_data(conn) if m is not None else None
+
+    # --- every connector idle (Sessions' hooks) ---
+    def held(self):
+        # MeterValues made, and only transactions or a trigger needed it.
+        return self.metervalues is not None and not self._cfg.get("ClockAlignedDataInterval")
+
+    def idle(self):
+        # No transaction, none for a while: MeterValues' state is that of
+        # the transactions (schedules, transactionData) and goes with them.
+        if self.held():
+            self.metervalues = None
+            for name in _METERVALUES:
+                modules.release(name)

@@ -253,6 +253,7 @@ class Hooks:
         self.started = []
         self.stopped = []
         self.data = data
+        self.idles = 0  # every connector idle a while: what they made may go
 
     def tx_started(self, conn):
         self.started.append(conn.id)
@@ -262,6 +263,12 @@ class Hooks:
 
     def tx_data(self, conn):
         return self.data
+
+    def held(self):
+        return False
+
+    def idle(self):
+        self.idles += 1
 
 
 class Recorder:

@@ -388,3 +388,30 @@ def test_periodic_grid_starts_at_the_transactions_own_start():
     mvs.tx_started(Conn())  # called later than the start, by clock.now()
     got = _drive(mvs.schedules, _MIDNIGHT + 56, _MIDNIGHT + 62)
     assert [g[0] - _MIDNIGHT for g in got] == [57, 59, 61], got
+
+
+def test_ondemand_lets_metervalues_go_when_idle_unless_clock_aligned():
+    # ondemand.py: MeterValues, made for a transaction or a trigger, goes when
+    # the connectors have been idle a while (Sessions calls idle()), but not
+    # while Sample.Clock values are due.
+    import sys
+    from mpocpp.ondemand import OnDemand
+
+    class C(Cfg):
+        def supports(self, profile):
+            return False
+
+    name = "mpocpp.metering.metervalues"
+    cfg = C(StopTxnSampledData="", StopTxnAlignedData="")
+    cfg.dir = _MP
+    od = OnDemand(cfg, _meter(), [None], None, {})
+    assert not od.held()
+    od.idle()
+    assert od.use_metervalues() is not None and od.held() and name in sys.modules
+    od.idle()
+    assert od.metervalues is None and not od.held() and name not in sys.modules
+    cfg.v["ClockAlignedDataInterval"] = 900
+    od.configured("ClockAlignedDataInterval")
+    assert od.metervalues is not None and not od.held()
+    od.idle()
+    assert od.metervalues is not None and name in sys.modules

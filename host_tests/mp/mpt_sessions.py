@@ -564,7 +564,7 @@ async def test_session_code_loaded_for_a_session_and_released_when_idle():
     r.sessions.tick(time.ticks_add(now, 29000))
     assert _flow_loaded()
     r.sessions.tick(time.ticks_add(now, 30000))
-    assert not _flow_loaded()
+    assert not _flow_loaded() and r.hooks.idles == 1
     # The next EV loads it again; the stop reason and the swipe rules hold.
     c = await r.start()
     assert _flow_loaded()

@@ -22,8 +22,9 @@ _RELEASE_MS = const(30000)
 
 
 class Sessions:
-    # hooks: .tx_started(conn), .tx_stopped(conn), .tx_data(conn) -> list|None
-    # (metering and smart charging, made when first needed: ondemand.py);
+    # hooks: .tx_started(conn), .tx_stopped(conn), .tx_data(conn) -> list|None,
+    # .held() -> bool, .idle() (metering and smart charging, made when first
+    # needed: ondemand.py; idle(): every connector idle for _RELEASE_MS);
     # led: the board's status LED (a refused card flashes it), or None.
     def __init__(self, cfg, connectors, queue, authorization, meter, hooks, led):
         self._cfg = cfg
@@ -174,7 +175,7 @@ class Sessions:
                 break
         for c in self.connectors:
             c.report_due(now_ms)
-        if self._flow is not None or self._auth.mounted():
+        if self._flow is not None or self._auth.mounted() or self._hooks.held():
             if not idle:
                 self._idle_ms = None
             elif self._idle_ms is None:
@@ -185,3 +186,4 @@ class Sessions:
                 for name in _FLOW_PARTS:
                     modules.release(name)
                 self._auth.release()
+                self._hooks.idle()
