@@ -5,8 +5,9 @@
 # (model/smartcharging.py: a smart-charging message, a RemoteStart with a
 # profile, or profiles stored in flash). Sessions tell it when a
 # transaction starts and stops, and when every connector has been idle a
-# while: MeterValues goes then unless Sample.Clock values are due. The
-# meter ticks it.
+# while: MeterValues goes then unless Sample.Clock values are due, and the
+# smart-charging state (its profiles are in flash; the next transaction
+# reads them again). The meter ticks it.
 from mpocpp.util import fsutil
 from mpocpp.util import log
 from mpocpp.util import modules
@@ -15,6 +16,7 @@ _TAG = "app"
 _CHPROFILES = "/chprofiles"  # model/smartcharging.FILE: stored profiles
 _METERVALUES = ("mpocpp.metering.metervalues", "mpocpp.metering.sampledvalues",
                 "mpocpp.metering.txdata")
+_SMART = ("mpocpp.model.smartcharging", "mpocpp.model.chargingprofiles")
 
 
 class OnDemand:
@@ -47,11 +49,15 @@ class OnDemand:
             s.load()
         return s
 
+    def _stored(self):
+        # Charging profiles in flash (ChargePointMax, TxDefault: E3.37).
+        return self._smart_ok and fsutil.exists(self._cfg.dir + _CHPROFILES)
+
     def boot(self):
         # Sample.Clock values are due without a transaction; stored charging
         # profiles apply before the first session (E3.37).
         self.configured("ClockAlignedDataInterval")
-        if self._smart_ok and fsutil.exists(self._cfg.dir + _CHPROFILES):
+        if self._stored():
             self.use_smart().apply()
 
     def configured(self, name):
@@ -79,7 +85,7 @@ class OnDemand:
         m = self.use_metervalues()
         if m is not None:
             m.tx_started(conn)
-        if self.smart is not None or conn.remote_profile is not None:
+        if self.smart is not None or conn.remote_profile is not None or self._stored():
             self.use_smart().tx_started(conn)
 
     def tx_stopped(self, conn):
@@ -97,13 +103,20 @@ class OnDemand:
 
     # --- every connector idle (Sessions' hooks) ---
     def held(self):
-        # MeterValues made, and only transactions or a trigger needed it.
-        return self.metervalues is not None and not self._cfg.get("ClockAlignedDataInterval")
+        # Made for transactions (or a message) and kept only for them.
+        return self.smart is not None or (self.metervalues is not None and
+                                          not self._cfg.get("ClockAlignedDataInterval"))
 
     def idle(self):
         # No transaction, none for a while: MeterValues' state is that of
-        # the transactions (schedules, transactionData) and goes with them.
-        if self.held():
+        # the transactions (schedules, transactionData) and goes with them;
+        # the smart-charging state is in flash but for TxProfiles, which end
+        # with their transactions.
+        if self.metervalues is not None and not self._cfg.get("ClockAlignedDataInterval"):
             self.metervalues = None
             for name in _METERVALUES:
+                modules.release(name)
+        if self.smart is not None:
+            self.smart = None
+            for name in _SMART:
                 modules.release(name)

@@ -97,3 +97,23 @@ def test_composite_schedule_answer():
     res = h.GetCompositeSchedule({"connectorId": 1, "duration": 600, "chargingRateUnit": "W"})
     assert res["chargingSchedule"]["chargingSchedulePeriod"][0]["limit"] == 16 * 230 * 3
     assert h.GetCompositeSchedule({"connectorId": 7, "duration": 60})["status"] == "Rejected"
+
+
+async def test_ondemand_lets_the_state_go_when_idle_and_reads_it_for_the_next_session():
+    # ondemand.py: the state goes when the connectors have been idle a while
+    # (Sessions calls idle()); the next transaction reads the stored
+    # profiles again, and its limit is the TxDefaultProfile's.
+    import sys
+    from mpocpp.ondemand import OnDemand
+    r = Rig(n=1)
+    od = OnDemand(r.cfg, None, r.cons, r.queue, {})
+    h = Handlers(r.cons, r.sessions, od.use_smart())
+    assert _set(h, 1, _profile(2, "TxDefaultProfile", 10)) == "Accepted"
+    assert od.held()
+    od.idle()
+    assert od.smart is None and not od.held()
+    assert "mpocpp.model.smartcharging" not in sys.modules
+    r.con(1).limit_a = None  # (whatever the connector kept)
+    c = await r.start("T1", cid=1)
+    od.tx_started(c)  # (the charger's sessions call it; the rig's fake hooks do not)
+    assert od.smart is not None and c.limit_a == 10 and r.hw[1].pilot.offered == 10
