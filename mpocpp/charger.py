@@ -244,16 +244,6 @@ class Charger:
         finally:
             self.board.reset(hard)
 
-    def state_lines(self):
-        # For the diagnostics file.
-        return ["firmware=%s" % self.registration.payload().get("firmwareVersion"),
-                "boot=%d" % self.ids.boot_count,
-                "heap_free=%d" % gc.mem_free(), "heap_alloc=%d" % gc.mem_alloc(),
-                "connection=%s" % self.link.state,
-                "registration=%s" % self.registration.status,
-                "queued=%d" % len(self.queue)] + \
-            ["connector%d=%s %s" % (c.id, c.status, c.error_code) for c in self.connectors]
-
     def pause(self):
         # Called from inside long crypto (a P-256 multiplication takes about
         # a second on an RP2040, the loop stands still meanwhile): what the

@@ -2,6 +2,7 @@
 # the collaborators it uses from the running charger. Imported by
 # Charger.make for the moment of a CALL and released after, as the
 # operation's own module is: none of this code stays in the heap.
+import gc
 from mpocpp.util import log
 from mpocpp.util import modules
 
@@ -42,6 +43,22 @@ def make(ch, name, mod):
         return mod.CertificateSigning(cfg, ch.sender, ch.security.emit,
                                       ch.link.try_security_profile, ch.pause)
     if name == "diagnostics":
-        return mod.Diagnostics(cfg, ch.jobs, ch.board.net, ch.state_lines, log.sink.files,
+        return mod.Diagnostics(cfg, ch.jobs, ch.board.net, _StateLines(ch), log.sink.files,
                                ch.security.files)
     return None
+
+
+class _StateLines:
+    # The charger's state for the diagnostics file, read when it is written.
+    def __init__(self, ch):
+        self._ch = ch
+
+    def __call__(self):
+        ch = self._ch
+        return ["firmware=%s" % ch.registration.payload().get("firmwareVersion"),
+                "boot=%d" % ch.ids.boot_count,
+                "heap_free=%d" % gc.mem_free(), "heap_alloc=%d" % gc.mem_alloc(),
+                "connection=%s" % ch.link.state,
+                "registration=%s" % ch.registration.status,
+                "queued=%d" % len(ch.queue)] + \
+            ["connector%d=%s %s" % (c.id, c.status, c.error_code) for c in ch.connectors]
