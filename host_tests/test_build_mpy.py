@@ -48,6 +48,24 @@ def test_blank_line_after_a_docstring_and_no_free_line():
     assert build_mpy._intern_line("def (:\n") == "def (:\n"  # mpy-cross reports it
 
 
+def test_a_module_loaded_when_needed_names_only_what_the_boot_modules_share():
+    # A name outlives its module: the session code, an operation, the
+    # authorization store name only the strings the boot modules name anyway.
+    out = build_mpy._intern_line(SRC, {"transactionId"})
+    assert out.split("\n")[0] == "if 0: transactionId  # header comment"
+    assert build_mpy._intern_line(SRC, set()) == SRC
+    texts = {rel: open(src, encoding="utf-8").read() for src, rel in build_mpy.sources("rp2")}
+    boot = build_mpy.boot_modules(texts)
+    for rel in ("mpocpp/charger.py", "mpocpp/app.py", "mpocpp/model/sessions.py",
+                "mpocpp/operations/__init__.py", "mpocpp/protocol/ws.py",
+                "mpocpp_board/board.py"):
+        assert rel.replace("/", os.sep) in boot, rel
+    for rel in ("mpocpp/model/sessionflow.py", "mpocpp/model/authstore.py",
+                "mpocpp/model/keys.py", "mpocpp/operations/core.py", "mpocpp/handlers.py",
+                "mpocpp/metering/metervalues.py", "mpocpp/security/x509.py"):
+        assert rel.replace("/", os.sep) in texts and rel.replace("/", os.sep) not in boot, rel
+
+
 def test_every_firmware_module_keeps_its_lines():
     for board in ("unix", "esp32"):
         for path, _ in build_mpy.sources(board):

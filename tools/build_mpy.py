@@ -24,7 +24,10 @@ heap. So the compiled copy of each source names its identifier-like string
 constants ("connectorId", "HeartbeatInterval", ...) first, in a dead
 `if 0:` written over a blank or comment line at module level (line numbers
 stay the same): one qstr shared by every module, about 11 KiB less heap for
-the modules loaded at boot (64-bit host).
+the modules loaded at boot (64-bit host). A name stays interned after its
+module is released, so a module loaded only when needed (`boot_modules`
+tells which are not) names only the strings the boot modules name anyway:
+its other strings are objects that go with it.
 """
 import argparse
 import ast
@@ -114,10 +117,63 @@ def source_tree(board="unix"):
     return out
 
 
-def _intern_line(src):
+def _words(tree):
+    # The identifier-like string constants of more than 10 characters.
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
+                and len(node.value) > 10 and node.value.isidentifier() \
+                and not keyword.iskeyword(node.value):
+            out[node.value] = max(out.get(node.value, 0), node.lineno)  # the last use
+    return out
+
+
+def _imported(tree, everywhere):
+    # The dotted names a module imports: at module level, or anywhere in it
+    # (everywhere: the composition root, whose function runs at boot).
+    nodes = ast.walk(tree) if everywhere else tree.body
+    for node in nodes:
+        if isinstance(node, ast.Import):
+            for a in node.names:
+                yield a.name
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            yield node.module
+            for a in node.names:
+                yield node.module + "." + a.name
+
+
+def boot_modules(texts):
+    """texts: bundle path -> source. -> the bundle paths of the modules a
+    charger loads at boot: the charger, what the composition root (app.py)
+    imports, the board's package, and what those import at module level.
+    The others are loaded when needed and released after."""
+    by_name = {}
+    for rel in texts:
+        name = rel[:-3].replace(os.sep, ".").replace("/", ".")
+        if name.endswith(".__init__"):  # a package's own module
+            name = name[:-9]
+        by_name[name] = rel
+    todo = ["mpocpp.charger", "mpocpp.app"] + [n for n in by_name if n.startswith(BOARD_PKG)]
+    seen = set()
+    while todo:
+        name = todo.pop()
+        rel = by_name.get(name)
+        if rel is None or rel in seen:
+            continue
+        seen.add(rel)
+        try:
+            tree = ast.parse(texts[rel])
+        except SyntaxError:
+            continue
+        todo.extend(_imported(tree, name == "mpocpp.app"))
+    return seen
+
+
+def _intern_line(src, only=None):
     """-> src with its identifier-like string constants of more than 10
-    characters named on a free module-level line before their first use
-    (unchanged when there is none or no such line)."""
+    characters (those in `only`, when given) named on a free module-level
+    line before their first use (unchanged when there is none or no such
+    line)."""
     try:
         tree = ast.parse(src)
     except SyntaxError:
@@ -142,12 +198,7 @@ def _intern_line(src):
         prev_end = end
     if free is None:
         return src
-    words = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Constant) and isinstance(node.value, str) \
-                and len(node.value) > 10 and node.value.isidentifier() \
-                and not keyword.iskeyword(node.value) and node.lineno > free:
-            words.add(node.value)
+    words = [w for w, n in _words(tree).items() if n > free and (only is None or w in only)]
     if not words:
         return src
     old = lines[free - 1]
@@ -191,11 +242,22 @@ def build(board="unix", out=None, quiet=False, lines=None):
     # imports a folder without one), so no module path is interned for them.
     mods = list(sources(board))
     short = group = None
+    texts = {}
+    for src, rel in mods:
+        with open(src, encoding="utf-8") as f:
+            texts[rel] = f.read()
+    # The strings the modules loaded at boot share as qstrs; the others
+    # intern no more (a name outlives its module).
+    boot = boot_modules(texts)
+    shared = set()
+    for rel in boot:
+        try:
+            shared.update(_words(ast.parse(texts[rel])))
+        except SyntaxError:
+            pass
+    opts += " boot=" + hashlib.sha1(" ".join(sorted(boot) + sorted(shared)).encode()) \
+        .hexdigest()[:12]
     if not lines:  # a board's build: private names shortened (tools/shortnames.py)
-        texts = {}
-        for src, rel in mods:
-            with open(src, encoding="utf-8") as f:
-                texts[rel] = f.read()
         main = os.path.join(ROOT, "boards", board, "main.py")
         if os.path.exists(main):  # run as source: what it imports stays named
             with open(main, encoding="utf-8") as f:
@@ -235,7 +297,7 @@ def build(board="unix", out=None, quiet=False, lines=None):
         if short is not None:
             edits = shortnames.arg_edits(text, keep) if py in texts else ()
             text = shortnames.rename(text, short.get(py), edits)
-        text = _intern_line(text)
+        text = _intern_line(text, None if py in boot else shared)
         with tempfile.TemporaryDirectory() as d:
             copy = os.path.join(d, os.path.basename(src))
             with open(copy, "w", encoding="utf-8") as f:
