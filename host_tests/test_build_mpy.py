@@ -198,10 +198,28 @@ def test_renamed_modules_keep_their_lines_and_behave_the_same(tmp_path):
         d = tmp_path / os.path.dirname(rel)
         d.mkdir(exist_ok=True)
         (tmp_path / rel).write_text(out)
+    count = short["pkg/other.py"]["_count"]
+    assert count in shortnames.PRIVATE_ROM  # an attribute named like a builtin
     script = ("from pkg.derived import Derived\nfrom pkg.other import Other\n"
               "assert Derived().value(2) == 8\no = Other()\nassert o.bump() == 0\n"
-              "assert o._0 == 1 or o._1 == 1\nprint('ok')\n")
+              "assert o.%s == 1\nprint('ok')\n" % count)
     _prints_ok(script, tmp_path)
+
+
+def test_private_names_take_rom_names_the_module_does_not_use_then_numbers():
+    # A module that calls len() and names "hash" in a string keeps both
+    # builtins as they are; past the ROM names, _0, _1, ...
+    src = "def _a(o):\n    return len(o), 'hash'\n"
+    src += "".join("_v%d = %d\n" % (i, i) for i in range(len(shortnames.PRIVATE_ROM) + 1))
+    short, _ = shortnames.plan({"pkg/m.py": src})
+    got = sorted(short["pkg/m.py"].values())
+    assert "len" not in got and "hash" not in got
+    # 1 + len(PRIVATE_ROM) + 1 names, all the ROM names but two: 4 numbered
+    assert [g for g in got if g.startswith("_")] == ["_0", "_1", "_2", "_3"], got
+    out = shortnames.rename(src, short["pkg/m.py"])
+    scope = {}
+    exec(compile(out, "m.py", "exec"), scope)
+    assert scope[short["pkg/m.py"]["_a"]]([1, 2]) == (2, "hash")
 
 
 def test_the_boards_build_interns_far_fewer_private_names():
@@ -229,7 +247,7 @@ def test_a_private_name_in_a_string_anywhere_is_kept_everywhere():
     assert "_x" not in short["pkg/a.py"]
     files["pkg/b.py"] = "def peek(o):\n    return o\n"
     short, _ = shortnames.plan(files)
-    assert short["pkg/a.py"] == {"_x": "_0"}
+    assert short["pkg/a.py"]["_x"] in shortnames.PRIVATE_ROM
 
 
 # Argument names: renamed to names every .mpy has in ROM when no call passes
@@ -276,14 +294,17 @@ class Meter:
 
 
 def test_rom_names_are_static_in_every_mpy(tmp_path):
-    # A function with every ROM_NAMES argument: mpy-cross writes none of
-    # them into the file's qstr table (they are in the firmware's ROM).
+    # A function with every ROM_NAMES argument, and every PRIVATE_ROM name
+    # as an attribute: mpy-cross writes none of them into the file's qstr
+    # table (they are in the firmware's ROM).
     src = tmp_path / "r.py"
-    src.write_text("def f(%s):\n    pass\n" % ", ".join(shortnames.ROM_NAMES))
+    src.write_text("def f(%s):\n    pass\n" % ", ".join(shortnames.ROM_NAMES) +
+                   "".join("f.%s = 1\n" % n for n in shortnames.PRIVATE_ROM))
+    assert not set(shortnames.ROM_NAMES) & set(shortnames.PRIVATE_ROM)
     out = tmp_path / "r.mpy"
     subprocess.run([build_mpy.mpy_cross(), "-o", str(out), str(src)], check=True)
     data = out.read_bytes()
-    for name in shortnames.ROM_NAMES:
+    for name in shortnames.ROM_NAMES + shortnames.PRIVATE_ROM:
         assert b"\x00" + name.encode() + b"\x00" not in data, name
         assert bytes((len(name) << 1,)) + name.encode() + b"\x00" not in data, name
 

@@ -5,8 +5,14 @@ names) is a qstr: interned in the heap when the .mpy is loaded, and kept
 after the module is released. The firmware's private names (`_sock`,
 `_on_frame`, ...) are a quarter of the names the modules loaded at boot
 intern, and most are used by one module only. A board's build renames them,
-module by module, to `_0`, `_1`, ...: every module reuses the same few
-names, so those qstrs are shared instead of each private name taking one.
+module by module, to names MicroPython has in ROM that the module does not
+use otherwise (`PRIVATE_ROM`: builtin functions and types, `abs`, `hash`,
+`zip`, ...: static qstrs of the .mpy format, no heap), then to `_0`, `_1`,
+... when a module has more: every module reuses the same few names, so those
+qstrs are shared instead of each private name taking one. The ROM names
+chosen are no method of a builtin type and no name of a protocol
+(`read`, `write`, `keys`, `send`, ...), so no object behaves differently
+for having an attribute of that name.
 
 This is sound because a private name never crosses a module (the lint gate
 holds it: ruff's SLF001 on the firmware, and no `from m import _name`), with
@@ -47,6 +53,16 @@ ROM_NAMES = ("key", "value", "start", "stop", "step", "index", "count", "end", "
              "little", "readinto", "readline", "popitem", "setdefault", "issubclass",
              "staticmethod", "classmethod")
 _KEYWORD_ARG = re.compile(r"[(,]\s*([A-Za-z_]\w*)\s*=(?!=)")
+# Static names (checked like ROM_NAMES) a private name may take in a module
+# that uses none of them otherwise: builtin functions and types, none a
+# method of a builtin type or of a protocol, and none in ROM_NAMES (the
+# argument names).
+PRIVATE_ROM = ("abs", "all", "any", "bool", "callable", "chr", "dict", "dir", "divmod",
+               "eval", "exec", "getattr", "globals", "hasattr", "hash", "id", "int",
+               "isinstance", "iter", "len", "list", "locals", "map", "object", "open", "ord",
+               "pow", "print", "range", "repr", "round", "setattr", "sorted", "str", "sum",
+               "tuple", "type", "zip", "bytes", "bytearray", "set")
+_WORD = re.compile(r"[A-Za-z_]\w*")
 
 
 def _private(name):
@@ -68,13 +84,17 @@ class _Module:
         self.imports = set()  # private names this module imports from another
         self.numbered = set()  # names already of the short form
         self.in_strings = set()  # private-looking words inside strings
+        self.words = set()  # every name and every word inside a string
         for tok in tokenize.generate_tokens(io.StringIO(text).readline):
+            if tok.type == tokenize.NAME:
+                self.words.add(tok.string)
             if tok.type == tokenize.NAME and _private(tok.string):
                 self.names.add(tok.string)
             elif tok.type == tokenize.NAME and _NUMBERED.match(tok.string):
                 self.numbered.add(tok.string)
             elif tok.type == tokenize.STRING:
                 self.in_strings.update(_IN_STRING.findall(tok.string))
+                self.words.update(_WORD.findall(tok.string))
         imported = {}  # local name -> firmware module it comes from
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom):
@@ -151,13 +171,19 @@ def plan(files):
     for members in _groups(mods):
         names = set()
         kept = set(kept_all)
+        used = set()
         for rel in members:
             names |= mods[rel].names
             kept |= mods[rel].kept
+            used |= mods[rel].words
         names -= kept
+        rom = [r for r in PRIVATE_ROM if r not in used]
         short = {}
         k = 0
         for n in sorted(names):
+            if rom:
+                short[n] = rom.pop(0)
+                continue
             while "_%d" % k in taken:
                 k += 1
             short[n] = "_%d" % k
