@@ -495,3 +495,39 @@ def test_offline_cache_and_unknown_tags(csms, charger_factory):
     st = csms.wait_for("StartTransaction", after=m, timeout=10)
     assert st.payload["idTag"] == "TAG1"
     no_call(csms, "Authorize", m)
+
+
+# --- the session code leaves the heap between sessions ------------------------
+
+def test_session_code_leaves_the_heap_when_idle_and_comes_back(charger_factory, csms):
+    # docs/architecture.md: the code of sessions, the authorization store and
+    # MeterValues are loaded for a session and released once every
+    # connector has been idle for idleReleaseMs; the next session loads them
+    # again and runs as the first did.
+    ch = charger_factory(config={"settings": {"idleReleaseMs": 1000},
+                                 "keys": {"MeterValueSampleInterval": 1}})
+    wait_sn(csms, 1, "Available")
+    parts = ("mpocpp.model.sessionflow", "mpocpp.model.authstore",
+             "mpocpp.metering.metervalues")
+
+    def loaded():
+        return [p for p in parts if p in ch.ok("heap")["modules"]]
+
+    time.sleep(1.5)
+    assert loaded() == []  # idle since boot: never loaded
+    for k in range(2):
+        m = csms.mark()
+        txid = start(ch, csms, tag="TAG%d" % k)
+        csms.wait_for("MeterValues", after=m, pred=lambda x: "transactionId" in x.payload)
+        assert loaded() == list(parts)
+        time.sleep(1.5)
+        assert loaded() == list(parts)  # kept while charging
+        m = csms.mark()
+        ch.ok("swipe", idTag="TAG%d" % k)
+        assert wait_stop(csms, m, txid).payload["reason"] == "Local"
+        ch.ok("plug_out", connector=1)
+        wait_sn(csms, 1, "Available", m)
+        deadline = time.time() + 10
+        while loaded():
+            assert time.time() < deadline, loaded()
+            time.sleep(0.2)

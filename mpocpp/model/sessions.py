@@ -4,7 +4,7 @@
 # transactions, remote start and stop, PowerLoss recovery, the cable lock,
 # reservations and availability), which is loaded when a session begins or
 # a connector is reserved and released once every connector has stayed
-# idle for _RELEASE_MS, with the authorization store (the local list and
+# idle for the setting idleReleaseMs, with the authorization store (the local list and
 # the cache in flash), so that an idle charger's heap holds none of their
 # code.
 import time
@@ -18,13 +18,13 @@ _TAG = "session"
 _FLOW = "mpocpp.model.sessionflow"
 # What the flow imports and nothing else at idle: released with it.
 _FLOW_PARTS = (_FLOW, "mpocpp.model.reservations", "mpocpp.model.availability")
-_RELEASE_MS = const(30000)
+_RELEASE_MS = const(30000)  # idleReleaseMs's default
 
 
 class Sessions:
     # hooks: .tx_started(conn), .tx_stopped(conn), .tx_data(conn) -> list|None,
     # .held() -> bool, .idle() (metering and smart charging, made when first
-    # needed: ondemand.py; idle(): every connector idle for _RELEASE_MS);
+    # needed: ondemand.py; idle(): every connector idle for idleReleaseMs);
     # led: the board's status LED (a refused card flashes it), or None.
     def __init__(self, cfg, connectors, queue, authorization, meter, hooks, led):
         self._cfg = cfg
@@ -180,7 +180,8 @@ class Sessions:
                 self._idle_ms = None
             elif self._idle_ms is None:
                 self._idle_ms = now_ms
-            elif time.ticks_diff(now_ms, self._idle_ms) >= _RELEASE_MS:
+            elif time.ticks_diff(now_ms, self._idle_ms) >= \
+                    self._cfg.settings.get("idleReleaseMs", _RELEASE_MS):
                 self._flow = None
                 self._idle_ms = None
                 for name in _FLOW_PARTS:
