@@ -96,7 +96,8 @@ class Scenario:
         self.http.stop()
         self.csms.stop()
 
-    def charger(self):
+    def charger(self, settings=None):
+        # settings: more non-OCPP settings (docs/configuration.md)
         url = self.csms.url.replace("127.0.0.1", "localhost")
         cfg = merged(FAST, {
             "keys": {"MeterValueSampleInterval": 10, "ConnectionTimeOut": 60,
@@ -107,7 +108,7 @@ class Scenario:
                      "HeartbeatInterval": 60},
             "security": {"SecurityProfile": 2, "AuthorizationKey": KEY.encode().hex(),
                          "caCert": _pem(self.pki.ca_der)},
-            "settings": {"csmsUrl": url, "queueBytes": 16384},
+            "settings": dict({"csmsUrl": url, "queueBytes": 16384}, **(settings or {})),
         })
         self.ch = Charger(url, os.path.join(self.tmp, "CP1"), config=cfg, heap=self.heap,
                           micropython=self.micropython, extra=["--no-lines"])

@@ -7,7 +7,7 @@ import time
 import pytest
 
 from harness import MICROPYTHON32
-from heap_scenario import Scenario
+from heap_scenario import Scenario, entry
 
 # The smallest heap that passed the scenario every time (272 KiB on
 # 2026-12-04, measured by bench_heap on the 32-bit port) plus a margin: see
@@ -40,13 +40,46 @@ def test_idle_charger_names_fit_six_qstr_pools(tmp_path):
         ch = sc.charger()
         sc.booted()
         time.sleep(2)
-        at = len(ch.log_text())
-        ch.ok("heap_map")
-        ch.wait_log("qstr pool:", after=at)
-        line = ch.log_text()[at:].split("qstr pool:")[1].splitlines()[0]
-    fields = dict(f.strip().split("=") for f in line.split(","))
+        fields, line = _qstrs(ch)
     assert int(fields["n_pool"]) <= 6, line
     assert int(fields["n_qstr"]) <= 1200, line  # a margin for the next feature
+
+
+def _qstrs(ch):
+    # -> the fields of micropython.qstr_info()'s line, and the line
+    at = len(ch.log_text())
+    ch.ok("heap_map")
+    ch.wait_log("qstr pool:", after=at)
+    line = ch.log_text()[at:].split("qstr pool:")[1].splitlines()[0]
+    return dict(f.strip().split("=") for f in line.split(",")), line
+
+
+@pytest.mark.skipif(MICROPYTHON32 is None,
+                    reason="no 32-bit unix port: set MICROPYTHON32 (../shared/targets/unix32)")
+def test_names_after_a_session_fit_six_qstr_pools(tmp_path):
+    # The code a session loads (sessions, the local list and cache,
+    # MeterValues, the operations) leaves its names behind when it goes:
+    # a charger that has charged once must still be within six pools.
+    with Scenario(tmp_path, MICROPYTHON32, "1024k") as sc:
+        c, ch = sc.csms, sc.charger({"idleReleaseMs": 1000})
+        sc.booted()
+        sc.send_list(1, "Full", [entry(i) for i in range(255)])
+        ch.ok("load", connector=1, amps=[16, 16, 16])
+        ch.ok("plug_in", connector=1)
+        m = c.mark()
+        ch.ok("swipe", idTag=entry(3)["idTag"])
+        c.wait_for("StartTransaction", after=m, timeout=30)
+        c.wait_for("MeterValues", after=m, timeout=30)
+        m = c.mark()
+        ch.ok("swipe", idTag=entry(3)["idTag"])
+        c.wait_for("StopTransaction", after=m, timeout=30)
+        ch.ok("plug_out", connector=1)
+        deadline = time.time() + 20
+        while "mpocpp.model.sessionflow" in ch.ok("heap")["modules"]:
+            assert time.time() < deadline, "the session code stayed"
+            time.sleep(0.3)
+        fields, line = _qstrs(ch)
+    assert int(fields["n_pool"]) <= 6, line
 
 
 @pytest.mark.skipif(MICROPYTHON32 is None,
