@@ -25,6 +25,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 
+import project_env  # noqa: E402
+
+project_env.use_venv()  # ocpp (the CSMS side): from .venv, whatever the shell
+
 from harness import MICROPYTHON32  # noqa: E402
 from heap_scenario import Scenario, entry  # noqa: E402
 
