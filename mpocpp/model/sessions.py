@@ -4,9 +4,9 @@
 # transactions, remote start and stop, PowerLoss recovery, the cable lock,
 # reservations and availability), which is loaded when a session begins or
 # a connector is reserved and released once every connector has stayed
-# idle for the setting idleReleaseMs, with the authorization store (the local list and
-# the cache in flash), so that an idle charger's heap holds none of their
-# code.
+# idle for the setting idleReleaseMs, with the authorization store (the
+# local list and the cache in flash) and what ondemand.py made for the
+# sessions, so that an idle charger's heap holds none of their code.
 import time
 from micropython import const
 from mpocpp.util import clock
@@ -16,8 +16,9 @@ from mpocpp.model import transaction
 
 _TAG = "session"
 _FLOW = "mpocpp.model.sessionflow"
+_AVAILABILITY = "mpocpp.model.availability"
 # What the flow imports and nothing else at idle: released with it.
-_FLOW_PARTS = (_FLOW, "mpocpp.model.reservations", "mpocpp.model.availability")
+_FLOW_PARTS = (_FLOW, "mpocpp.model.reservations", _AVAILABILITY)
 _RELEASE_MS = const(30000)  # idleReleaseMs's default
 
 
@@ -35,7 +36,7 @@ class Sessions:
         self._hooks = hooks
         self._led = led
         self._flow = None  # sessionflow.SessionFlow while loaded
-        self._idle_ms = None  # ticks since every connector is idle, the flow loaded
+        self._idle_ms = None  # ticks since every connector is idle, something loaded
 
     def _use(self):
         f = self._flow
@@ -94,7 +95,7 @@ class Sessions:
         from mpocpp.model.availability import Availability
         Availability(self._cfg.dir, self.connectors).load()
         if self._flow is None:
-            modules.release(_FLOW_PARTS[2])
+            modules.release(_AVAILABILITY)
         work = False
         for c in self.connectors[1:]:
             c.poll()
