@@ -102,17 +102,20 @@ class OnDemand:
         return m.tx_data(conn) if m is not None else None
 
     # --- every connector idle (Sessions' hooks) ---
+    def _metervalues_held(self):
+        # MeterValues made, and no Sample.Clock values due without a transaction.
+        return self.metervalues is not None and not self._cfg.get("ClockAlignedDataInterval")
+
     def held(self):
         # Made for transactions (or a message) and kept only for them.
-        return self.smart is not None or (self.metervalues is not None and
-                                          not self._cfg.get("ClockAlignedDataInterval"))
+        return self.smart is not None or self._metervalues_held()
 
     def idle(self):
         # No transaction, none for a while: MeterValues' state is that of
         # the transactions (schedules, transactionData) and goes with them;
         # the smart-charging state is in flash but for TxProfiles, which end
         # with their transactions.
-        if self.metervalues is not None and not self._cfg.get("ClockAlignedDataInterval"):
+        if self._metervalues_held():
             self.metervalues = None
             for name in _METERVALUES:
                 modules.release(name)
