@@ -82,29 +82,15 @@ def after_session(tmp):
     # -> (heap while charging, heap idle again), both after a collection.
     import time
     with Scenario(os.path.join(tmp, "after"), MICROPYTHON32, "1024k") as sc:
-        c, ch = sc.csms, sc.charger()
+        ch = sc.charger()
         sc.booted()
         sc.send_list(1, "Full", [entry(i) for i in range(255)])
-        ch.ok("load", connector=1, amps=[16, 16, 16])
-        ch.ok("plug_in", connector=1)
-        m = c.mark()
-        ch.ok("swipe", idTag=entry(3)["idTag"])
-        c.wait_for("StartTransaction", after=m, timeout=30)
-        ch.wait_state(lambda s: s["connectors"][0]["relay"], timeout=30, what="charging")
+        sc.start_listed()
         time.sleep(2)
         charging = ch.ok("heap")["alloc"]
-        m = c.mark()
-        ch.ok("swipe", idTag=entry(3)["idTag"])
-        c.wait_for("StopTransaction", after=m, timeout=30)
+        sc.stop_listed()
         ch.ok("plug_out", connector=1)
-        deadline = time.time() + 120
-        while True:
-            h = ch.ok("heap")
-            if "mpocpp.model.sessionflow" not in h["modules"] and \
-                    "mpocpp.model.authstore" not in h["modules"]:
-                return charging, h["alloc"]
-            assert time.time() < deadline, "session code still loaded"
-            time.sleep(2)
+        return charging, sc.wait_released(120)["alloc"]
 
 
 # The list comes in a file: the 32-bit unix port dies on an argument of 256

@@ -128,6 +128,36 @@ class Scenario:
                                         "localAuthorizationList": entries}, timeout=60)
         assert r["status"] == "Accepted", r
 
+    def start_listed(self):
+        # A transaction from a listed card, on an EV drawing 16 A: -> the
+        # CSMS's mark before the swipe, once the relay is closed.
+        c, ch = self.csms, self.ch
+        ch.ok("load", connector=1, amps=[16, 16, 16])
+        ch.ok("plug_in", connector=1)
+        m = c.mark()
+        ch.ok("swipe", idTag=entry(3)["idTag"])
+        c.wait_for("StartTransaction", after=m, timeout=30)
+        ch.wait_state(lambda s: s["connectors"][0]["relay"], timeout=30, what="charging")
+        return m
+
+    def stop_listed(self):
+        # The same card stops it: -> the StopTransaction.
+        m = self.csms.mark()
+        self.ch.ok("swipe", idTag=entry(3)["idTag"])
+        return self.csms.wait_for("StopTransaction", after=m, timeout=30)
+
+    def wait_released(self, timeout):
+        # The session code and the authorization store gone once the
+        # connectors stay idle (idleReleaseMs): -> the heap op's answer.
+        deadline = time.time() + timeout
+        while True:
+            h = self.ch.ok("heap")
+            if "mpocpp.model.sessionflow" not in h["modules"] and \
+                    "mpocpp.model.authstore" not in h["modules"]:
+                return h
+            assert time.time() < deadline, "session code still loaded"
+            time.sleep(0.3)
+
     def wait_online(self, timeout=30):
         deadline = time.time() + timeout
         while not self.csms.connected("CP1"):
@@ -159,12 +189,7 @@ class Scenario:
             assert r["status"] == "Accepted", (prof["chargingProfileId"], r)
 
         # A transaction from a listed card.
-        ch.ok("load", connector=1, amps=[16, 16, 16])
-        ch.ok("plug_in", connector=1)
-        m = c.mark()
-        ch.ok("swipe", idTag=entry(3)["idTag"])
-        c.wait_for("StartTransaction", after=m, timeout=30)
-        ch.wait_state(lambda s: s["connectors"][0]["relay"], timeout=30, what="charging")
+        self.start_listed()
         self.log("transaction running")
 
         # A full authorization cache: 256 unknown cards, each one Authorize;
@@ -212,10 +237,7 @@ class Scenario:
         self.log("SendLocalList, GetDiagnostics, GetCompositeSchedule done")
 
         # The card stops its transaction.
-        m = c.mark()
-        ch.ok("swipe", idTag=entry(3)["idTag"])
-        stop = c.wait_for("StopTransaction", after=m, timeout=30)
-        assert stop.payload["reason"] == "Local"
+        assert self.stop_listed().payload["reason"] == "Local"
 
         st = ch.ok("heap")
         text = ch.log_text()

@@ -64,20 +64,11 @@ def test_names_after_a_session_fit_six_qstr_pools(tmp_path):
         c, ch = sc.csms, sc.charger({"idleReleaseMs": 1000})
         sc.booted()
         sc.send_list(1, "Full", [entry(i) for i in range(255)])
-        ch.ok("load", connector=1, amps=[16, 16, 16])
-        ch.ok("plug_in", connector=1)
-        m = c.mark()
-        ch.ok("swipe", idTag=entry(3)["idTag"])
-        c.wait_for("StartTransaction", after=m, timeout=30)
+        m = sc.start_listed()
         c.wait_for("MeterValues", after=m, timeout=30)
-        m = c.mark()
-        ch.ok("swipe", idTag=entry(3)["idTag"])
-        c.wait_for("StopTransaction", after=m, timeout=30)
+        sc.stop_listed()
         ch.ok("plug_out", connector=1)
-        deadline = time.time() + 20
-        while "mpocpp.model.sessionflow" in ch.ok("heap")["modules"]:
-            assert time.time() < deadline, "the session code stayed"
-            time.sleep(0.3)
+        sc.wait_released(20)
         fields, line = _qstrs(ch)
     assert int(fields["n_pool"]) <= 6, line
 
