@@ -107,7 +107,7 @@ def test_decoded_surrogate_pairs_are_not_interned():
 def test_charge_box_id_quoting_keeps_nothing():
     # (chr() of each byte interned at most 256 one-character names, once:
     # small, but the quoting now reads bytes like the checks above)
-    from mpocpp.protocol.link import quote
+    from mpocpp.protocol.connect import quote
     odd = "".join("%c" % c for c in range(33, 127)) + _strange(0x7000, 40)
     assert _grows(lambda x: len(quote(x)) and None, odd) < 256
     assert quote("a b/\u00e9~-_.Z@") == "a%20b%2F%C3%A9~-_.Z%40"
