@@ -10,6 +10,8 @@ line numbers, `tools/sim --no-lines`):
 - the live peak during the heap-budget scenario (host_tests/heap_scenario.py),
   sampled after a collection every 50 ms;
 - the smallest `-X heapsize` that passes the scenario N times out of N;
+- the same three with the bytecode run in place from a ROMFS image
+  (`tools/sim --romfs`: data only, as on a board with a ROMFS partition);
 - the heap each module loaded at boot adds, imported in boot order in fresh
   processes (bytecode, its qstrs and its globals).
 
@@ -35,10 +37,10 @@ from heap_scenario import Scenario, entry  # noqa: E402
 BUILD = os.path.join(ROOT, "build", "mpy-unix-O3")
 
 
-def run(tmp, heap, k):
-    d = os.path.join(tmp, "run-%s-%d" % (heap, k))
+def run(tmp, heap, k, romfs=False):
+    d = os.path.join(tmp, "run-%s-%d%s" % (heap, k, "-rom" if romfs else ""))
     try:
-        with Scenario(d, MICROPYTHON32, heap) as sc:
+        with Scenario(d, MICROPYTHON32, heap, romfs=romfs) as sc:
             return sc.run()
     except Exception as e:  # a failed assertion, a timeout, a CALLERROR
         print("  %s run %d failed: %s" % (heap, k, str(e).splitlines()[0][:120]),
@@ -46,30 +48,32 @@ def run(tmp, heap, k):
         return None
 
 
-def passes(tmp, kib, runs):
+def passes(tmp, kib, runs, romfs=False):
     for k in range(runs):
-        if run(tmp, "%dk" % kib, k) is None:
+        if run(tmp, "%dk" % kib, k, romfs) is None:
             return False
     return True
 
 
-def smallest(tmp, lo, hi, step, runs):
+def smallest(tmp, lo, hi, step, runs, romfs=False):
     # Bisection on one run each, then the answer confirmed runs times (moving
     # up a step while it is not).
     while hi - lo > step:
         mid = (lo + hi) // 2 // step * step
-        print("  trying %d KiB" % mid, file=sys.stderr, flush=True)
-        if run(tmp, "%dk" % mid, 0) is not None:
+        print("  trying %d KiB%s" % (mid, " (ROMFS)" if romfs else ""), file=sys.stderr,
+              flush=True)
+        if run(tmp, "%dk" % mid, 0, romfs) is not None:
             hi = mid
         else:
             lo = mid
-    while hi <= 1024 and not passes(tmp, hi, runs):
+    while hi <= 1024 and not passes(tmp, hi, runs, romfs):
         hi += step
     return hi
 
 
-def idle(tmp):
-    with Scenario(os.path.join(tmp, "idle"), MICROPYTHON32, "1024k") as sc:
+def idle(tmp, romfs=False):
+    d = os.path.join(tmp, "idle-rom" if romfs else "idle")
+    with Scenario(d, MICROPYTHON32, "1024k", romfs=romfs) as sc:
         ch = sc.charger()
         sc.booted()
         import time
@@ -151,6 +155,9 @@ def main():
         charging, after = after_session(tmp)
         fig = run(tmp, "1024k", 0)
         low = smallest(tmp, 128, 512, 16 if a.quick else 8, runs)
+        rom_alloc = idle(tmp, True)[0]
+        rom_fig = run(tmp, "1024k", 0, True)
+        rom_low = smallest(tmp, 64, 512, 16 if a.quick else 8, runs, True)
         costs = module_costs(tmp, modules)
     print("32-bit unix port (`%s`), firmware as `.mpy` without line numbers, the simulated "
           "board's modules included; TLS buffers (mbedTLS) are in the GC heap on this "
@@ -167,6 +174,12 @@ def main():
               "samples) | %.1f KiB |" % (fig["samples"], fig["peak"] / 1024))
     print("| smallest `-X heapsize` that passes the scenario %d times out of %d | %d KiB |"
           % (runs, runs, low))
+    print("| bytecode run in place from a ROMFS image (`tools/sim --romfs`, data only): "
+          "idle, connected over wss | %.1f KiB |" % (rom_alloc / 1024))
+    if rom_fig:
+        print("| same, live peak during the scenario | %.1f KiB |" % (rom_fig["peak"] / 1024))
+    print("| same, smallest heap beside the image that passes the scenario %d times out of %d "
+          "| %d KiB |" % (runs, runs, rom_low))
     print()
     print("Heap each module loaded at boot adds, imported after those listed above it, "
           "in fresh processes (bytecode, qstrs, globals):\n")

@@ -71,10 +71,11 @@ class Scenario:
     """Sets up the CSMS side (TLS CSMS, HTTP upload server) and runs the
     charger through the scenario; `run()` returns the figures."""
 
-    def __init__(self, tmp, micropython, heap, log=None):
+    def __init__(self, tmp, micropython, heap, log=None, romfs=False):
         self.tmp = str(tmp)
         self.micropython = micropython
-        self.heap = heap
+        self.heap = heap  # the firmware's: a ROMFS image's own block comes on top
+        self.romfs = romfs  # the bytecode run in place from a ROMFS image (tools/sim --romfs)
         self.log = log or (lambda s: None)
         self.csms = None
         self.http = None
@@ -111,7 +112,8 @@ class Scenario:
             "settings": dict({"csmsUrl": url, "queueBytes": 16384}, **(settings or {})),
         })
         self.ch = Charger(url, os.path.join(self.tmp, "CP1"), config=cfg, heap=self.heap,
-                          micropython=self.micropython, extra=["--no-lines"])
+                          micropython=self.micropython,
+                          extra=["--no-lines"] + (["--romfs"] if self.romfs else []))
         return self.ch.start()
 
     # --- helpers --------------------------------------------------------------

@@ -28,11 +28,13 @@ class SimClock:
 class Board:
     name = "unix"
 
-    def __init__(self, data_dir, connectors=1, queue="lfs", phases=3, max_amps=32, bridge=None):
+    def __init__(self, data_dir, connectors=1, queue="lfs", phases=3, max_amps=32, bridge=None,
+                 rom_bytes=0):
         import vfs
         from mpocpp_board.fileflash import FileNorFlash
         from mpocpp_board.simnet import SimNet
         self.data_dir = data_dir
+        self.rom_bytes = rom_bytes  # a ROMFS image read into the heap (main.py), or 0
         self.clock = SimClock()
         self.flash = FileNorFlash(data_dir + "/flash.bin", FLASH_BYTES)
         try:

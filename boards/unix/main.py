@@ -1,6 +1,7 @@
 # Entry point of the simulated charger (run by tools/sim inside `micropython`):
 #   main.py --csms URL --id ID --data DIR [--bench HOST:PORT] [--connectors N]
 #           [--config FILE] [--queue lfs|ring] [--log debug|info|warn] [--bridge HOST:PORT]
+#           [--romfs IMAGE]
 import sys
 import json
 import asyncio
@@ -8,7 +9,7 @@ import asyncio
 
 def parse_args(argv):
     opts = {"csms": None, "id": None, "data": None, "bench": None, "connectors": None,
-            "config": None, "queue": "lfs", "log": "info", "bridge": None}
+            "config": None, "queue": "lfs", "log": "info", "bridge": None, "romfs": None}
     i = 1
     while i < len(argv):
         a = argv[i]
@@ -23,6 +24,7 @@ def parse_args(argv):
 
 def main():
     opts = parse_args(sys.argv)
+    rom = mount_romfs(opts["romfs"]) if opts["romfs"] else 0
     from mpocpp.util import log
     log.level = {"debug": 0, "info": 1, "warn": 2, "error": 3}.get(opts["log"], 1)
     prov = None
@@ -41,7 +43,8 @@ def main():
     except OSError:
         pass
     from mpocpp_board.board import Board
-    board = Board(opts["data"], connectors=n, queue=opts["queue"], bridge=opts["bridge"])
+    board = Board(opts["data"], connectors=n, queue=opts["queue"], bridge=opts["bridge"],
+                  rom_bytes=rom)
     fwi, fw_version, fw_state = select_firmware(board)
     try:
         from mpocpp.charger import Charger
@@ -59,6 +62,21 @@ def main():
             sys.print_exception(e)
             board.reset(True)
         raise
+
+
+def mount_romfs(path):
+    # The firmware run in place from a ROMFS image (`mpremote romfs build`),
+    # as on a board with a ROMFS partition: bytecode stays in the image, the
+    # heap holds data only. The unix port has no memory-mapped flash, so the
+    # image is read into one block of the GC heap before anything else; the
+    # bench's heap figures leave it out (tools/sim adds its size to --heap).
+    import vfs
+    with open(path, "rb") as f:
+        data = f.read()
+    vfs.mount(vfs.VfsRom(data), "/rom")
+    sys.path.insert(0, "/rom")
+    print("board: running the firmware in place from %s (%d bytes, /rom)" % (path, len(data)))
+    return len(data)
 
 
 def select_firmware(board):
