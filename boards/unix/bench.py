@@ -170,7 +170,7 @@ class Bench:
               "led": led.state if led else None,
               "connection": ch.link.state, "registration": ch.registration.status,
               "queue_depth": len(ch.queue),
-              "heap": {"free": gc.mem_free(), "alloc": gc.mem_alloc()},
+              "heap": {"free": gc.mem_free(), "alloc": gc.mem_alloc() - self.board.rom_bytes},
               "boot": ch.ids.boot_count}
         if led is not None:
             st["led_rgb"] = list(led.rgb)
