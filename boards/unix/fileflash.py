@@ -19,13 +19,16 @@ class FileNorFlash:
         self.blocks = size // block_size
         self.programmed_bytes = 0
         self.erases = 0
-        self._buf = bytearray(block_size)  # scratch for read-modify-program
-        self._ff = b"\xff" * block_size
+        # A page of scratch for read-modify-program and a page of erased
+        # bytes: a block's worth of each would be 8 KiB of heap that a
+        # board's flash driver does not take.
+        self._buf = bytearray(_PAGE)
+        self._ff = b"\xff" * _PAGE
         try:
             f = open(path, "r+b")
         except OSError:
             with open(path, "wb") as f:
-                for _ in range(self.blocks):
+                for _ in range(self.blocks * block_size // _PAGE):
                     f.write(self._ff)
             f = open(path, "r+b")
         self._f = f
@@ -63,7 +66,8 @@ class FileNorFlash:
     def _erase(self, n):
         f = self._f
         f.seek(n * self.block_size)
-        f.write(self._ff)
+        for _ in range(self.block_size // _PAGE):
+            f.write(self._ff)
         f.flush()
         self.erases += 1
 
