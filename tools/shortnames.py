@@ -6,8 +6,9 @@ after the module is released. The firmware's private names (`_sock`,
 `_on_frame`, ...) are a quarter of the names the modules loaded at boot
 intern, and most are used by one module only. A board's build renames them,
 module by module, to names MicroPython has in ROM that the module does not
-use otherwise (`PRIVATE_ROM`: builtin functions and types, `abs`, `hash`,
-`zip`, ...: static qstrs of the .mpy format, no heap), then to `_0`, `_1`,
+use otherwise (`PRIVATE_ROM`: builtin functions, types and exception
+classes, `abs`, `hash`, `KeyError`, ...: static qstrs of the .mpy format,
+no heap), then to `_0`, `_1`,
 ... when a module has more: every module reuses the same few names, so those
 qstrs are shared instead of each private name taking one. The ROM names
 chosen are no method of a builtin type and no name of a protocol
@@ -54,14 +55,21 @@ ROM_NAMES = ("key", "value", "start", "stop", "step", "index", "count", "end", "
              "staticmethod", "classmethod")
 _KEYWORD_ARG = re.compile(r"[(,]\s*([A-Za-z_]\w*)\s*=(?!=)")
 # Static names (checked like ROM_NAMES) a private name may take in a module
-# that uses none of them otherwise: builtin functions and types, none a
-# method of a builtin type or of a protocol, and none in ROM_NAMES (the
-# argument names).
+# that uses none of them otherwise: builtin functions and types, and the
+# builtin exception classes; none a method of a builtin type or of a
+# protocol, none the compiler treats specially (super), and none in
+# ROM_NAMES (the argument names).
 PRIVATE_ROM = ("abs", "all", "any", "bool", "callable", "chr", "dict", "dir", "divmod",
                "eval", "exec", "getattr", "globals", "hasattr", "hash", "id", "int",
                "isinstance", "iter", "len", "list", "locals", "map", "object", "open", "ord",
                "pow", "print", "range", "repr", "round", "setattr", "sorted", "str", "sum",
-               "tuple", "type", "zip", "bytes", "bytearray", "set")
+               "tuple", "type", "zip", "bytes", "bytearray", "set",
+               "ArithmeticError", "AssertionError", "AttributeError", "BaseException",
+               "EOFError", "Ellipsis", "Exception", "GeneratorExit", "ImportError",
+               "IndentationError", "IndexError", "KeyError", "KeyboardInterrupt",
+               "LookupError", "MemoryError", "NameError", "NoneType", "NotImplementedError",
+               "OSError", "OverflowError", "RuntimeError", "StopIteration", "SyntaxError",
+               "SystemExit", "TypeError", "ValueError", "ZeroDivisionError")
 _WORD = re.compile(r"[A-Za-z_]\w*")
 
 
