@@ -394,3 +394,50 @@ async def test_buffer_without_spill_closes_1009():
     p = Pipe(frame(1, text(2000)) + close_frame(1009))
     ws.attach(p, p)
     assert await ws.recv() is None and ws.close_code == 1009
+
+
+class _Sink:
+    # A writer into a buffer allocated up front: a write allocates nothing.
+    def __init__(self, n):
+        self.buf = bytearray(n)
+        self.n = 0
+
+    def write(self, b):
+        k = len(b)
+        self.buf[self.n:self.n + k] = b
+        self.n += k
+
+    async def drain(self):
+        pass
+
+
+async def test_send_in_a_fragmented_heap_masks_in_small_pieces():
+    # Every free block smaller than a masking chunk's big ints (1 KiB each):
+    # the frame still goes out whole and right, masked 64 bytes at a time.
+    import gc
+    ws = WebSocket()
+    sink = _Sink(8192)
+    ws.attach(Pipe(eof=False), sink)
+    msg = text(3001)
+    kept = freed = None
+    try:
+        while True:  # chains, not lists: no large block to grow
+            kept = (kept, bytearray(200))
+            freed = (freed, bytearray(200))
+    except MemoryError:
+        pass
+    freed = None
+    gc.collect()
+    try:
+        await ws.send(msg)
+    finally:
+        kept = None
+        gc.collect()
+    frames = parse(sink.buf[:sink.n])
+    assert len(frames) == 1 and frames[0][2] == msg.encode()
+    for n in (0, 1, 63, 64, 65, 130):  # the small masking alone, every tail length
+        key = bytes((1, 2, 3, n & 255))
+        src = text(n).encode()
+        dst = bytearray(n)
+        WebSocket._mask_small(memoryview(src), key, memoryview(dst))
+        assert bytes(dst) == bytes(b ^ key[i & 3] for i, b in enumerate(src)), n

@@ -42,6 +42,7 @@ _OP_PING = const(9)
 _OP_PONG = const(10)
 _FIN = const(0x80)
 _CHUNK = const(1024)  # masking and skipping unit: bounds the temporaries
+_SMALL = const(64)  # masking unit in a heap with no block for a chunk's temporaries
 _CLOSE_WAIT_MS = const(2000)  # how long a failing connection waits for the peer's close
 _HANDSHAKE = "mpocpp.protocol.handshake"
 
@@ -222,21 +223,43 @@ class WebSocket:
         # Chunks start at multiples of 4, so each starts at key phase 0: one
         # key pattern as a big int serves all (shifted for the last chunk).
         m = ((n if n < _CHUNK else _CHUNK) + 3) & ~3
-        pat = int.from_bytes(key * (m >> 2), "big")
+        try:
+            pat = int.from_bytes(key * (m >> 2), "big")
+        except MemoryError:
+            pat = None
+        out = self._outmv
         off = 0
         while off < n:
             c = n - off
             if c > _CHUNK:
                 c = _CHUNK
-            k = pat if c == m else pat >> ((m - c) << 3)
-            x = (int.from_bytes(mv[off:off + c], "big") ^ k).to_bytes(c, "big")
-            if off == 0:  # header and first chunk in one write
-                o[p:p + c] = x
-                w.write(self._outmv[:p + c])
-            else:
-                w.write(x)
+            q = p if off == 0 else 0  # the header goes out with the first chunk
+            if pat is not None:
+                try:
+                    k = pat if c == m else pat >> ((m - c) << 3)
+                    out[q:q + c] = (int.from_bytes(mv[off:off + c], "big") ^ k).to_bytes(
+                        c, "big")
+                except MemoryError:
+                    pat = k = None
+            if pat is None:
+                # A fragmented heap without a block for a chunk's big ints
+                # (three of about its size): the rest in small pieces.
+                self._mask_small(mv[off:off + c], key, out[q:q + c])
+            w.write(out[:q + c])
             await w.drain()
             off += c
+
+    @staticmethod
+    def _mask_small(src, key, dst):
+        # dst = src XOR the key from phase 0, _SMALL bytes at a time.
+        pat = int.from_bytes(key * (_SMALL >> 2), "big")
+        n = len(src)
+        i = 0
+        while i < n:
+            c = n - i if n - i < _SMALL else _SMALL
+            k = pat if c == _SMALL else pat >> ((_SMALL - c) << 3)
+            dst[i:i + c] = (int.from_bytes(src[i:i + c], "big") ^ k).to_bytes(c, "big")
+            i += c
 
     # --- receiving ----------------------------------------------------------
 
