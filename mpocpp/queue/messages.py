@@ -40,6 +40,7 @@ _NAMED = const(0xFF)  # action byte: the action name follows (length byte + name
 _START_ROOM = const(512)  # bytes a StartTransaction record may take
 _MAP_KEEP = const(16)     # mappings kept in RAM after their record is gone
 _MAX_DELAY = const(0x1FFFFFFF)  # longest ticks_add delta (ms)
+_REREAD_MS = const(1000)  # a head record not read for want of heap: tried again after
 
 _ACTIONS = ("StartTransaction", "StopTransaction", "MeterValues", "StatusNotification",
             "DataTransfer", "Authorize", "Heartbeat", "BootNotification",
@@ -76,6 +77,7 @@ class MessageQueue:
         self._att = [0, 0]      # failed attempts of each head
         self._due = [0, 0]      # ticks_ms when a failed head may go again
         self._wait = [False, False]
+        self._unread = [False, False]  # a head left in flash for want of heap
 
     # --- start-up
 
@@ -88,6 +90,7 @@ class MessageQueue:
         self._head = [None, None]
         self._att = [0, 0]
         self._wait = [False, False]
+        self._unread = [False, False]
         ph = -1
         tried = None  # (sequence, failed attempts) of the latest _TRY
         for seq, data in self._s[0].records():  # one record in RAM at a time
@@ -224,6 +227,8 @@ class MessageQueue:
 
     def peek(self, now_ms):
         for st in (0, 1):
+            if self._unread[st] and time.ticks_diff(now_ms, self._due[st]) >= 0:
+                self._load(st)
             h = self._head[st]
             if h is None:
                 continue
@@ -237,9 +242,10 @@ class MessageQueue:
         # how long the sender may sleep.
         d = None
         for st in (0, 1):
-            if self._head[st] is None:
+            if self._head[st] is None and not self._unread[st]:
                 continue
-            w = time.ticks_diff(self._due[st], now_ms) if self._wait[st] else 0
+            w = time.ticks_diff(self._due[st], now_ms) if self._wait[st] or \
+                self._unread[st] else 0
             w = max(0, w)
             d = w if d is None else min(d, w)
         return d
@@ -339,32 +345,43 @@ class MessageQueue:
 
     def _load(self, st):
         # Read and decode the head record of stream st (skipping mappings
-        # whose messages are all gone, and records that do not decode).
+        # whose messages are all gone, and records that do not decode). Out
+        # of heap, the record stays in flash and is read again a moment
+        # later (peek): the heap's state, not the record's.
         s = self._s[st]
         if s is None:
             return
-        while True:
-            r = s.first()
-            if r is None:
-                return
-            seq, data = r
-            if data and data[0] == _MAP and st == 0:
-                s.ack(seq)
-                self._maps -= 1
-                continue
-            if data and data[0] == _TRY and st == 0:
-                s.ack(seq)
-                self._tries -= 1
-                continue
-            try:
-                h = self._decode(seq << 1 | st, data)
-                if h.action == "StartTransaction":
-                    self._hph = struct.unpack_from("<i", data, 2)[0]
-                self._head[st] = h
-                return
-            except Exception as e:  # a record that does not decode is dropped
-                log.exc(_TAG, "bad record %d dropped" % seq, e)
-                s.ack(seq)
+        self._unread[st] = False
+        seq = None
+        try:
+            while True:
+                r = s.first()
+                if r is None:
+                    return
+                seq, data = r
+                if data and data[0] == _MAP and st == 0:
+                    s.ack(seq)
+                    self._maps -= 1
+                    continue
+                if data and data[0] == _TRY and st == 0:
+                    s.ack(seq)
+                    self._tries -= 1
+                    continue
+                try:
+                    h = self._decode(seq << 1 | st, data)
+                    if h.action == "StartTransaction":
+                        self._hph = struct.unpack_from("<i", data, 2)[0]
+                    self._head[st] = h
+                    return
+                except MemoryError:
+                    raise
+                except Exception as e:  # a record that does not decode is dropped
+                    log.exc(_TAG, "bad record %d dropped" % seq, e)
+                    s.ack(seq)
+        except MemoryError as e:
+            self._unread[st] = True
+            self._due[st] = time.ticks_add(time.ticks_ms(), _REREAD_MS)
+            log.exc(_TAG, "record %s kept in flash" % seq, e)
 
     def _decode(self, qid, data):
         if data[0] != _MSG:
