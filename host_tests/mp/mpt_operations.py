@@ -414,3 +414,57 @@ async def test_a_finished_job_is_forgotten_with_its_transfer_code():
     await asyncio.sleep_ms(0)
     assert j.update is None and j.upload is None
     assert "mpocpp.transfer.files" not in sys.modules
+
+
+async def test_diagnostics_file_written_again_after_running_out_of_heap():
+    # The file is written before the upload: a MemoryError there (the heap
+    # of that moment) is one of the request's tries, not the job's end;
+    # flash errors still end it at once.
+    from mpocpp.operations import diagnostics
+
+    class Jobs:
+        upload = None
+
+        def __init__(self):
+            self.sent = []
+
+        async def notify(self, action, status, p=None):
+            self.sent.append(status)
+
+        def ended(self, task):
+            pass
+
+    class Net:
+        connects = 0
+
+        async def open_connection(self, host, port, ssl=None, server_hostname=None):
+            Net.connects += 1
+            raise OSError(113)
+
+        def unreachable(self):
+            pass
+
+    class Diag(diagnostics.Diagnostics):
+        fail = ()  # what each write raises, in turn
+
+        def write(self, path, start=None, stop=None):
+            self.tries += 1
+            if self.fail:
+                e, self.fail = self.fail[0], self.fail[1:]
+                raise e
+            with open(path, "w") as f:
+                f.write("state\n")
+
+    r = Rig()
+    for fail, tries, uploaded in (((MemoryError(),), 2, True), ((MemoryError(),) * 2, 2, False),
+                                  ((OSError(28),), 1, False)):
+        Net.connects = 0
+        j = Jobs()
+        d = Diag(r.cfg, j, Net(), None, (), ())
+        d.fail = fail
+        d.tries = 0
+        await d._run(diagnostics._Job("http://127.0.0.1:9/up", "d.txt", None, None, 2, 0))
+        assert d.tries == tries, (fail, d.tries)
+        # written, the upload is tried (and fails: no network here)
+        assert j.sent == ["Uploading", "UploadFailed"], j.sent
+        assert (Net.connects > 0) == uploaded, (fail, Net.connects)

@@ -97,13 +97,26 @@ class Diagnostics:
         failed = "UploadFailed" if job.req is None else "UploadFailure"
         try:
             await self._status(job, "Uploading")
-            try:
-                if job.security:
-                    self.write_security(path, job.start, job.stop)
-                else:
-                    self.write(path, job.start, job.stop)
-            except Exception as e:  # flash full: nothing to upload
-                log.error(_TAG, "log file: %s %s", type(e).__name__, e)
+            err = None
+            for i in range(job.n):  # the request's retries serve the file too
+                if i:
+                    await asyncio.sleep(job.interval)
+                try:
+                    if job.security:
+                        self.write_security(path, job.start, job.stop)
+                    else:
+                        self.write(path, job.start, job.stop)
+                    err = None
+                    break
+                except MemoryError as e:  # the heap of the moment: tried again
+                    err = e
+                    log.exc(_TAG, "log file", e)
+                except Exception as e:  # flash full: nothing to upload
+                    err = e
+                    log.error(_TAG, "log file: %s %s", type(e).__name__, e)
+                    break
+            if err is not None:
+                err = None
                 await self._status(job, failed)
                 return
             t = files.Transfer(self._net, self._cfg.settings.get("caCert"))
