@@ -23,13 +23,18 @@ ROMFS_BUDGET = "192k"
                     reason="no 32-bit unix port: set MICROPYTHON32 (../shared/targets/unix32)")
 def test_scenario_within_budget(tmp_path):
     with Scenario(tmp_path, MICROPYTHON32, BUDGET) as sc:
-        try:
-            fig = sc.run()
-        except BaseException:
-            if sc.ch is not None:
-                print("---- charger log ----\n" + sc.ch.tail(80))
-            raise
+        fig = _run(sc)
     assert fig["samples"] > 0
+
+
+def _run(sc):
+    # The scenario's figures; the charger's last lines printed when it fails.
+    try:
+        return sc.run()
+    except BaseException:
+        if sc.ch is not None:
+            print("---- charger log ----\n" + sc.ch.tail(80))
+        raise
 
 
 @pytest.mark.skipif(MICROPYTHON32 is None,
@@ -39,12 +44,7 @@ def test_scenario_from_romfs_within_budget(tmp_path):
     # scenario, every module imported from the image (VfsRom), on a heap
     # that .mpy files in a filesystem could not boot in.
     with Scenario(tmp_path, MICROPYTHON32, ROMFS_BUDGET, romfs=True) as sc:
-        try:
-            fig = sc.run()
-        except BaseException:
-            if sc.ch is not None:
-                print("---- charger log ----\n" + sc.ch.tail(80))
-            raise
+        fig = _run(sc)
         log = sc.ch.log_text()
     assert fig["samples"] > 0
     assert "running the firmware in place from" in log

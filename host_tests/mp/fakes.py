@@ -12,6 +12,25 @@ T0 = 1767225600  # 2026-01-01T00:00:00Z
 ISO0 = "2026-01-01T00:00:00Z"
 
 
+# --- the heap ----------------------------------------------------------------
+
+def fragmented_heap(size=200):
+    # The heap filled with blocks of `size` bytes, every other one freed: no
+    # free block much larger than that. -> what holds the rest (drop it and
+    # collect to give the heap back).
+    import gc
+    kept = freed = None
+    try:
+        while True:  # chains, not lists: no large block to grow
+            kept = (kept, bytearray(size))
+            freed = (freed, bytearray(size))
+    except MemoryError:
+        pass
+    freed = None
+    gc.collect()
+    return kept
+
+
 # --- flash and clock ---------------------------------------------------------
 
 def rmtree(p):

@@ -2,6 +2,7 @@
 # back-off, drop after attempts, placeholder transaction ids, space rules,
 # recovery after a reboot.
 from mpocpp_board.norflash import NorFlash
+from fakes import fragmented_heap
 from mpt_store import Rig, both
 from mpocpp.queue.ring import RingStore
 from mpocpp.queue.lfs import LfsStore
@@ -381,21 +382,13 @@ def test_out_of_heap_a_record_stays_in_flash():
                                   "status": "Available"})
     q.push("MeterValues", big)
     assert q.peek(0).action == "StatusNotification"
-    kept = freed = None
-    try:
-        while True:  # every free block under 200 bytes: no room for the record
-            kept = (kept, bytearray(200))
-            freed = (freed, bytearray(200))
-    except MemoryError:
-        pass
-    freed = None
-    gc.collect()
+    kept = fragmented_heap(200)  # no block for the record
     try:
         deliver(q)
         ok = q.peek(time.ticks_ms()) is None  # not read yet, nothing dropped
         n = len(q)
     finally:
-        kept = None
+        del kept  # the heap given back
         gc.collect()
     assert ok and n == 1
     assert q.due_in_ms(time.ticks_ms()) > 0  # the sender looks again later

@@ -6,6 +6,7 @@ import asyncio
 from mpocpp.util import log
 from mpocpp.protocol.ws import WebSocket, WsError
 from mpocpp.protocol.handshake import parse_url
+from fakes import fragmented_heap
 from ws_fake import Pipe, accept, close_frame, frame, parse, request_headers, server
 
 log.level = 3  # keep the test output to errors
@@ -419,19 +420,11 @@ async def test_send_in_a_fragmented_heap_masks_in_small_pieces():
     sink = _Sink(8192)
     ws.attach(Pipe(eof=False), sink)
     msg = text(3001)
-    kept = freed = None
-    try:
-        while True:  # chains, not lists: no large block to grow
-            kept = (kept, bytearray(200))
-            freed = (freed, bytearray(200))
-    except MemoryError:
-        pass
-    freed = None
-    gc.collect()
+    kept = fragmented_heap(200)
     try:
         await ws.send(msg)
     finally:
-        kept = None
+        del kept  # the heap given back
         gc.collect()
     frames = parse(sink.buf[:sink.n])
     assert len(frames) == 1 and frames[0][2] == msg.encode()
