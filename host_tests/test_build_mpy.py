@@ -63,8 +63,8 @@ def test_a_module_loaded_when_needed_names_only_what_the_boot_modules_share():
     for rel in ("mpocpp/model/sessionflow.py", "mpocpp/model/authstore.py",
                 "mpocpp/model/keys.py", "mpocpp/operations/core.py", "mpocpp/handlers.py",
                 "mpocpp/metering/metervalues.py", "mpocpp/security/x509.py",
-                # the WebSocket comes with the first connect (connect.py):
-                # a charger that never connects does not load it
+                # the WebSocket comes with the first connect attempt
+                # (connect.py), not with the link
                 "mpocpp/protocol/connect.py", "mpocpp/protocol/ws.py"):
         assert rel.replace("/", os.sep) in texts and rel.replace("/", os.sep) not in boot, rel
 
