@@ -235,8 +235,9 @@ def test_corrupt_or_missing_files_fall_back():
     m.step(0)
     _run(m, 20)  # saves at ~10, ~20, ~30 Wh
     m.save()
-    saved = [meter.Meter({1: d}, _MP)._read_slot(s) for s in (0, 1)]
-    newest = 0 if saved[0][0] > saved[1][0] else 1
+    from mpocpp.metering import restore
+    saved = [restore.read_slot(_MP, s) for s in (0, 1)]
+    newest = 0 if saved[0].seq > saved[1].seq else 1
     older = saved[1 - newest]
     # flip one digit of the newest slot: CRC mismatch -> the older slot
     p = "%s/meter.%d" % (_MP, newest)
@@ -246,7 +247,7 @@ def test_corrupt_or_missing_files_fall_back():
     fsutil.write_atomic(p, bytes(raw))
     m2 = meter.Meter({1: d}, _MP)
     assert m2.load()
-    assert m2.register_wh(1) == older[1][1]
+    assert m2.register_wh(1) == older.wh[1]
     # garbage in both: start at 0, no crash
     fsutil.write_atomic("%s/meter.0" % _MP, b"\xff\xfe{not json")
     fsutil.write_atomic("%s/meter.1" % _MP, b'{"v":1,"seq":1,"wh":{"1":-5}}\n0\n')

@@ -18,8 +18,10 @@ from micropython import const
 
 from mpocpp.util import log
 from mpocpp.util import fsutil
+from mpocpp.util import modules
 
 _TAG = "meter"
+_RESTORE = "mpocpp.metering.restore"
 _TICK_MS = const(1000)
 _MAX_GAP_MS = const(60000)  # longer gaps are not integrated: nothing known
 _MAX_AMPS = 1000.0  # readings above these are sensor faults, never energy
@@ -266,7 +268,7 @@ class Meter:
     # --- persistence ---
     # Two slots, meter.0 and meter.1, written alternately with write_atomic;
     # each holds a sequence number and a CRC, so a corrupt or missing file
-    # falls back to the other one: the last good value.
+    # falls back to the other one: the last good value (read by restore.py).
     def _path(self, slot):
         return "%s/meter.%d" % (self._dir, slot)
 
@@ -306,42 +308,19 @@ class Meter:
             c.saved = int(regs[str(k)])
         return True
 
-    def _read_slot(self, slot):
-        # -> (seq, {cid: wh}) or None when missing or corrupt.
-        raw = fsutil.read(self._path(slot))
-        if raw is None:
-            return None
-        try:
-            body, crc, _ = raw.decode().split("\n")
-            if int(crc, 16) != binascii.crc32(body.encode()) & 0xFFFFFFFF:
-                raise ValueError("crc")
-            d = json.loads(body)
-            seq = d["seq"]
-            regs = {}
-            for k, v in d["wh"].items():
-                if not isinstance(v, int) or v < 0:
-                    raise ValueError("register %r" % (v,))
-                regs[int(k)] = v
-            if not isinstance(seq, int):
-                raise ValueError("seq")
-            return seq, regs
-        except Exception as e:
-            log.exc(_TAG, "slot %d unreadable" % slot, e)
-            return None
-
     def load(self):
         # Restore the registers: the valid slot with the highest sequence
-        # number; none -> 0 (logged). Never lowers a register already counted.
-        best = None
-        for slot in (0, 1):
-            r = self._read_slot(slot)
-            if r is not None and (best is None or r[0] > best[0]):
-                best = r
+        # number (restore.py, imported for the boot); none -> 0 (logged).
+        # Never lowers a register already counted.
+        try:
+            best = modules.load(_RESTORE).newest(self._dir)
+        finally:
+            modules.release(_RESTORE)
         if best is None:
             log.warn(_TAG, "no saved registers: starting at 0 Wh")
             return False
-        self._seq = best[0]
-        regs = best[1]
+        self._seq = best.seq
+        regs = best.wh
         for cid in self.ids:
             c = self._ch[cid]
             wh = regs.get(cid, 0)
