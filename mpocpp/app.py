@@ -52,6 +52,17 @@ def make_queue(board, cfg, on_transaction_id, wake):
     return q
 
 
+def boot_count(path):
+    # This boot's number: the count kept in flash plus one, written back at
+    # once (the message ids of rpc.MessageIds stay unique across reboots).
+    try:
+        n = int(fsutil.read(path, b"0")) + 1
+    except ValueError:
+        n = 1
+    fsutil.write_atomic(path, str(n).encode())
+    return n
+
+
 def make_meter(board, cfg, hw):
     drivers = {}
     for i in range(1, len(hw)):
@@ -102,7 +113,7 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     if log.sink is None:  # recent lines in flash, for GetDiagnostics
         log.sink = log.FlashRing(cfg.dir + "/syslog", clock.stamp)
     wake = p.wake = asyncio.Event()  # the sender's: something to send
-    p.ids = MessageIds(cfg.dir + "/bootcount")
+    p.ids = MessageIds(boot_count(cfg.dir + "/bootcount"))
     disp = Dispatcher(make, cfg.supports)
     rpc = Rpc(disp, p.ids, disp.serves, on_invalid)
     reg = p.registration = Registration(cfg, rpc, board.clock.trusted, firmware_version,

@@ -100,18 +100,12 @@ def _spilled_id(sp):
 
 
 class MessageIds:
-    # Message ids unique across reconnects and reboots: the boot count (kept
-    # in flash, written once per boot), a random part, a counter.
-    def __init__(self, path):
-        from mpocpp.util import fsutil
+    # Message ids unique across reconnects and reboots: this boot's number
+    # (counted in flash by the wiring, app.py), a random part, a counter.
+    def __init__(self, boot_count):
         import os
-        try:
-            n = int(fsutil.read(path, b"0")) + 1
-        except ValueError:
-            n = 1
-        fsutil.write_atomic(path, str(n).encode())
-        self.boot_count = n
-        self._prefix = "%x%04x-" % (n, int.from_bytes(os.urandom(2), "big"))
+        self.boot_count = boot_count
+        self._prefix = "%x%04x-" % (boot_count, int.from_bytes(os.urandom(2), "big"))
         self._n = 0
 
     def __call__(self):
