@@ -137,4 +137,13 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     p.link = Link(cfg, board.net, rpc, reg, sender.run, outbox.offline, sec.emit)
     p.jobs = Jobs(sender, outbox)
     od.configured("ClockAlignedDataInterval")  # else metering is made on first need
+    # Why the previous run ended, when the firmware chose to
+    # (Charger.restart_for writes it): logged, and a security event.
+    r = fsutil.read(cfg.dir + "/resetreason")
+    if r:
+        fsutil.remove(cfg.dir + "/resetreason")
+        log.warn(_TAG, "restarted after %s", r.decode())
+    sec.emit("StartupOfTheDevice", "boot %d" % p.ids.boot_count)
+    if r == b"MemoryExhaustion":
+        sec.emit("MemoryExhaustion", "restarted after repeated MemoryError")
     return p

@@ -27,7 +27,7 @@ _RESERVE = const(2048)  # bytes set aside for a restart out of heap
 # block, TLS contexts) then fill the low holes instead of landing among
 # garbage, which keeps one large free block (docs/benchmarks.md).
 _GC_EVERY = const(8192)
-_REASON = "/resetreason"
+_REASON = "/resetreason"  # why the firmware restarted itself: read at boot by app.py
 # InvalidMessages goes to the security log at most this often (flash wear);
 # the next entry counts the ones in between.
 _INVALID_MS = const(600000)
@@ -73,17 +73,6 @@ class Charger:
         # Kept free for a restart out of heap: with it back, the reason file
         # and the StopTransactions can still be written to flash.
         self._reserve = bytearray(_RESERVE)
-        # Why the previous run ended, when the firmware chose to (e.g.
-        # MemoryExhaustion): logged now, for a security event later.
-        from mpocpp.util import fsutil
-        r = fsutil.read(self.cfg.dir + _REASON)
-        self.reset_reason = r.decode() if r else None
-        if r:
-            fsutil.remove(self.cfg.dir + _REASON)
-            log.warn(_TAG, "restarted after %s", self.reset_reason)
-        self.security.emit("StartupOfTheDevice", "boot %d" % self.ids.boot_count)
-        if self.reset_reason == "MemoryExhaustion":
-            self.security.emit("MemoryExhaustion", "restarted after repeated MemoryError")
         log.oom = self.out_of_memory
         gc.collect()
         gc.threshold(_GC_EVERY)
