@@ -428,9 +428,10 @@ async def test_send_in_a_fragmented_heap_masks_in_small_pieces():
         gc.collect()
     frames = parse(sink.buf[:sink.n])
     assert len(frames) == 1 and frames[0][2] == msg.encode()
-    for n in (0, 1, 63, 64, 65, 130):  # the small masking alone, every tail length
+    for n in (0, 1, 63, 64, 65, 130):  # 64-byte masking alone, every tail length
         key = bytes((1, 2, 3, n & 255))
         src = text(n).encode()
         dst = bytearray(n)
-        WebSocket._mask_small(memoryview(src), key, memoryview(dst))
+        pat = int.from_bytes(key * 16, "big")
+        WebSocket._mask(memoryview(src), pat, 64, memoryview(dst))
         assert bytes(dst) == bytes(b ^ key[i & 3] for i, b in enumerate(src)), n

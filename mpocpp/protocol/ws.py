@@ -222,9 +222,9 @@ class WebSocket:
             return
         # Chunks start at multiples of 4, so each starts at key phase 0: one
         # key pattern as a big int serves all (shifted for the last chunk).
-        m = ((n if n < _CHUNK else _CHUNK) + 3) & ~3
+        unit = ((n if n < _CHUNK else _CHUNK) + 3) & ~3
         try:
-            pat = int.from_bytes(key * (m >> 2), "big")
+            pat = int.from_bytes(key * (unit >> 2), "big")
         except MemoryError:
             pat = None
         out = self._outmv
@@ -236,28 +236,27 @@ class WebSocket:
             q = p if off == 0 else 0  # the header goes out with the first chunk
             if pat is not None:
                 try:
-                    k = pat if c == m else pat >> ((m - c) << 3)
-                    out[q:q + c] = (int.from_bytes(mv[off:off + c], "big") ^ k).to_bytes(
-                        c, "big")
+                    self._mask(mv[off:off + c], pat, unit, out[q:q + c])
                 except MemoryError:
-                    pat = k = None
+                    pat = None
             if pat is None:
                 # A fragmented heap without a block for a chunk's big ints
                 # (three of about its size): the rest in small pieces.
-                self._mask_small(mv[off:off + c], key, out[q:q + c])
+                self._mask(mv[off:off + c], int.from_bytes(key * (_SMALL >> 2), "big"),
+                           _SMALL, out[q:q + c])
             w.write(out[:q + c])
             await w.drain()
             off += c
 
     @staticmethod
-    def _mask_small(src, key, dst):
-        # dst = src XOR the key from phase 0, _SMALL bytes at a time.
-        pat = int.from_bytes(key * (_SMALL >> 2), "big")
+    def _mask(src, pat, unit, dst):
+        # dst = src XOR the key from phase 0, unit bytes at a time; pat: the
+        # key repeated over unit bytes, as a big int.
         n = len(src)
         i = 0
         while i < n:
-            c = n - i if n - i < _SMALL else _SMALL
-            k = pat if c == _SMALL else pat >> ((_SMALL - c) << 3)
+            c = n - i if n - i < unit else unit
+            k = pat if c == unit else pat >> ((unit - c) << 3)
             dst[i:i + c] = (int.from_bytes(src[i:i + c], "big") ^ k).to_bytes(c, "big")
             i += c
 
