@@ -139,9 +139,10 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     od.configured("ClockAlignedDataInterval")  # else metering is made on first need
     # Why the previous run ended, when the firmware chose to
     # (Charger.restart_for writes it): logged, and a security event.
-    r = fsutil.read(cfg.dir + "/resetreason")
+    path = cfg.dir + "/resetreason"
+    r = fsutil.read(path)
     if r:
-        fsutil.remove(cfg.dir + "/resetreason")
+        fsutil.remove(path)
         log.warn(_TAG, "restarted after %s", r.decode())
     sec.emit("StartupOfTheDevice", "boot %d" % p.ids.boot_count)
     if r == b"MemoryExhaustion":
