@@ -23,20 +23,12 @@ class RtcClock:
         self._rtc.datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
 
 
-class Offline:
-    # No uplink (a Pico without WiFi and no bridge): every connect fails and
-    # the charger runs offline, its messages kept in the queue.
-    async def open_connection(self, host, port, ssl=None, server_hostname=None):
-        raise OSError(118)  # EHOSTUNREACH: the link retries with back-off
-
-    def unreachable(self):
-        pass
-
-
 def make_net(settings, feed):
     # The board's uplink from the provisioning settings: "net": "wifi" (the
     # default where the port has the network module), "usb" (the USB REPL's
-    # serial line to tools/bridge on a host: docs/serial-bridge.md) or "none".
+    # serial line to tools/bridge on a host: docs/serial-bridge.md) or "none":
+    # None, no uplink (a Pico without WiFi and no bridge), the charger offline
+    # for good without loading the connection's code.
     kind = settings.get("net")
     if kind == "usb":
         from mpocpp_board.serialnet import usb_stdio
@@ -47,7 +39,7 @@ def make_net(settings, feed):
         except ImportError:
             kind = "none"  # a board without WiFi (RPI_PICO)
     if kind == "none":
-        return Offline()
+        return None
     return WifiNet(settings.get("wifiSsid", ""), settings.get("wifiPassword", ""), feed)
 
 

@@ -17,7 +17,7 @@ _CONNECT = "mpocpp.protocol.connect"
 class Link:
     def __init__(self, cfg, net, rpc, registration, session, on_offline, security_event):
         self.cfg = cfg
-        self.net = net  # board.net: open_connection(), unreachable()
+        self.net = net  # board.net: open_connection(), unreachable(); None: no uplink
         self._rpc = rpc
         self._reg = registration
         self._session = session  # coroutine function run while connected
@@ -76,6 +76,12 @@ class Link:
 
     # --- connection loop ---
     async def run(self):
+        if self.net is None:
+            # A board without an uplink: offline for good, messages kept in
+            # the queue; the WebSocket's code and buffer are never loaded.
+            log.warn(_TAG, "no network on this board: running offline")
+            while True:
+                await asyncio.sleep(86400)
         attempt = 0
         while True:
             self.state = "connecting"
