@@ -94,11 +94,10 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     from mpocpp.queue.sender import Sender
     from mpocpp.model.connector import Connector
     from mpocpp.model.authorization import Authorization
-    from mpocpp.model.sessions import Sessions
+    from mpocpp.model.sessions import Sessions, Assigner
     from mpocpp.operations import Dispatcher
     from mpocpp.transfer.jobs import Jobs
     from mpocpp.ondemand import OnDemand
-    from mpocpp.model.transaction import Assigner
     from mpocpp.model.securityevents import SecurityEvents
     p = Parts()
     clock.init(board.clock)

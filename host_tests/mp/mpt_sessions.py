@@ -8,6 +8,7 @@ import time
 from fakes import Registration, Rig, settle
 from mpocpp.model import transaction
 from mpocpp.model.reservations import Reservation
+from mpocpp.model.sessions import Assigner
 from mpocpp.util import fsutil
 
 _STOP_REASONS = ("DeAuthorized", "EmergencyStop", "EVDisconnected", "HardReset", "Local",
@@ -483,7 +484,7 @@ async def test_remote_stop_finds_the_transaction_by_its_ids():
     ph = c.tx.id
     assert r.sessions.find_tx(ph) is c
     r.queue.map[ph] = 42  # StartTransaction answered while queued
-    transaction.Assigner(r.cons, r.dir)(ph, 42)  # the queue's on_transaction_id
+    Assigner(r.cons, r.dir)(ph, 42)  # the queue's on_transaction_id
     assert c.tx.id == 42 and transaction.load(r.dir, 1).id == 42
     assert r.sessions.find_tx(42) is c and r.sessions.find_tx(43) is None
     assert r.sessions.stop(c, "Remote")

@@ -12,14 +12,31 @@ from micropython import const
 from mpocpp.util import clock
 from mpocpp.util import log
 from mpocpp.util import modules
-from mpocpp.model import transaction
 
 _TAG = "session"
 _FLOW = "mpocpp.model.sessionflow"
 _AVAILABILITY = "mpocpp.model.availability"
+_TRANSACTION = "mpocpp.model.transaction"
 # What the flow imports and nothing else at idle: released with it.
-_FLOW_PARTS = (_FLOW, "mpocpp.model.reservations", _AVAILABILITY)
+_FLOW_PARTS = (_FLOW, "mpocpp.model.reservations", _AVAILABILITY, _TRANSACTION)
 _RELEASE_MS = const(30000)  # idleReleaseMs's default
+
+
+class Assigner:
+    # The queue's on_transaction_id: a StartTransaction was answered, so the
+    # running transaction learns its id (in RAM and in its file). Here, not
+    # in transaction.py, which is loaded with the session's work only.
+    def __init__(self, connectors, flash_dir):
+        self._cons = connectors
+        self._dir = flash_dir
+
+    def __call__(self, placeholder, txid):
+        for c in self._cons:
+            tx = c.tx
+            if tx is not None and tx.id == placeholder:
+                tx.id = txid
+                from mpocpp.model import transaction  # loaded with the flow
+                transaction.save(self._dir, tx)
 
 
 class Sessions:
@@ -93,16 +110,19 @@ class Sessions:
         # Preparing, or Finishing after its transaction's PowerLoss stop), a
         # transaction left on flash ended, ChangeAvailability's flags read.
         from mpocpp.model.availability import Availability
+        from mpocpp.model import transaction
         Availability(self._cfg.dir, self.connectors).load()
-        if self._flow is None:
-            modules.release(_AVAILABILITY)
         work = False
         for c in self.connectors[1:]:
             c.poll()
             if c.plugged or transaction.exists(self._cfg.dir, c.id):
                 work = True
+        transaction = None
         if work:
             self._use().recover()
+        elif self._flow is None:
+            modules.release(_AVAILABILITY)
+            modules.release(_TRANSACTION)
         for c in self.connectors:
             c.status = c.derive()
 

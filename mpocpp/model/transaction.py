@@ -60,17 +60,3 @@ def exists(flash_dir, cid):
 def drop(flash_dir, cid):
     fsutil.remove(_path(flash_dir, cid))
 
-
-class Assigner:
-    # The queue's on_transaction_id: a StartTransaction was answered, so the
-    # running transaction learns its id (in RAM and in its file).
-    def __init__(self, connectors, flash_dir):
-        self._cons = connectors
-        self._dir = flash_dir
-
-    def __call__(self, placeholder, txid):
-        for c in self._cons:
-            tx = c.tx
-            if tx is not None and tx.id == placeholder:
-                tx.id = txid
-                save(self._dir, tx)
