@@ -31,6 +31,9 @@ from simcharger import Charger
 
 KEY = "heap-budget-key-16"
 GROUPS = 7
+# What an idle charger lets go (idleReleaseMs): the sessions' code, the
+# authorization store, the payload validator.
+_RELEASED = ("mpocpp.model.sessionflow", "mpocpp.model.authstore", "mpocpp.protocol.validate")
 
 
 def entry(i, prefix="L"):
@@ -149,13 +152,13 @@ class Scenario:
         return self.csms.wait_for("StopTransaction", after=m, timeout=30)
 
     def wait_released(self, timeout):
-        # The session code and the authorization store gone once the
-        # connectors stay idle (idleReleaseMs): -> the heap op's answer.
+        # The session code, the authorization store and the payload validator
+        # gone once the connectors stay idle and no message has come or gone
+        # for idleReleaseMs: -> the heap op's answer.
         deadline = time.time() + timeout
         while True:
             h = self.ch.ok("heap")
-            if "mpocpp.model.sessionflow" not in h["modules"] and \
-                    "mpocpp.model.authstore" not in h["modules"]:
+            if not any(m in h["modules"] for m in _RELEASED):
                 return h
             assert time.time() < deadline, "session code still loaded"
             time.sleep(0.3)

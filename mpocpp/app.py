@@ -114,7 +114,8 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     wake = p.wake = asyncio.Event()  # the sender's: something to send
     p.ids = MessageIds(boot_count(cfg.dir + "/bootcount"))
     disp = Dispatcher(make, cfg.supports)
-    rpc = Rpc(disp, p.ids, disp.serves, on_invalid)
+    rpc = p.rpc = Rpc(disp, p.ids, disp.serves, on_invalid,
+                      cfg.settings.get("idleReleaseMs", 30000))
     reg = p.registration = Registration(cfg, rpc, board.clock.trusted, firmware_version,
                                         on_clock_set)
     outbox = p.outbox = Outbox(reg, wake)

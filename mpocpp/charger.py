@@ -54,6 +54,7 @@ class Charger:
         self.queue = p.queue
         self.sender = p.sender
         self.link = p.link
+        self.rpc = p.rpc
         self.meter = p.meter
         self.connectors = p.connectors
         self.authorization = p.authorization
@@ -264,6 +265,7 @@ class Charger:
                 now = time.ticks_ms()
                 self.sessions.tick(now)
                 self.ondemand.supervise(now)
+                self.rpc.tick(now)
                 led = board.led
                 if led is not None:
                     led.show(self.led_state())

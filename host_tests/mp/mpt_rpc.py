@@ -216,3 +216,30 @@ async def test_charge_point_action_not_supported_whatever_the_payload():
     await r.on_message('[2,"m2","MeterValues",{}]')
     assert [m[2] for m in w.out] == ["NotSupported", "NotSupported"]
     assert h.calls == []
+
+
+async def test_validator_loaded_for_messages_and_released_when_idle():
+    # validate.py and its schema index leave the heap once no message has
+    # been checked for idle_ms; the next message loads them again.
+    import sys
+    import time
+    w = Wire()
+    r = rpc.Rpc(Handlers(), Ids(), idle_ms=1000)
+    r.attach(w.send)
+    r.tick(time.ticks_ms())
+    sys.modules.pop("mpocpp.protocol.validate", None)
+    await r.on_message('[2,"a","GetConfiguration",{}]')
+    assert "mpocpp.protocol.validate" in sys.modules
+    t0 = time.ticks_ms()
+    r.tick(time.ticks_add(t0, 900))
+    assert "mpocpp.protocol.validate" in sys.modules  # still in use
+    r.tick(time.ticks_add(t0, 1100))
+    assert "mpocpp.protocol.validate" not in sys.modules
+    await r.on_message('[2,"b","GetConfiguration",{"key":5}]')  # checked again: invalid
+    assert w.out[-1][0] == 4 and w.out[-1][2] == "TypeConstraintViolation", w.out
+    assert "mpocpp.protocol.validate" in sys.modules
+    t = asyncio.create_task(r.call("Heartbeat", {}, 5))
+    await asyncio.sleep_ms(0)
+    r.tick(time.ticks_add(time.ticks_ms(), 1100))  # released while the CALL waits
+    await r.on_message('[3,"id1",{"currentTime":"2026-01-01T00:00:00Z"}]')
+    assert await t == {"currentTime": "2026-01-01T00:00:00Z"}  # its answer checked

@@ -5,10 +5,10 @@
 import gc
 import json
 import asyncio
+import time
 from micropython import const
 from mpocpp.util import log
 from mpocpp.util import modules
-from mpocpp.protocol import validate
 
 _CALL = const(2)
 _RESULT = const(3)
@@ -22,6 +22,10 @@ _ANSWER_ROOM = const(8192)
 _TAG = "rpc"
 _SURROGATES = "mpocpp.protocol.surrogates"
 _JSONSTREAM = "mpocpp.protocol.jsonstream"
+# The validator and its schema index (about 5 KB on a board), loaded for a
+# message and let go once no message has come or gone for idle_ms (tick()):
+# an idle charger exchanges one Heartbeat in minutes.
+_VALIDATE = "mpocpp.protocol.validate"
 
 # CALLERROR codes are written out as OCPP-J 1.6 spells them (errata "won't
 # fix"): a named constant would cost a name (qstr) for good on a board.
@@ -129,9 +133,11 @@ class Rpc:
                 the id of one answered on the same connection
                 ("AttemptedReplayAttacks": TCP delivered that answer, so it is
                 no resend after a network problem), or None
+    idle_ms:    the validator (validate.py) leaves the heap once unused this
+                long (tick(now_ms), the supervisor's); the next message loads it
     """
 
-    def __init__(self, dispatch, ids, serves=None, on_invalid=None):
+    def __init__(self, dispatch, ids, serves=None, on_invalid=None, idle_ms=30000):
         self._dispatch = dispatch
         self._ids = ids
         self._serves = serves  # callable(action) -> bool: a CALL we answer
@@ -146,6 +152,8 @@ class Rpc:
         self._wait_cb = None
         self._result = None
         self._error = None
+        self._checked_ms = None  # ticks of the last validation (the validator loaded)
+        self._idle_ms = idle_ms
         self.silent = False  # registration Rejected: CALLs from the CSMS go unanswered
 
     # --- connection ---
@@ -164,6 +172,17 @@ class Rpc:
     @property
     def online(self):
         return self._send is not None
+
+    def _validator(self):
+        self._checked_ms = time.ticks_ms()
+        return modules.load(_VALIDATE)
+
+    def tick(self, now_ms):
+        # The supervisor's: the validator goes after idle_ms unused.
+        t = self._checked_ms
+        if t is not None and time.ticks_diff(now_ms, t) >= self._idle_ms:
+            self._checked_ms = None
+            modules.release(_VALIDATE)
 
     # --- our CALLs ---
     async def call(self, action, payload, timeout_s, on_result=None):
@@ -260,7 +279,7 @@ class Rpc:
             if len(msg) != 3 or not isinstance(msg[2], dict):
                 self._error = CallError("FormationViolation", "bad CALLRESULT")
             else:
-                err = validate.check(self._wait_action, True, msg[2])
+                err = self._validator().check(self._wait_action, True, msg[2])
                 if err:
                     log.warn(_TAG, "%s.conf invalid: %s %s", self._wait_action, err[0], err[1])
                     self._error = CallError(err[0], err[1])
@@ -340,7 +359,7 @@ class Rpc:
             log.exc(_TAG, action + " handler failed", e)
             await self._answer_error(mid, "InternalError", "handler failed")
             return
-        err = validate.check(action, True, res)
+        err = self._validator().check(action, True, res)
         if err:  # our own bug: never send an invalid answer
             log.error(_TAG, "%s.conf invalid: %s %s", action, err[0], err[1])
             await self._answer_error(mid, "InternalError", "invalid response")
@@ -373,6 +392,7 @@ class Rpc:
         # its handler runs. The validator reads its tables from flash: on a
         # fragmented heap that can fail, and the CALL is still answered.
         try:
+            validate = self._validator()
             if not validate.known(action):
                 return ("NotImplemented", "unknown action " + action[:40])
             if self._serves is not None and not self._serves(action):
