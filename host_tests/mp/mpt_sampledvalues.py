@@ -415,3 +415,82 @@ def test_ondemand_lets_metervalues_go_when_idle_unless_clock_aligned():
     assert od.metervalues is not None and not od.held()
     od.idle()
     assert od.metervalues is not None and name in sys.modules
+
+
+def test_a_value_without_heap_is_built_again_at_the_next_tick():
+    # A MemoryError while a periodic value is built or queued loses nothing:
+    # the value is built at the next tick with its own time and transaction,
+    # its Interval measured from the last value queued, and a value already
+    # queued is not queued twice when only its transactionData failed.
+    from fakes import init_clock
+    from mpocpp.metering.metervalues import MeterValues
+    from mpocpp.util import clock, log
+
+    class Tx:
+        id = 7
+        start = _MIDNIGHT
+        meter_start = 0
+
+    class Conn:
+        id = 1
+        tx = Tx()
+
+    class Queue:
+        def __init__(self):
+            self.fail = 1
+            self.pushed = []
+
+        def push(self, action, payload, txn):
+            if self.fail:
+                self.fail -= 1
+                raise MemoryError("no heap")
+            self.pushed.append(payload)
+
+    class Flaky(TxData):
+        fail = 1
+
+        def add(self, v):
+            if Flaky.fail:
+                Flaky.fail -= 1
+                raise MemoryError("no heap")
+            TxData.add(self, v)
+
+    init_clock(_MIDNIGHT)
+    cfg = Cfg(MeterValueSampleInterval=2, StopTxnAlignedData="",
+              MeterValuesSampledData="Energy.Active.Import.Register,Energy.Active.Import.Interval",
+              StopTxnSampledData="Energy.Active.Import.Register")
+    cfg.dir = _MP
+    m = _meter()
+    q = Queue()
+    conn = Conn()
+    mvs = MeterValues(cfg, m, [None, conn], q)
+    mvs.tx_started(conn)
+    lost = []
+    log.sink = lost.append
+    try:
+        clock.set_time(_MIDNIGHT + 2)
+        mvs.tick(0)  # due: the queue has no heap
+        assert q.pushed == [] and len(lost) == 1 and "MemoryError" in lost[0], lost
+        clock.set_time(_MIDNIGHT + 3)
+        mvs.tick(0)  # built again, with its time
+        assert len(q.pushed) == 1, q.pushed
+        p = q.pushed[0]
+        assert p["transactionId"] == 7 and p["meterValue"][0]["timestamp"] == \
+            "2026-11-21T00:00:02Z", p
+        _valid(1, p["meterValue"], 7)
+        mvs._txdata[1] = Flaky(_MP + "/txdata1", mvs._max)  # noqa: SLF001
+        clock.set_time(_MIDNIGHT + 4)
+        mvs.tick(0)  # queued, but its transactionData had no heap
+        assert len(q.pushed) == 2 and len(lost) == 2, lost
+        clock.set_time(_MIDNIGHT + 5)
+        mvs.tick(0)
+        assert len(q.pushed) == 2  # not queued twice
+        assert len(mvs._txdata[1].values()) >= 1  # noqa: SLF001
+        # The Interval of the value built late: from meterStart (0), not
+        # from where the failed attempt had got to.
+        sv = {s.get("measurand"): s for s in p["meterValue"][0]["sampledValue"]}
+        reg = sv["Energy.Active.Import.Register"]
+        iv = sv["Energy.Active.Import.Interval"]
+        assert float(reg["value"]) > 1 and iv["value"] == str(int(float(reg["value"]))), sv
+    finally:
+        log.sink = None

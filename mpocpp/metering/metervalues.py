@@ -3,12 +3,26 @@
 # Sample.Clock every ClockAlignedDataInterval), the transactionData of each
 # running transaction (txdata.py), and the values TriggerMessage asks for.
 # Made when first needed; the 1 Hz meter (meter.py) calls tick().
+from micropython import const
 from mpocpp.util import clock
 from mpocpp.util import log
 from mpocpp.metering import sampledvalues as sv
 from mpocpp.metering.txdata import TxData
 
 _TAG = "metering"
+_LATE_MAX = const(8)  # values kept for the next tick; beyond, one is lost (logged)
+
+
+class _Late:
+    # A value due when the heap had no room for it: built at the next tick,
+    # with its own time and transaction. queued: its MeterValues is in the
+    # queue, only its transactionData is left.
+    def __init__(self, cid, ctx, t, tx, queued):
+        self.cid = cid
+        self.ctx = ctx
+        self.t = t
+        self.tx = tx
+        self.queued = queued
 
 
 class _MaxValues:
@@ -29,6 +43,7 @@ class MeterValues:
         self._max = _MaxValues(cfg)
         self._txdata = {}
         self._interval_wh = {}  # (cid, context) -> register at the last value of that kind
+        self._late = []  # _Late values, tried again at the next tick
 
     def _txdata_for(self, cid):
         t = self._txdata.get(cid)
@@ -46,34 +61,52 @@ class MeterValues:
         if not clock.valid():
             return
         now = clock.now()
+        late = self._late
+        if late:
+            self._late = []
+            for v in late:
+                self._try(v.cid, v.ctx, v.t, v.tx, v.queued)
+        cons = self._cons
         for cid, ctx in self.schedules.due(now):
-            try:
-                self._due(cid, ctx, now)
-            except Exception as e:
-                log.exc(_TAG, "meter values for %d" % cid, e)
+            conn = cons[cid] if cid < len(cons) else None
+            self._try(cid, ctx, now, conn.tx if conn is not None and cid else None, False)
 
-    def _due(self, cid, ctx, now):
+    def _try(self, cid, ctx, t, tx, queued):
+        try:
+            self._due(cid, ctx, t, tx, queued)
+        except Exception as e:
+            log.exc(_TAG, "meter values for %d" % cid, e)
+
+    def _due(self, cid, ctx, now, tx, queued):
         cfg = self._cfg
         periodic = ctx == sv.PERIODIC
-        csl = cfg.get("MeterValuesSampledData" if periodic else "MeterValuesAlignedData")
-        conn = self._cons[cid] if cid < len(self._cons) else None
-        tx = conn.tx if conn is not None and cid else None
-        key = (cid, ctx)
-        start = self._interval_wh.get(key)
-        value = sv.meter_value(self._meter, cid, csl, ctx, now, start)
-        # the whole Wh the value carried: Interval = register - this, exactly
-        self._interval_wh[key] = self._meter.whole_wh(cid)
-        if value is not None:
-            p = {"connectorId": cid, "meterValue": [value]}
-            if tx is not None:
-                p["transactionId"] = tx.id
-            self._queue.push("MeterValues", p, tx is not None)
-        if tx is not None:
-            extra = cfg.get("StopTxnSampledData" if periodic else "StopTxnAlignedData")
-            if extra:
-                v = sv.meter_value(self._meter, cid, extra, ctx, now)
-                if v is not None:
-                    self._txdata_for(cid).add(v)
+        try:
+            if not queued:
+                csl = cfg.get("MeterValuesSampledData" if periodic else "MeterValuesAlignedData")
+                key = (cid, ctx)
+                # the whole Wh the value carries: Interval = register - this, exactly
+                whole = self._meter.whole_wh(cid)
+                value = sv.meter_value(self._meter, cid, csl, ctx, now,
+                                       self._interval_wh.get(key))
+                if value is not None:
+                    p = {"connectorId": cid, "meterValue": [value]}
+                    if tx is not None:
+                        p["transactionId"] = tx.id
+                    self._queue.push("MeterValues", p, tx is not None)
+                self._interval_wh[key] = whole
+                queued = True
+            if tx is not None and self._cons[cid].tx is tx:  # (a late one: still running)
+                extra = cfg.get("StopTxnSampledData" if periodic else "StopTxnAlignedData")
+                if extra:
+                    v = sv.meter_value(self._meter, cid, extra, ctx, now)
+                    if v is not None:
+                        self._txdata_for(cid).add(v)
+        except MemoryError:
+            # The heap's state, not the value's: built again a tick later
+            # (repeated MemoryErrors restart the charger: charger.py).
+            if len(self._late) < _LATE_MAX:
+                self._late.append(_Late(cid, ctx, now, tx, queued))
+            raise
 
     # --- transactions ---
     def tx_started(self, conn):
