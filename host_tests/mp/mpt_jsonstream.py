@@ -9,8 +9,8 @@ from mpocpp.protocol import jsonstream
 def _walk(text, items="localAuthorizationList", limit=1024):
     if isinstance(text, str):
         text = text.encode()
-    s, kind, mid, action = jsonstream.head(io.BytesIO(text))
-    return kind, mid, action, list(jsonstream.members(s, items, limit))
+    fr = jsonstream.head(io.BytesIO(text))
+    return fr.kind, fr.id, fr.action, list(jsonstream.members(fr.stream, items, limit))
 
 
 def test_head_and_members_in_any_order_and_spacing():
@@ -38,7 +38,8 @@ def test_strings_with_brackets_and_escapes():
 
 
 def test_answers_and_empty():
-    s, kind, mid, action = jsonstream.head(io.BytesIO(b'[3,"9",{}]'))
+    fr = jsonstream.head(io.BytesIO(b'[3,"9",{}]'))
+    s, kind, mid, action = fr.stream, fr.kind, fr.id, fr.action
     assert (kind, mid, action) == (3, "9", None)
     assert list(jsonstream.members(s, "x")) == []
     assert _walk('[2,"1","SendLocalList",{"localAuthorizationList":[]}]')[3] == []
@@ -74,7 +75,7 @@ def test_a_large_list_needs_no_large_block():
     f = io.BytesIO(text)
     del text, body
     gc.collect()
-    s = jsonstream.head(f)[0]
+    s = jsonstream.head(f).stream
     n = 0
     peak = 0
     base = gc.mem_alloc()
@@ -109,11 +110,11 @@ def test_a_spilled_message_gets_its_surrogates_joined():
         assert jsonstream._surrogate_escape(io.BytesIO(t.encode())), cut
     assert not jsonstream._surrogate_escape(io.BytesIO(b'["\\u0041 no", "\\\\"]'))
     try:
-        kind, mid, action, msg = jsonstream.spilled(sp, ("SendLocalList",), 1024)
+        fr = jsonstream.spilled(sp, ("SendLocalList",), 1024)
     finally:
         os.remove(sp.path)
-    p = msg[3]
-    assert (kind, mid, action) == (2, "m1", "DataTransfer")
+    p = fr.message[3]
+    assert (fr.kind, fr.id, fr.action) == (2, "m1", "DataTransfer")
     assert p["messageId"] == "\U0001f600 ok"
     assert p["data"] == pad + "\ufffd \U0001f600\ufffd"
     assert p["\ufffdk"] == 1
@@ -129,4 +130,4 @@ def test_a_spilled_message_without_escapes_is_left_as_it_is():
         r = jsonstream.spilled(sp, (), 1024)
     finally:
         os.remove(sp.path)
-    assert r[3][3]["data"] == "z" * 5000 + "\u00e9"
+    assert r.message[3]["data"] == "z" * 5000 + "\u00e9"

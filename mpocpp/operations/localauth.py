@@ -53,7 +53,7 @@ def _check(path, max_len):
     one = {"listVersion": 1, "updateType": "Full", _LIST: [None]}
     with open(path, "rb") as f:
         try:
-            s = jsonstream.head(f)[0]
+            s = jsonstream.head(f).stream
             for key, v in jsonstream.members(s, _LIST):
                 if key != _LIST:
                     top[key] = v
@@ -81,7 +81,7 @@ class _Entries:
     def __iter__(self):
         from mpocpp.protocol import jsonstream
         with open(self._path, "rb") as f:
-            s = jsonstream.head(f)[0]
+            s = jsonstream.head(f).stream
             for key, v in jsonstream.members(s, _LIST):
                 if key == _LIST:
                     yield v

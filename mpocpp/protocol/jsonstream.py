@@ -98,9 +98,21 @@ class JsonStream:
         return json.loads(str(self.text(limit), "utf-8"))
 
 
+class Frame:
+    # An OCPP-J frame read from a file: the stream positioned at its payload,
+    # its message type, id and action (None for an answer); for spilled(),
+    # the message: the Spilled itself (a streamed CALL), the parsed list, or
+    # None when it did not fit in the heap.
+    def __init__(self, stream, kind, mid, action):
+        self.stream = stream
+        self.kind = kind
+        self.id = mid
+        self.action = action
+        self.message = None
+
+
 def head(f):
-    # -> (stream positioned at the payload, message type, message id, action
-    # or None for an answer); ValueError when the frame is not OCPP-J.
+    # -> a Frame; ValueError when the frame is not OCPP-J.
     s = JsonStream(f)
     s.expect(91)  # [
     kind = s.value(4)
@@ -114,7 +126,7 @@ def head(f):
     if type(kind) is not int or not isinstance(mid, str) or \
             (kind == 2 and not isinstance(action, str)):
         raise ValueError("not an OCPP-J frame")
-    return s, kind, mid, action
+    return Frame(s, kind, mid, action)
 
 
 def members(s, items, limit=1024):
@@ -171,9 +183,9 @@ def spilled(sp, streamed, room):
     # A message kept in flash (ws.Spilled) for rpc.py: its head is read from
     # the file; a CALL whose handler streams its payload (an action in
     # `streamed`) gets sp itself, anything else is parsed from the file
-    # (json.load, no copy of the text in RAM). -> (kind, id, action, frame):
-    # frame is sp, the parsed list, or None when it did not fit in the heap
-    # (with `room` bytes left to answer it); or None: not readable (logged).
+    # (json.load, no copy of the text in RAM). -> a Frame whose message is
+    # sp, the parsed list, or None when it did not fit in the heap (with
+    # `room` bytes left to answer it); or None: not readable (logged).
     try:
         f = open(sp.path, "rb")
     except OSError as e:
@@ -181,12 +193,14 @@ def spilled(sp, streamed, room):
         return None
     try:
         try:
-            _, kind, mid, action = head(f)
+            fr = head(f)
         except ValueError as e:
             log.warn(_TAG, "large message ignored: %s", e)
             return None
-        if kind == _CALL and action in streamed:
-            return kind, mid, action, sp
+        fr.stream = None
+        if fr.kind == _CALL and fr.action in streamed:
+            fr.message = sp
+            return fr
         f.seek(0)
         escaped = _surrogate_escape(f)
         f.seek(0)
@@ -216,6 +230,7 @@ def spilled(sp, streamed, room):
                 msg = None
                 gc.collect()
                 log.error(_TAG, "%d-byte message: no memory left to answer it", sp.size)
-        return kind, mid, action, msg
+        fr.message = msg
+        return fr
     finally:
         f.close()

@@ -314,16 +314,17 @@ class Rpc:
             modules.release(_SURROGATES)  # loaded by the reader when needed
         if r is None:
             return
-        kind, mid, action, msg = r
+        msg = r.message
         if msg is sp:
             try:
-                await self._on_call(mid, action, sp, True)
+                await self._on_call(r.id, r.action, sp, True)
             finally:
                 modules.release(_JSONSTREAM)  # the handler reads with it too
         elif msg is not None:
+            r = None
             await self._on_frame(msg, None)
-        elif kind == _CALL and not self.silent:
-            await self._answer_error(mid, "InternalError", "message too large for memory")
+        elif r.kind == _CALL and not self.silent:
+            await self._answer_error(r.id, "InternalError", "message too large for memory")
 
     async def _on_call(self, mid, action, payload, streamed):
         # payload: a dict, or (streamed) the Spilled message the handler reads.
