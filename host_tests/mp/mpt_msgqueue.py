@@ -395,3 +395,49 @@ def test_out_of_heap_a_record_stays_in_flash():
     later = time.ticks_add(time.ticks_ms(), 1500)
     assert deliver(q, later) == ("MeterValues", big)
     assert len(q) == 0
+
+
+def test_a_record_the_heap_never_fits_is_counted_once_and_read_less_often():
+    # Only the first failed read of a record counts toward the charger's
+    # restart out of heap (log.oom): a record too large for any heap the
+    # board has would otherwise restart the charger at every boot. The
+    # reads back off (1, 2, 4 ... 60 s); new messages wait behind it.
+    import gc
+    import time
+    from mpocpp.util import log
+    d = NorFlash(8 * 4096)
+    q = MessageQueue(RingStore(d, 0, 8), lambda: 3, lambda: 10)
+    q.mount()
+    big = mv(7, 1)
+    big["meterValue"][0]["sampledValue"] = [{"value": "%d" % i, "measurand": "Voltage"}
+                                            for i in range(60)]
+    q.push("StatusNotification", {"connectorId": 0, "errorCode": "NoError",
+                                  "status": "Available"})
+    q.push("MeterValues", big)
+    counted = []
+    waits = []
+    got = []
+    log.oom = counted.append
+    kept = fragmented_heap(200)  # no block for the record
+    try:
+        deliver(q)  # the next record cannot be read: counted
+        for _ in range(6):
+            w = q.due_in_ms(time.ticks_ms())
+            waits.append(w)
+            t = time.ticks_add(time.ticks_ms(), w)
+            got.append(q.peek(t))  # read again when due: still no heap
+        q.push("StatusNotification", {"connectorId": 1, "errorCode": "NoError",
+                                      "status": "Available"})
+        n = len(q)
+    finally:
+        log.oom = None
+        del kept
+        gc.collect()
+    assert got == [None] * 6 and n == 2, (got, n)
+    assert len(counted) == 1, counted
+    assert all(0 <= e - w < 200 for w, e in zip(waits, (1000, 2000, 4000, 8000, 16000,
+                                                        32000))), waits
+    later = time.ticks_add(t, 60000)
+    assert deliver(q, later) == ("MeterValues", big)  # the heap back: in order
+    assert deliver(q, later)[0] == "StatusNotification"
+    assert len(q) == 0

@@ -40,7 +40,8 @@ _NAMED = const(0xFF)  # action byte: the action name follows (length byte + name
 _START_ROOM = const(512)  # bytes a StartTransaction record may take
 _MAP_KEEP = const(16)     # mappings kept in RAM after their record is gone
 _MAX_DELAY = const(0x1FFFFFFF)  # longest ticks_add delta (ms)
-_REREAD_MS = const(1000)  # a head record not read for want of heap: tried again after
+_REREAD_MS = const(1000)  # a head record not read for want of heap: tried again after,
+_REREAD_MAX_MS = const(60000)  # doubling up to this
 
 _ACTIONS = ("StartTransaction", "StopTransaction", "MeterValues", "StatusNotification",
             "DataTransfer", "Authorize", "Heartbeat", "BootNotification",
@@ -77,7 +78,7 @@ class MessageQueue:
         self._att = [0, 0]      # failed attempts of each head
         self._due = [0, 0]      # ticks_ms when a failed head may go again
         self._wait = [False, False]
-        self._unread = [False, False]  # a head left in flash for want of heap
+        self._unread = [0, 0]  # failed reads of a head left in flash for want of heap
 
     # --- start-up
 
@@ -90,7 +91,7 @@ class MessageQueue:
         self._head = [None, None]
         self._att = [0, 0]
         self._wait = [False, False]
-        self._unread = [False, False]
+        self._unread = [0, 0]
         ph = -1
         tried = None  # (sequence, failed attempts) of the latest _TRY
         for seq, data in self._s[0].records():  # one record in RAM at a time
@@ -199,7 +200,7 @@ class MessageQueue:
             except ValueError as e:
                 log.exc(_TAG, "cannot queue %s" % action, e)
                 return None
-        if self._head[st] is None:
+        if self._head[st] is None and not self._unread[st]:
             self._load(st)
         if self._wake is not None:
             self._wake.set()
@@ -347,11 +348,12 @@ class MessageQueue:
         # Read and decode the head record of stream st (skipping mappings
         # whose messages are all gone, and records that do not decode). Out
         # of heap, the record stays in flash and is read again a moment
-        # later (peek): the heap's state, not the record's.
+        # later (peek), then less often: the heap's state, not the record's.
         s = self._s[st]
         if s is None:
             return
-        self._unread[st] = False
+        n = self._unread[st]
+        self._unread[st] = 0
         seq = None
         try:
             while True:
@@ -379,9 +381,16 @@ class MessageQueue:
                     log.exc(_TAG, "bad record %d dropped" % seq, e)
                     s.ack(seq)
         except MemoryError as e:
-            self._unread[st] = True
-            self._due[st] = time.ticks_add(time.ticks_ms(), _REREAD_MS)
-            log.exc(_TAG, "record %s kept in flash" % seq, e)
+            n += 1
+            self._unread[st] = n
+            self._due[st] = time.ticks_add(time.ticks_ms(),
+                                           min(_REREAD_MS << min(n - 1, 6), _REREAD_MAX_MS))
+            if n == 1:  # counted toward the restart out of heap (charger.py)
+                log.exc(_TAG, "next record kept in flash", e)
+            else:
+                # Not counted again: were the record too large for any heap
+                # this board has, each boot would restart the charger.
+                log.warn(_TAG, "next record kept in flash: no heap to read it (%d tries)", n)
 
     def _decode(self, qid, data):
         if data[0] != _MSG:
