@@ -243,3 +243,25 @@ async def test_validator_loaded_for_messages_and_released_when_idle():
     r.tick(time.ticks_add(time.ticks_ms(), 1100))  # released while the CALL waits
     await r.on_message('[3,"id1",{"currentTime":"2026-01-01T00:00:00Z"}]')
     assert await t == {"currentTime": "2026-01-01T00:00:00Z"}  # its answer checked
+
+
+async def test_no_heap_for_the_validator():
+    # Out of heap to load the validator: a CALL not yet handled is answered
+    # InternalError; a handler that has acted has its answer sent unchecked.
+    r, w, h = make()
+    calls = []
+
+    def validator():
+        calls.append(1)
+        if len(calls) in (1, 3):
+            raise MemoryError("no heap")
+        return rpc.modules.load("mpocpp.protocol.validate")
+
+    r._validator = validator  # noqa: SLF001
+    await r.on_message('[2,"a","Reset",{"type":"Hard"}]')
+    assert w.out[-1] == [4, "a", "InternalError", "no memory to check it", {}], w.out
+    assert h.calls == []  # not handled
+    await r.on_message('[2,"b","Reset",{"type":"Hard"}]')  # checked, handled, answer unchecked
+    assert h.calls == [("Reset", {"type": "Hard"})]
+    assert w.out[-1] == [3, "b", {"status": "Accepted"}], w.out
+    assert h.after == [True]
