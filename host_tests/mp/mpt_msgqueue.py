@@ -366,12 +366,9 @@ def test_single_store_and_bad_records():
     assert len(q) == 0
 
 
-def test_out_of_heap_a_record_stays_in_flash():
-    # Reading the next record needs a block of its size: when the heap has
-    # none, the record is neither dropped nor skipped; it is read again a
-    # moment later, and sent as it was queued.
-    import gc
-    import time
+def _big_behind_a_status():
+    # A queue holding a StatusNotification, then a MeterValues of 60 values
+    # (a record of about 2 KB): -> (queue, the MeterValues payload).
     d = NorFlash(8 * 4096)
     q = MessageQueue(RingStore(d, 0, 8), lambda: 3, lambda: 10)
     q.mount()
@@ -381,6 +378,16 @@ def test_out_of_heap_a_record_stays_in_flash():
     q.push("StatusNotification", {"connectorId": 0, "errorCode": "NoError",
                                   "status": "Available"})
     q.push("MeterValues", big)
+    return q, big
+
+
+def test_out_of_heap_a_record_stays_in_flash():
+    # Reading the next record needs a block of its size: when the heap has
+    # none, the record is neither dropped nor skipped; it is read again a
+    # moment later, and sent as it was queued.
+    import gc
+    import time
+    q, big = _big_behind_a_status()
     assert q.peek(0).action == "StatusNotification"
     kept = fragmented_heap(200)  # no block for the record
     try:
@@ -405,15 +412,7 @@ def test_a_record_the_heap_never_fits_is_counted_once_and_read_less_often():
     import gc
     import time
     from mpocpp.util import log
-    d = NorFlash(8 * 4096)
-    q = MessageQueue(RingStore(d, 0, 8), lambda: 3, lambda: 10)
-    q.mount()
-    big = mv(7, 1)
-    big["meterValue"][0]["sampledValue"] = [{"value": "%d" % i, "measurand": "Voltage"}
-                                            for i in range(60)]
-    q.push("StatusNotification", {"connectorId": 0, "errorCode": "NoError",
-                                  "status": "Available"})
-    q.push("MeterValues", big)
+    q, big = _big_behind_a_status()
     counted = []
     waits = []
     got = []
