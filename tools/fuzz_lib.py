@@ -732,7 +732,7 @@ class Campaign:
         self.conns = self.csms.connections("CP1")
         self.heap_before = self._heap()
         self.stats.update(interpreter=self.interpreter, seed=self.seed,
-                          heap_before=self.heap_before)
+                          heap_before=self.heap_before, names_before=self._names())
 
     def _interpreter(self):
         import subprocess
@@ -751,6 +751,19 @@ class Campaign:
             vals.append(self.charger.ok("heap")["alloc"])
             time.sleep(0.2)
         return min(vals)
+
+    def _names(self):
+        # The names (qstrs) the firmware has interned: a name stays for good,
+        # so a rise in the heap that is names is no leak of objects. Read
+        # from the heap map's qstr line (bench op heap_map) in the log.
+        seen = len(re.findall(r"n_qstr=", self.charger.log_text()))
+        self.charger.ok("heap_map")
+        for _ in range(50):
+            found = re.findall(r"n_qstr=(\d+)", self.charger.log_text())
+            if len(found) > seen:
+                return int(found[-1])
+            time.sleep(0.1)
+        return None
 
     # --- running
     def run(self):
@@ -887,6 +900,7 @@ class Campaign:
         time.sleep(1.0)
         self.heap_after = self._heap()
         self.stats["heap_after"] = self.heap_after
+        self.stats["names_after"] = self._names()
         # Not the charger's fault: a second answer to a duplicate id, the
         # long id echoed in its FormationViolation.
         # An answer to an id of ours the CSMS could not label (a frame it
@@ -954,5 +968,7 @@ def report(stats):
                stats.get("heap_before"), stats.get("heap_after"),
                stats.get("heap_growth", 0)),
            "heap in use at each fifth of the run: %s" % (
-               " ".join(str(x) for x in stats.get("heap_trend", ())))]
+               " ".join(str(x) for x in stats.get("heap_trend", ()))),
+           "names interned (qstrs, kept for good): %s before, %s after" % (
+               stats.get("names_before"), stats.get("names_after"))]
     return "\n".join(out)

@@ -131,3 +131,23 @@ def test_a_spilled_message_without_escapes_is_left_as_it_is():
     finally:
         os.remove(sp.path)
     assert r.message[3]["data"] == "z" * 5000 + "\u00e9"
+
+
+def test_a_deeply_nested_spilled_message_is_repaired_without_recursion():
+    # Found by tools/fuzz (seed 2, frame 1,595, 32-bit port): a DataTransfer
+    # nested far deeper than the interpreter's stack, kept in flash and
+    # holding a surrogate escape, made the repair recurse until
+    # "maximum recursion depth exceeded" dropped the connection.
+    import os
+    deep = 3000
+    text = '[2,"m3","DataTransfer",{"vendorId":"V","data":%s"\\ud83d\\ude00 \\udc00"%s}]' % (
+        "[" * deep, "]" * deep)
+    sp = _Sp(text)
+    try:
+        r = jsonstream.spilled(sp, (), 1024)
+    finally:
+        os.remove(sp.path)
+    v = r.message[3]["data"]
+    for _ in range(deep):
+        v = v[0]
+    assert v == "\U0001f600 \ufffd", repr(v)

@@ -64,19 +64,32 @@ def repair(v):
     # A value parsed from a message kept in flash (json.load reads the file,
     # so unpair cannot run first): each string whose escapes json decoded
     # into surrogates, one by one, gets the pairs joined and a lone one
-    # U+FFFD, as unpair would have. Lists and dicts are repaired in place.
+    # U+FFFD, as unpair would have. Lists and dicts are repaired in place,
+    # with a list of those left to walk rather than recursion: a message
+    # nested a thousand deep must not exhaust the stack.
     if isinstance(v, str):
         return _join(v)
-    if isinstance(v, list):
-        for i in range(len(v)):
-            v[i] = repair(v[i])
-    elif isinstance(v, dict):
-        for k in list(v):
-            x = repair(v[k])
-            r = _join(k)
-            if r is not k:
-                del v[k]
-            v[r] = x
+    todo = [v]
+    while todo:
+        c = todo.pop()
+        if isinstance(c, list):
+            for i in range(len(c)):
+                x = c[i]
+                if isinstance(x, str):
+                    c[i] = _join(x)
+                elif isinstance(x, (list, dict)):
+                    todo.append(x)
+        elif isinstance(c, dict):
+            for k in list(c):
+                x = c[k]
+                if isinstance(x, str):
+                    x = _join(x)
+                elif isinstance(x, (list, dict)):
+                    todo.append(x)
+                r = _join(k)
+                if r is not k:
+                    del c[k]
+                c[r] = x
     return v
 
 
