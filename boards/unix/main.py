@@ -68,7 +68,7 @@ def mount_lib():
     # The build directory (MICROPYPATH's, from tools/sim) at /lib, where
     # tools/deploy puts it on a board: each module's __file__ is a name
     # interned for good, so a long host path would cost heap no board pays
-    # (about 2 KiB on the 32-bit port for the modules loaded at boot).
+    # (about 1.2 KiB of the 32-bit port's idle figure).
     import vfs
     d = sys.path[-1]  # MICROPYPATH is ".frozen:<build>"
     if d.startswith("/") and d != "/lib":

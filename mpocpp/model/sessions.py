@@ -117,7 +117,6 @@ class Sessions:
             c.poll()
             if c.plugged or transaction.exists(self._cfg.dir, c.id):
                 work = True
-        transaction = None
         if work:
             self._use().recover()
         elif self._flow is None:

@@ -22,9 +22,9 @@ _ANSWER_ROOM = const(8192)
 _TAG = "rpc"
 _SURROGATES = "mpocpp.protocol.surrogates"
 _JSONSTREAM = "mpocpp.protocol.jsonstream"
-# The validator and its schema index (about 5 KB on a board), loaded for a
-# message and let go once no message has come or gone for idle_ms (tick()):
-# an idle charger exchanges one Heartbeat in minutes.
+# The validator and its schema index (about 6 KiB on a 32-bit port), loaded
+# for a message and let go once no message has come or gone for idle_ms
+# (tick()): an idle charger exchanges one Heartbeat in minutes.
 _VALIDATE = "mpocpp.protocol.validate"
 
 # CALLERROR codes are written out as OCPP-J 1.6 spells them (errata "won't
