@@ -160,7 +160,7 @@ class Scenario:
             h = self.ch.ok("heap")
             if not any(m in h["modules"] for m in _RELEASED):
                 return h
-            assert time.time() < deadline, "session code still loaded"
+            assert time.time() < deadline, "session code or validator still loaded"
             time.sleep(0.3)
 
     def wait_online(self, timeout=30):
