@@ -128,6 +128,13 @@ def test_dispatcher_imports_and_releases():
         o.d("GetDiagnostics", {"location": "http://x/"})  # make() returns None here
     except Reply as e:
         assert e.code == "NotSupported"
+    # The table of actions is loaded for a CALL only.
+    table = "mpocpp.operations.table"
+    assert table not in sys.modules
+    assert o.d.serves("Reset") and table in sys.modules  # dispatch follows
+    o.call("GetConfiguration", {"key": []})
+    assert table not in sys.modules
+    assert not o.d.serves("Heartbeat") and table not in sys.modules  # none follows
 
 
 def _callerror(o, action, payload):

@@ -16,63 +16,14 @@
 #                     DeleteCertificate; no feature profile: always there)
 #   certsigning.py    the charge point certificate: CertificateSigned, and
 #                     SignCertificate (Charger.sign_certificate)
+#   table.py          which module answers each CALL, each module's profile
 # A module is imported when its first CALL arrives and released after the
 # answer (as MicroPython's asyncio package loads its parts), so the bytecode
 # of an operation is in the heap only while it runs.
 from mpocpp.util import modules
 
-ACTIONS = {
-    "CancelReservation": "reservation",
-    "CertificateSigned": "certsigning",
-    "ChangeAvailability": "core",
-    "ChangeConfiguration": "core",
-    "ClearCache": "core",
-    "DeleteCertificate": "security",
-    "ClearChargingProfile": "smartcharging",
-    "DataTransfer": "core",
-    "ExtendedTriggerMessage": "remotetrigger",
-    "GetCompositeSchedule": "smartcharging",
-    "GetConfiguration": "core",
-    "GetDiagnostics": "diagnostics",
-    "GetInstalledCertificateIds": "security",
-    "GetLog": "diagnostics",
-    "InstallCertificate": "security",
-    "GetLocalListVersion": "localauth",
-    "RemoteStartTransaction": "core",
-    "RemoteStopTransaction": "core",
-    "ReserveNow": "reservation",
-    "Reset": "core",
-    "SendLocalList": "localauth",
-    "SetChargingProfile": "smartcharging",
-    "SignedUpdateFirmware": "firmware",
-    "TriggerMessage": "remotetrigger",
-    "UnlockConnector": "core",
-    "UpdateFirmware": "firmware",
-}
-
-# The feature profile (SupportedFeatureProfiles) of each module.
-PROFILES = {
-    "core": "Core", "firmware": "FirmwareManagement", "diagnostics": "FirmwareManagement",
-    "localauth": "LocalAuthListManagement", "reservation": "Reservation",
-    "smartcharging": "SmartCharging", "remotetrigger": "RemoteTrigger",
-    "security": "Core", "certsigning": "Core",
-}
-
-# The security whitepaper's calls that share a module with a feature
-# profile's belong to no profile: always served.
-_ANY_PROFILE = ("ExtendedTriggerMessage", "GetLog")
-
-# The answers of a profile SupportedFeatureProfiles leaves out, where the
-# spec gives one (GetLocalListVersion §5.10, SendLocalList §5.15, ReserveNow
-# §5.13); every other action of such a profile is a NotSupported CALLERROR
-# (OCPP-J table of error codes, errata E3.39 for SmartCharging).
-_ABSENT = {
-    "GetLocalListVersion": {"listVersion": -1},
-    "SendLocalList": {"status": "NotSupported"},
-    "ReserveNow": {"status": "Rejected"},
-}
-
 _PKG = "mpocpp.operations."
+_TABLE = "mpocpp.operations.table"
 
 
 class Dispatcher:
@@ -80,32 +31,42 @@ class Dispatcher:
     # makes for its module (make(name, module) -> object with a method per
     # action), then the module is released. supports(profile) -> bool: the
     # profile is in SupportedFeatureProfiles; the module of a profile left
-    # out is never imported.
+    # out is never imported. The table of actions (table.py) is loaded for
+    # each CALL and released with its module.
     def __init__(self, make, supports):
         self._make = make
         self._supports = supports
 
     def serves(self, action):
-        # rpc.Rpc's serves: the charge point's own messages are not served.
-        return action in ACTIONS
+        # rpc.Rpc's serves: the charge point's own messages are not served
+        # (then __call__ does not follow, and the table goes at once).
+        if action in modules.load(_TABLE).ACTIONS:
+            return True
+        modules.release(_TABLE)
+        return False
 
     def __call__(self, action, payload):
         from mpocpp.protocol.rpc import Reply
-        name = ACTIONS.get(action)
-        if name is None:
-            raise Reply("NotSupported", action + " not supported")
-        if action not in _ANY_PROFILE and not self._supports(PROFILES[name]):
-            res = _ABSENT.get(action)
-            if res is None:
-                raise Reply("NotSupported", PROFILES[name] + " not supported")
-            return res
+        name = None
         try:
+            t = modules.load(_TABLE)
+            name = t.ACTIONS.get(action)
+            if name is None:
+                raise Reply("NotSupported", action + " not supported")
+            if action not in t.ANY_PROFILE and not self._supports(t.PROFILES[name]):
+                res = t.ABSENT.get(action)
+                if res is None:
+                    raise Reply("NotSupported", t.PROFILES[name] + " not supported")
+                return res
+            t = None
             h = self._make(name, modules.load(_PKG + name))
             if h is None:
                 raise Reply("NotSupported", action + " not supported")
             return getattr(h, action)(payload)
         finally:
-            modules.release(_PKG + name)
+            modules.release(_TABLE)
+            if name is not None:
+                modules.release(_PKG + name)
             # The crypto a handler imported goes too (the link's connect
             # imports the certificate store again when it needs it).
             modules.release_all("mpocpp.security")
