@@ -42,7 +42,10 @@ async def _run_for(link, ms):
         t = asyncio.create_task(link.run())
         await asyncio.sleep_ms(ms)
         t.cancel()
-        await asyncio.sleep_ms(0)
+        try:
+            await t  # its finally clauses run (an attempt released)
+        except asyncio.CancelledError:
+            pass
     finally:
         log.sink = None
     return lines
@@ -64,8 +67,10 @@ async def test_refused_connections_back_off_and_release_the_attempt():
     sec = link.security_event
     lines = await _run_for(link, 400)
     assert net.opens >= 3 and link.failures >= 3 and link.connects == 0, (net.opens, lines)
-    assert net.unreachables == net.opens  # no HTTP answer: resolve again
+    # no HTTP answer: resolve again (the attempt cut short by the test's
+    # cancel may not have got there)
+    assert net.opens - 1 <= net.unreachables <= net.opens, (net.opens, net.unreachables)
     assert link.state in ("offline", "connecting")
     assert "mpocpp.protocol.connect" not in sys.modules
     assert sec.calls == []  # a refused TCP connect is no security event
-    assert sum("connect failed" in s for s in lines) == net.opens, lines
+    assert net.opens - 1 <= sum("connect failed" in s for s in lines) <= net.opens, lines
