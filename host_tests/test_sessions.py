@@ -381,7 +381,10 @@ def test_27_ev_side_unplug_stops(csms, charger_factory, n):
     txid = start(ch, csms, cid)
     m = csms.mark()
     ch.ok("plug_out", connector=cid)
-    assert not ch.connector(cid)["relay"]  # at once
+    # Open at once, unless the simulated pilot's sampling was starved of CPU
+    # (a loaded machine: no reading, the previous state kept); then the
+    # supervisor's next poll (50 ms) opens it. How fast: bench_session.
+    ch.wait_state(lambda s: not s["connectors"][cid - 1]["relay"], timeout=1, what="relay open")
     stop = wait_stop(csms, m, txid)
     assert stop.payload["reason"] == "EVDisconnected"
     f = wait_sn(csms, cid, "Finishing", m)
