@@ -197,7 +197,7 @@ def spilled(sp, streamed, room):
         except ValueError as e:
             log.warn(_TAG, "large message ignored: %s", e)
             return None
-        fr.stream = None
+        fr.stream = None  # its read buffer is not kept with the frame
         if fr.kind == _CALL and fr.action in streamed:
             fr.message = sp
             return fr

@@ -321,7 +321,6 @@ class Rpc:
             finally:
                 modules.release(_JSONSTREAM)  # the handler reads with it too
         elif msg is not None:
-            r = None
             await self._on_frame(msg, None)
         elif r.kind == _CALL and not self.silent:
             await self._answer_error(r.id, "InternalError", "message too large for memory")

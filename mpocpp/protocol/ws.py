@@ -241,9 +241,11 @@ class WebSocket:
                     pat = None
             if pat is None:
                 # A fragmented heap without a block for a chunk's big ints
-                # (three of about its size): the rest in small pieces.
-                self._mask(mv[off:off + c], int.from_bytes(key * (_SMALL >> 2), "big"),
-                           _SMALL, out[q:q + c])
+                # (three of about its size): this chunk and the rest in
+                # small pieces, with a pattern of that size made once.
+                unit = _SMALL
+                pat = int.from_bytes(key * (_SMALL >> 2), "big")
+                self._mask(mv[off:off + c], pat, unit, out[q:q + c])
             w.write(out[:q + c])
             await w.drain()
             off += c
