@@ -58,7 +58,6 @@ class Dispatcher:
                 if res is None:
                     raise Reply("NotSupported", t.PROFILES[name] + " not supported")
                 return res
-            t = None
             h = self._make(name, modules.load(_PKG + name))
             if h is None:
                 raise Reply("NotSupported", action + " not supported")
