@@ -243,6 +243,9 @@ async def test_validator_loaded_for_messages_and_released_when_idle():
     r.tick(time.ticks_add(time.ticks_ms(), 1100))  # released while the CALL waits
     await r.on_message('[3,"id1",{"currentTime":"2026-01-01T00:00:00Z"}]')
     assert await t == {"currentTime": "2026-01-01T00:00:00Z"}  # its answer checked
+    assert "mpocpp.util.timeparse" in sys.modules  # its date too
+    r.tick(time.ticks_add(time.ticks_ms(), 1100))
+    assert "mpocpp.util.timeparse" not in sys.modules  # with the validator
 
 
 async def test_no_heap_for_the_validator():

@@ -81,8 +81,9 @@ def _fields(info):
     if exp is None:
         exp = 0
     else:
+        from mpocpp.util import timeparse
         try:
-            exp = clock.parse(exp)
+            exp = timeparse.parse(exp)
         except (ValueError, TypeError):
             return None
         exp = 1 if exp < 1 else min(exp, _FOREVER)

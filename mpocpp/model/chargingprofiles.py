@@ -6,7 +6,6 @@
 # feeds it. Limits come out in A per phase.
 from array import array
 from micropython import const
-from mpocpp.util import clock
 
 CP_MAX = const(0)  # ChargePointMaxProfile
 TX_DEFAULT = const(1)  # TxDefaultProfile
@@ -73,8 +72,9 @@ def _date(d, name):
     s = d.get(name)
     if s is None:
         return None
+    from mpocpp.util import timeparse
     try:
-        return clock.parse(s)
+        return timeparse.parse(s)
     except (ValueError, TypeError):
         raise ValueError(name + " is not a date-time")
 

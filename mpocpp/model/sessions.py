@@ -17,6 +17,7 @@ _TAG = "session"
 _FLOW = "mpocpp.model.sessionflow"
 _AVAILABILITY = "mpocpp.model.availability"
 _TRANSACTION = "mpocpp.model.transaction"
+_TIMEPARSE = "mpocpp.util.timeparse"
 # What the flow imports and nothing else at idle: released with it.
 _FLOW_PARTS = (_FLOW, "mpocpp.model.reservations", _AVAILABILITY, _TRANSACTION)
 _RELEASE_MS = const(30000)  # idleReleaseMs's default
@@ -206,5 +207,6 @@ class Sessions:
                 self._idle_ms = None
                 for name in _FLOW_PARTS:
                     modules.release(name)
+                modules.release(_TIMEPARSE)  # IdTagInfo's, profiles' dates
                 self._auth.release()
                 self._hooks.idle()

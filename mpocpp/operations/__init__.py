@@ -24,6 +24,7 @@ from mpocpp.util import modules
 
 _PKG = "mpocpp.operations."
 _TABLE = "mpocpp.operations.table"
+_TIMEPARSE = "mpocpp.util.timeparse"  # a handler's dates
 
 
 class Dispatcher:
@@ -66,6 +67,7 @@ class Dispatcher:
             modules.release(_TABLE)
             if name is not None:
                 modules.release(_PKG + name)
+                modules.release(_TIMEPARSE)
             # The crypto a handler imported goes too (the link's connect
             # imports the certificate store again when it needs it).
             modules.release_all("mpocpp.security")

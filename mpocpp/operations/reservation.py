@@ -23,8 +23,9 @@ class Reservation:
         if cid < 0 or cid >= len(cons) or \
                 (cid == 0 and not self._cfg.get("ReserveConnectorZeroSupported")):
             return _REJECTED
+        from mpocpp.util import timeparse
         try:
-            expiry = clock.parse(req["expiryDate"])
+            expiry = timeparse.parse(req["expiryDate"])
         except ValueError:
             return _REJECTED
         conn = cons[cid]

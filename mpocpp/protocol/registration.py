@@ -77,8 +77,9 @@ class Registration:
     def set_clock(self, ts):
         if not ts or self._trusted:
             return
+        from mpocpp.util import timeparse
         try:
-            t, ms = clock.parse_ms(ts)
+            t, ms = timeparse.parse_ms(ts)
         except ValueError:
             log.warn(_TAG, "bad currentTime %r", ts)
             return

@@ -26,6 +26,7 @@ _JSONSTREAM = "mpocpp.protocol.jsonstream"
 # for a message and let go once no message has come or gone for idle_ms
 # (tick()): an idle charger exchanges one Heartbeat in minutes.
 _VALIDATE = "mpocpp.protocol.validate"
+_TIMEPARSE = "mpocpp.util.timeparse"  # the validator's dates, a Heartbeat's
 
 # CALLERROR codes are written out as OCPP-J 1.6 spells them (errata "won't
 # fix"): a named constant would cost a name (qstr) for good on a board.
@@ -183,6 +184,7 @@ class Rpc:
         if t is not None and time.ticks_diff(now_ms, t) >= self._idle_ms:
             self._checked_ms = None
             modules.release(_VALIDATE)
+            modules.release(_TIMEPARSE)
 
     # --- our CALLs ---
     async def call(self, action, payload, timeout_s, on_result=None):

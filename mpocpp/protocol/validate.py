@@ -10,7 +10,6 @@
 # action last checked allocates nothing except while parsing date-times.
 from micropython import const
 
-from mpocpp.util import clock
 from mpocpp.util import modules
 
 _T_STR = const(0)
@@ -144,8 +143,9 @@ def _value(kind, arg, v):
         elif kind & _F_ENUM and not _enum(arg, v):
             return ("PropertyConstraintViolation", "", "value not allowed")
         if kind & _F_DT:
+            from mpocpp.util import timeparse
             try:
-                clock.parse(v)
+                timeparse.parse(v)
             except ValueError:
                 return ("PropertyConstraintViolation", "", "bad date-time")
         elif kind & _F_URI and not _uri(v):

@@ -132,7 +132,7 @@ class MessageQueue:
         # placeholder, stamped at or after `since`, unix s) is still queued:
         # the power went after the Stop was queued and before the charger
         # forgot the transaction. Reads the records one at a time (boot only).
-        from mpocpp.util import clock
+        from mpocpp.util import timeparse
         want = self.resolve(txid)
         ix = _ACTIONS.index("StopTransaction")
         for seq, data in self._s[0].records():
@@ -141,7 +141,8 @@ class MessageQueue:
             try:
                 p = json.loads(bytes(data[2:]))
                 t = p.get("transactionId")
-                if (t == txid or self.resolve(t) == want) and clock.parse(p["timestamp"]) >= since:
+                if (t == txid or self.resolve(t) == want) and \
+                        timeparse.parse(p["timestamp"]) >= since:
                     return True
             except (ValueError, KeyError, TypeError, AttributeError):
                 continue

@@ -3,7 +3,6 @@
 # (so the bench's network cut applies), one transfer buffer.
 import asyncio
 from micropython import const
-from mpocpp.util import clock
 from mpocpp.util import fsutil
 from mpocpp.util import log
 
@@ -31,8 +30,9 @@ def date(req, key):
     v = req.get(key)
     if v is None:
         return None
+    from mpocpp.util import timeparse
     try:
-        return clock.parse(v)
+        return timeparse.parse(v)
     except ValueError:
         raise Reply(_PCV, key + ": bad date-time")
 

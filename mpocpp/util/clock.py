@@ -1,4 +1,5 @@
-# Wall clock in unix seconds, ISO 8601 (UTC) formatting and parsing.
+# Wall clock in unix seconds and ISO 8601 (UTC) formatting; parsing is in
+# timeparse.py, loaded by the messages that carry dates.
 # The board hands in a clock driver with .time() -> unix seconds (int or float)
 # and .set(unix_seconds). Dates are computed here, not with time.gmtime(),
 # because the epoch of time.gmtime differs between ports.
@@ -116,16 +117,6 @@ def _civil(days):
     return (y + 1 if m <= 2 else y), m, d
 
 
-def days_from_civil(y, m, d):
-    y = y - 1 if m <= 2 else y
-    era = y // 400
-    yoe = y - era * 400
-    mp = m - 3 if m > 2 else m + 9
-    doy = (153 * mp + 2) // 5 + d - 1
-    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
-    return era * 146097 + doe - 719468
-
-
 def iso(t=None):
     if t is None:
         t = now()
@@ -134,50 +125,3 @@ def iso(t=None):
     y, mo, d = _civil(days)
     return "%04d-%02d-%02dT%02d:%02d:%02dZ" % (
         y, mo, d, secs // 3600, secs // 60 % 60, secs % 60)
-
-
-def parse(s):
-    # "YYYY-MM-DDTHH:MM:SS[.fff][Z|+hh:mm|-hh:mm]" -> unix seconds (int).
-    # Raises ValueError on anything else.
-    return parse_ms(s)[0]
-
-
-def parse_ms(s):
-    # The same -> (unix seconds, milliseconds past them).
-    try:
-        if len(s) < 19 or s[4] != "-" or s[7] != "-" or s[10] not in "Tt " \
-                or s[13] != ":" or s[16] != ":":
-            raise ValueError
-        y = int(s[0:4])
-        mo = int(s[5:7])
-        d = int(s[8:10])
-        h = int(s[11:13])
-        mi = int(s[14:16])
-        se = int(s[17:19])
-        i = 19
-        n = len(s)
-        ms = 0
-        # Slices, not s[i]: indexing a str interns the character, for good.
-        if s[i:i + 1] == ".":
-            i += 1
-            k = 100
-            while i < n and "0" <= s[i:i + 1] <= "9":
-                ms += (ord(s[i:i + 1]) - 48) * k
-                k //= 10
-                i += 1
-        off = 0
-        if i < n:
-            c = s[i:i + 1]
-            if c in "Zz" and i + 1 == n:
-                pass
-            elif c in "+-" and n - i == 6 and s[i + 3:i + 4] == ":":
-                off = int(s[i + 1:i + 3]) * 3600 + int(s[i + 4:i + 6]) * 60
-                if c == "-":
-                    off = -off
-            else:
-                raise ValueError
-        if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and se < 61):
-            raise ValueError
-    except (ValueError, IndexError):
-        raise ValueError("bad date-time")
-    return days_from_civil(y, mo, d) * _DAY + h * 3600 + mi * 60 + se - off, ms
