@@ -32,9 +32,9 @@ from simcharger import Charger
 KEY = "heap-budget-key-16"
 GROUPS = 7
 # What an idle charger lets go (idleReleaseMs): the sessions' code, the
-# authorization store, the payload validator and the date parser.
-_RELEASED = ("mpocpp.model.sessionflow", "mpocpp.model.authstore", "mpocpp.protocol.validate",
-             "mpocpp.util.timeparse")
+# authorization rules and store, the payload validator and the date parser.
+_RELEASED = ("mpocpp.model.sessionflow", "mpocpp.model.authrules", "mpocpp.model.authstore",
+             "mpocpp.protocol.validate", "mpocpp.util.timeparse")
 
 
 def entry(i, prefix="L"):

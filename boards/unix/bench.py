@@ -221,7 +221,7 @@ class Bench:
         import micropython
         gc.collect()
         micropython.mem_info(1)
-        micropython.qstr_info()
+        micropython.qstr_info(req.get("verbose", 0))
         return {"free": gc.mem_free(), "alloc": gc.mem_alloc() - self.board.rom_bytes}
 
     def op_hog(self, req):

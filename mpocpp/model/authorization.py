@@ -1,139 +1,55 @@
-# Authorization of an idTag (OCPP 1.6 §3.5, checklist §2.3): the local
-# authorization list beats the cache; online, LocalPreAuthorize may skip the
-# Authorize request; offline, LocalAuthorizeOffline and
-# AllowOfflineTxForUnknownId decide. The list and the cache live in flash
-# (authstore.py), mounted on the first card, not at boot, and let go when
-# the connectors are idle (sessions.py).
-from mpocpp.util import clock
-from mpocpp.util import log
+# Authorization of an idTag, as the charger keeps it between cards: a handle
+# on the rules (authrules.py) and the local list and cache in flash
+# (authstore.py), both loaded on the first card, list or cache message, not
+# at boot, and let go when the connectors are idle (sessions.py), so that an
+# idle charger's heap holds none of their code.
 from mpocpp.util import modules
 
-_TAG = "auth"
+_RULES = "mpocpp.model.authrules"
 _STORE = "mpocpp.model.authstore"
-
-
-def valid(info, now):
-    # The one expiry rule: Accepted and not past its expiryDate (unix s).
-    from mpocpp.model.authstore import valid
-    return valid(info, now)
-
-
-def _answer(info, now):
-    # A stored entry as an idTagInfo answer: expired by date reads Expired.
-    st = info.get("status")
-    if st == "Accepted" and not valid(info, now):
-        st = "Expired"
-    res = {"status": st}
-    if info.get("parentIdTag"):
-        res["parentIdTag"] = info["parentIdTag"]
-    return res
 
 
 class Authorization:
     def __init__(self, cfg, registration, rpc, on_conflict):
+        # on_conflict: callable(errorCode), reports LocalListConflict
         self._cfg = cfg
         self._reg = registration
         self._rpc = rpc
-        self._on_conflict = on_conflict  # callable(errorCode): report LocalListConflict
-        self._store = None
-        # Without LocalAuthListManagement no local list is consulted.
-        self._lal = cfg.supports("LocalAuthListManagement")
+        self._on_conflict = on_conflict
+        self._rules = None  # authrules.AuthRules while loaded
+
+    def _use(self):
+        r = self._rules
+        if r is None:
+            r = self._rules = modules.load(_RULES).AuthRules(
+                self._cfg, self._reg, self._rpc, self._on_conflict)
+        return r
 
     def store(self):
-        # The authstore.AuthStore, mounted on first use.
-        if self._store is None:
-            from mpocpp.model.authstore import AuthStore
-            s = AuthStore(self._cfg.dir + "/auth",
-                          list_max=self._cfg.get("LocalAuthListMaxLength"))
-            s.mount()
-            self._store = s
-        return self._store
+        # The authstore.AuthStore (the local list and the cache), mounted.
+        return self._use().store()
 
     def mounted(self):
-        return self._store is not None
+        return self._rules is not None
 
     def release(self):
-        # The store and its code leave the heap (its RAM index is rebuilt
-        # from flash by the next mount).
-        self._store = None
+        # The rules and the store leave the heap (the store's RAM index is
+        # rebuilt from flash by the next mount).
+        self._rules = None
+        modules.release(_RULES)
         modules.release(_STORE)
 
     def remember(self, id_tag, info):
-        # Update the cache from an Authorize / StartTransaction /
-        # StopTransaction answer, unless the tag is in the local list
-        # (listed tags are never cached).
-        cfg = self._cfg
-        if not cfg.get("AuthorizationCacheEnabled") or not info:
-            return
-        st = self.store()
-        if self._list_on() and st.list_lookup(id_tag) is not None:
-            return
-        try:
-            st.cache_put(id_tag, info)
-        except Exception as e:
-            log.exc(_TAG, "cache write failed", e)
-
-    def _list_on(self):
-        return self._lal and self._cfg.get("LocalAuthListEnabled")
-
-    def _conflict(self, id_tag, info):
-        # The CSMS disagrees with the local list: LocalListConflict (§3.5.2).
-        listed = self.store().list_lookup(id_tag)
-        if listed is not None and listed.get("status") != info.get("status"):
-            log.warn(_TAG, "local list conflict for %s", id_tag)
-            self._on_conflict("LocalListConflict")
-
-    def lookup(self, id_tag):
-        # -> (entry, from_list) from the local list, else the cache, else (None, False)
-        cfg = self._cfg
-        st = self.store()
-        if self._list_on():
-            e = st.list_lookup(id_tag)
-            if e is not None:
-                return e, True
-        if cfg.get("AuthorizationCacheEnabled"):
-            e = st.cache_lookup(id_tag)
-            if e is not None:
-                return e, False
-        return None, False
+        # An Authorize / StartTransaction / StopTransaction answer's
+        # idTagInfo, for the cache (unless the tag is in the local list).
+        if info and self._cfg.get("AuthorizationCacheEnabled"):
+            self._use().remember(id_tag, info)
 
     def parent_of(self, id_tag):
         # The parentIdTag the list or the cache knows for a valid idTag, else None.
-        e, _ = self.lookup(id_tag)
-        if e is not None and valid(e, clock.now()):
-            return e.get("parentIdTag")
-        return None
+        return self._use().parent_of(id_tag)
 
-    async def authorize(self, id_tag):
-        """-> idTagInfo dict (status, optional parentIdTag); also sets
-        info["offline"] = True when decided without the central system."""
-        from mpocpp.protocol.rpc import Offline, CallError, CallTimeout
-        cfg = self._cfg
-        now = clock.now()
-        entry, listed = self.lookup(id_tag)
-        if listed and not valid(entry, now):
-            # A list entry that is not Accepted or is expired MUST be rejected.
-            return _answer(entry, now)
-        if self._reg.accepted:
-            if cfg.get("LocalPreAuthorize") and valid(entry, now):
-                return _answer(entry, now)
-            try:
-                res = await self._rpc.call("Authorize", {"idTag": id_tag},
-                                           cfg.get("MessageTimeout"))
-            except (Offline, CallTimeout, CallError) as e:
-                log.warn(_TAG, "Authorize failed (%r): deciding offline", e)
-            else:
-                info = res["idTagInfo"]
-                if listed:
-                    self._conflict(id_tag, info)
-                else:
-                    self.remember(id_tag, info)
-                return info
-        # Offline.
-        if entry is not None and cfg.get("LocalAuthorizeOffline"):
-            res = _answer(entry, now)
-            res["offline"] = True
-            return res
-        if entry is None and cfg.get("AllowOfflineTxForUnknownId"):
-            return {"status": "Accepted", "offline": True}
-        return {"status": "Invalid", "offline": True}
+    def authorize(self, id_tag):
+        # A coroutine: -> idTagInfo dict (status, optional parentIdTag); with
+        # info["offline"] = True when decided without the central system.
+        return self._use().authorize(id_tag)

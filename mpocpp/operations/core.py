@@ -1,6 +1,6 @@
 # Core profile: the central system's Core CALLs. The messages Core sends
 # are made where they happen: BootNotification and Heartbeat in
-# protocol/registration.py, Authorize in model/authorization.py,
+# protocol/registration.py, Authorize in model/authrules.py,
 # Start/StopTransaction in model/sessionflow.py, MeterValues in
 # metering/metervalues.py, StatusNotification in model/connector.py (through
 # queue/outbox.py).
