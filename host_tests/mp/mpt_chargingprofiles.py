@@ -3,6 +3,7 @@
 # Recurring starts, stack levels and their fall-back, purposes combined,
 # ClearChargingProfile matching, W <-> A, composite schedules.
 from mpocpp.model import chargingprofiles as chp
+from mpocpp.model import profileparse
 from mpocpp.util import clock
 
 T0 = 1795046400  # 2026-11-19T00:00:00Z, a Thursday
@@ -36,12 +37,12 @@ def prof(pid=1, stack=0, purpose="TxDefaultProfile", kind="Absolute", periods=((
 
 
 def parse(d, cid=0, now=T0):
-    return chp.parse(cid, d, now, MAXS, MAXP)
+    return profileparse.parse(cid, d, now, MAXS, MAXP)
 
 
 def rejected(d, cid=0, units="Current,Power"):
     try:
-        chp.parse(cid, d, T0, MAXS, MAXP, units)
+        profileparse.parse(cid, d, T0, MAXS, MAXP, units)
     except ValueError as e:
         return str(e)
     raise AssertionError("accepted: %r" % (d,))

@@ -3,15 +3,18 @@
 # through Connector.limit_a, re-evaluated when a schedule period changes (the
 # supervisor's tick). Made on the first smart-charging message, a RemoteStart
 # with a profile, or at boot when profiles are stored. The schedule maths is
-# in chargingprofiles.py; the CSMS's calls in operations/smartcharging.py.
+# in chargingprofiles.py, a message's profile read by profileparse.py; the
+# CSMS's calls in operations/smartcharging.py.
 import time
 import json
 from micropython import const
 from mpocpp.util import clock
 from mpocpp.util import log
 from mpocpp.util import fsutil
+from mpocpp.util import modules
 
 _TAG = "smart"
+_PARSE = "mpocpp.model.profileparse"  # a profile from a message, for the moment
 FILE = "/chprofiles"
 _FILE = FILE
 _TICK_MS = const(1000)  # how often the supervisor's tick looks at the clock
@@ -130,9 +133,13 @@ class SmartCharging:
         # Parse a profile against the configured limits: Profile, or
         # ValueError(reason) for Rejected.
         cfg = self._cfg
-        return self.chp.parse(cid, d, clock.now(), cfg.get("ChargeProfileMaxStackLevel"),
-                              cfg.get("ChargingScheduleMaxPeriods"),
-                              cfg.get("ChargingScheduleAllowedChargingRateUnit"))
+        try:
+            return modules.load(_PARSE).parse(
+                cid, d, clock.now(), cfg.get("ChargeProfileMaxStackLevel"),
+                cfg.get("ChargingScheduleMaxPeriods"),
+                cfg.get("ChargingScheduleAllowedChargingRateUnit"))
+        finally:
+            modules.release(_PARSE)
 
     def room_for(self, p):
         return self.set.would_hold(p) <= self._cfg.get("MaxChargingProfilesInstalled")
