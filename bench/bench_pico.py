@@ -4,7 +4,9 @@ Pico in the rp2040js emulator, tools/pico): GC heap in use after the charger
 is built and, sampled every 5 s of emulated time after a collection, while
 its main loop runs offline (no WiFi on this Pico), with `.mpy` files in
 /lib as `tools/deploy` installs them, and run in place from a ROMFS
-partition (a build with one: `tools/deploy --romfs`).
+partition (a build with one: `tools/deploy --romfs`); offline also while an
+EV charges (FreeCharging) and once the session's code is released after it;
+and connected to a bench CSMS over the USB serial bridge.
 
     .venv/bin/python bench/bench_pico.py [--quick]
 """
@@ -22,13 +24,41 @@ sys.path.insert(0, os.path.join(ROOT, "tools"))
 sys.path.insert(0, os.path.join(ROOT, "host_tests"))
 
 from pico.harness import Pico, find_uf2, mkfs, mkromfs, node_ready  # noqa: E402
-from test_pico import HEAP_MAIN, PROVISIONING, bundle, wire  # noqa: E402
+from test_pico import HEAP_MAIN, PROVISIONING, bundle, ev, load, until, wire  # noqa: E402
+
+
+def _samples(p, after, seconds):
+    # The "HEAP run" figures printed from the console mark `after` on, over
+    # `seconds` of emulated time (one every 5 s).
+    t0 = p.emu_ms()
+    while p.emu_ms() - t0 < seconds * 1000:
+        time.sleep(1)
+    # (a bridge frame may share a line with the text: search, not startswith)
+    return [int(n) for n in re.findall(r"HEAP run (\d+)", p.console()[after:])]
+
+
+def _session(p):
+    # Offline, FreeCharging: an EV plugs in, draws 16 A for 15 s and leaves;
+    # -> ([heap while charging], [heap 40 s after it left]: the session's
+    # code released after idleReleaseMs, 30 s).
+    load(p, 16)
+    ev(p, 9)
+    p.wait_for("transaction started", timeout=120)
+    ev(p, 6)
+    until(p, lambda: p.gpio(15) == 1, "relay closed")
+    charging = _samples(p, p.mark(), 15)
+    ev(p, 12)
+    p.wait_for("transaction stopped", timeout=120)
+    t0 = p.emu_ms()
+    until(p, lambda: p.emu_ms() - t0 > 40000, "40 s idle", timeout=600)
+    return charging, _samples(p, p.mark(), 15)
 
 
 def measure(run_s, romfs, online=False):
     """-> (UF2 name, GC heap in all, in use after the build, [in use while
-    running]) in bytes, or None with why. online: connected to a bench CSMS
-    over the USB serial bridge (tools/bridge), sampled once registered."""
+    running], session) in bytes, or None with why. online: connected to a
+    bench CSMS over the USB serial bridge (tools/bridge), sampled once
+    registered; offline, session is _session()'s figures, else None."""
     found, why = find_uf2(romfs)
     why = why or node_ready()
     if why:
@@ -66,14 +96,11 @@ def measure(run_s, romfs, online=False):
                               pred=lambda m: m.payload["connectorId"] == 1)
             else:
                 p.wait_for("HEAP built", timeout=300)
-            seen = p.console().count("HEAP run")  # samples before it registered
-            p.wait_for("HEAP run", timeout=120, after=p.mark())
-            t0 = p.emu_ms()
-            while p.emu_ms() - t0 < run_s * 1000:
-                time.sleep(1)
+            m = p.mark()  # samples before it registered left out
+            p.wait_for("HEAP run", timeout=120, after=m)
+            runs = _samples(p, m, run_s)
             lines = p.console()
-            # (a bridge frame may share a line with the text: search, not startswith)
-            runs = [int(n) for n in re.findall(r"HEAP run (\d+)", p.console())][seen:]
+            session = None if online else _session(p)
         finally:
             p.stop()
             if bridge is not None:
@@ -82,7 +109,7 @@ def measure(run_s, romfs, online=False):
             if csms is not None:
                 csms.stop()
     built = [(int(a), int(b)) for a, b in re.findall(r"HEAP built (\d+) (\d+)", lines)][-1]
-    return (os.path.basename(found[0]), built[0] + built[1], built[0], runs), None
+    return (os.path.basename(found[0]), built[0] + built[1], built[0], runs, session), None
 
 
 def main():
@@ -100,7 +127,7 @@ def main():
         if got is None:
             print("%s: skipped: %s (docs/pico-emulator.md).\n" % (how, why))
             continue
-        uf2, total, built, alloc = got
+        uf2, total, built, alloc, session = got
         print("MicroPython rp2 port (`%s`), firmware without line numbers, board code "
               "`boards/rp2`: %s.\n" % (uf2, how))
         print("| figure | value |")
@@ -109,6 +136,11 @@ def main():
         print("| in use after the charger is built | %.1f KB |" % (built / 1000))
         print("| in use while running, %d samples over %d s (min / max) | %.1f / %.1f KB |"
               % (len(alloc), run_s, min(alloc) / 1000, max(alloc) / 1000))
+        if session is not None:
+            charging, after = session
+            print("| while charging (FreeCharging, an EV drawing 16 A), %d samples over 15 s "
+                  "(max) | %.1f KB |" % (len(charging), max(charging) / 1000))
+            print("| idle again, 40 s after the EV left (max) | %.1f KB |" % (max(after) / 1000))
         print()
 
 
