@@ -2,6 +2,7 @@
 named on a free module-level line before mpy-cross compiles it, so that they
 load as shared qstrs; line numbers and behaviour stay the same."""
 import ast
+import struct
 import os
 import subprocess
 import sys
@@ -363,3 +364,64 @@ def test_the_boards_build_interns_fewer_argument_names():
                 if isinstance(node, ast.arg):
                     names.add(node.arg)
     assert len(after) < len(before) * 2 // 3, (len(before), len(after))
+
+
+# --- log messages in flash (tools/logtexts.py) ----------------------------------
+
+LOGSRC = '''from mpocpp.util import log
+
+_TAG = "t"
+
+
+def f(cid, e):
+    log.info(_TAG, "connector %d: no plug in time", cid)
+    log.warn(_TAG, "short %d", cid)  # interned anyway: kept
+    log.error(_TAG, "identifier_like_message")  # a shared name: kept
+    log.exc(_TAG, "cache write "
+                  "failed", e)
+    log.info(_TAG, "connector %d: no plug in time", cid + 1)
+    return "connector %d: no plug in time"  # not a log call: kept
+'''
+
+
+def test_log_messages_become_numbers_and_keep_their_lines():
+    import logtexts
+    ids = logtexts.plan({"m.py": LOGSRC})
+    assert ids == {"connector %d: no plug in time": 0, "cache write failed": 1}
+    out = logtexts.replace(LOGSRC, ids)
+    assert out.count("\n") == LOGSRC.count("\n")
+    ast.parse(out)
+    assert 'log.info(_TAG, 0, cid)' in out and 'log.info(_TAG, 0, cid + 1)' in out
+    assert 'log.exc(_TAG, 1\n, e)' in out
+    assert '"short %d"' in out and '"identifier_like_message"' in out
+    assert 'return "connector %d: no plug in time"' in out
+    cat = logtexts.catalog(ids)
+    assert [logtexts.read(cat, n) for n in (0, 1)] == list(ids)
+
+
+def test_the_boards_build_logs_the_same_lines_from_its_catalog(tmp_path):
+    # The compiled log module reads each message from logtext.bin beside it;
+    # a missing catalog still writes the values out.
+    import logtexts
+    out = build_mpy.build("unix", out=str(tmp_path / "mpy"), quiet=True, lines=False)
+    with open(os.path.join(out, logtexts.FILE), "rb") as f:
+        cat = f.read()
+    with open(os.path.join(ROOT, "mpocpp", "model", "sessions.py")) as f:
+        assert "no plug in time, authorization dropped" in f.read()
+    with open(os.path.join(out, "mpocpp", "model", "sessions.mpy"), "rb") as f:
+        assert b"no plug in time" not in f.read()
+    ids = {}
+    n = 0
+    while 4 * n + 8 <= struct.unpack_from("<I", cat, 0)[0]:
+        ids[logtexts.read(cat, n)] = n
+        n += 1
+    k = ids["connector %d: no plug in time, authorization dropped"]
+    j = ids["cache write failed"]
+    script = ("from mpocpp.util import log\nlog.warn('session', %d, 2)\n"
+              "log.exc('auth', %d, OSError(28))\nlog.info('x', %d, 1, 2)\n" % (k, j, n + 5))
+    p = subprocess.run([MICROPYTHON, "-c", script], capture_output=True, text=True, timeout=30,
+                       env=dict(os.environ, MICROPYPATH=out), cwd=str(tmp_path))  # not the sources
+    lines = [x.split(" ", 1)[1] for x in p.stdout.splitlines()]
+    assert lines == ["W session: connector 2: no plug in time, authorization dropped",
+                     "E auth: cache write failed: OSError OSError(28,)",
+                     "I x: message %d (1, 2)" % (n + 5)], p.stdout + p.stderr

@@ -40,6 +40,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import logtexts  # noqa: E402
 import shortnames  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -235,13 +236,14 @@ def build(board="unix", out=None, quiet=False, lines=None):
     wanted = set()
     # a new build rule (here or in the renamer) rebuilds all
     tool = max(os.path.getmtime(os.path.abspath(__file__)),
-               os.path.getmtime(os.path.abspath(shortnames.__file__)))
+               os.path.getmtime(os.path.abspath(shortnames.__file__)),
+               os.path.getmtime(os.path.abspath(logtexts.__file__)))
     mode = out.rstrip(os.sep) + ".options"  # other options than last time: rebuild all
     opts = "lines" if lines else "O3 package-source short-names"
     # No __init__ files: the packages are namespace packages (MicroPython
     # imports a folder without one), so no module path is interned for them.
     mods = list(sources(board))
-    short = group = None
+    short = group = logids = None
     texts = {}
     for src, rel in mods:
         with open(src, encoding="utf-8") as f:
@@ -270,6 +272,11 @@ def build(board="unix", out=None, quiet=False, lines=None):
         # keyword call anywhere in the project changes that: all rebuilt.
         keep = shortnames.keyword_names(texts.values(), _project_texts())
         opts += " args=" + hashlib.sha1(" ".join(sorted(keep)).encode()).hexdigest()[:12]
+        # Log messages in a catalog in flash (tools/logtexts.py); numbered
+        # over all modules: a changed message renumbers, so all rebuilt.
+        logids = logtexts.plan({rel: texts[rel] for _, rel in mods})
+        logcat = logtexts.catalog(logids)
+        opts += " logs=" + hashlib.sha1(logcat).hexdigest()[:12]
     try:
         with open(mode) as f:
             if f.read() != opts:
@@ -297,6 +304,8 @@ def build(board="unix", out=None, quiet=False, lines=None):
         if short is not None:
             edits = shortnames.arg_edits(text, keep) if py in texts else ()
             text = shortnames.rename(text, short.get(py), edits)
+        if logids is not None:
+            text = logtexts.replace(text, logids)
         text = _intern_line(text, None if py in boot else shared)
         with tempfile.TemporaryDirectory() as d:
             copy = os.path.join(d, os.path.basename(src))
@@ -322,6 +331,20 @@ def build(board="unix", out=None, quiet=False, lines=None):
         if not os.path.exists(dst) or os.path.getmtime(dst) < os.path.getmtime(src):
             tmp = "%s.%d.tmp" % (dst, os.getpid())
             shutil.copyfile(src, tmp)
+            os.replace(tmp, dst)
+    if logids is not None:
+        wanted.add(logtexts.FILE)
+        dst = os.path.join(out, logtexts.FILE)
+        try:
+            with open(dst, "rb") as f:
+                same = f.read() == logcat
+        except OSError:
+            same = False
+        if not same:
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            tmp = "%s.%d.tmp" % (dst, os.getpid())
+            with open(tmp, "wb") as f:
+                f.write(logcat)
             os.replace(tmp, dst)
     with open(mode, "w") as f:
         f.write(opts)

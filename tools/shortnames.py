@@ -56,14 +56,17 @@ ROM_NAMES = ("key", "value", "start", "stop", "step", "index", "count", "end", "
 _KEYWORD_ARG = re.compile(r"[(,]\s*([A-Za-z_]\w*)\s*=(?!=)")
 # Static names (checked like ROM_NAMES) a private name may take in a module
 # that uses none of them otherwise: builtin functions and types, and the
-# builtin exception classes; none a method of a builtin type or of a
-# protocol, none the compiler treats specially (super), and none in
-# ROM_NAMES (the argument names).
+# builtin exception classes, and a few other static names (`main`, `next`,
+# ...); none a method of a builtin type or of a protocol, none an attribute
+# that builtin objects have (`args` of an exception), none the compiler
+# treats specially (super, const), and none in ROM_NAMES (the argument
+# names).
 PRIVATE_ROM = ("abs", "all", "any", "bool", "callable", "chr", "dict", "dir", "divmod",
                "eval", "exec", "getattr", "globals", "hasattr", "hash", "id", "int",
                "isinstance", "iter", "len", "list", "locals", "map", "object", "open", "ord",
                "pow", "print", "range", "repr", "round", "setattr", "sorted", "str", "sum",
-               "tuple", "type", "zip", "bytes", "bytearray", "set",
+               "tuple", "type", "zip", "bytes", "bytearray", "set", "next",
+               "main", "builtins", "bytecode", "micropython",
                "ArithmeticError", "AssertionError", "AttributeError", "BaseException",
                "EOFError", "Ellipsis", "Exception", "GeneratorExit", "ImportError",
                "IndentationError", "IndexError", "KeyError", "KeyboardInterrupt",

@@ -1,6 +1,8 @@
 # Minimal logger: one line per event on stdout (the board's console), and to
 # an optional sink (the flash ring for GetDiagnostics). A line is formatted
 # only when its level is on:  log.info(TAG, "connector %d: %s", cid, status)
+# A board's build keeps the messages in flash (tools/logtexts.py): there
+# msg is a number in logtext.bin beside this module, read when the line is.
 import time
 from micropython import const
 
@@ -16,15 +18,35 @@ oom = None  # callable(tag) told of every MemoryError logged (the charger's guar
 _NOMEM = "log: a line lost: out of memory"
 
 
-def _out(lvl, tag, msg, args):
+def _text(n):
+    # Message n of the catalog: a table of offsets (u32), then the texts.
+    d = __file__[:__file__.rfind("/") + 1]
+    try:
+        with open(d + "logtext.bin", "rb") as f:
+            if 0 <= 4 * n < int.from_bytes(f.read(4), "little") - 4:  # the table's size
+                f.seek(4 * n)
+                b = f.read(8)
+                a = int.from_bytes(b[:4], "little")
+                f.seek(a)
+                return f.read(int.from_bytes(b[4:], "little") - a).decode()
+    except (OSError, ValueError):
+        pass
+    return "message %d" % n  # no catalog, or not this build's: the values still go out
+
+
+def _out(lvl, tag, msg, args, e=None):
     if lvl < level:
         return
     try:
+        if type(msg) is int:
+            msg = _text(msg)
         if args:
             try:
                 msg = msg % args
             except (TypeError, ValueError):
                 msg = "%s %r" % (msg, args)
+        if e is not None:
+            msg = "%s: %s %r" % (msg, type(e).__name__, e)
         line = "%d %s %s: %s" % (time.ticks_ms(), _LETTER[lvl], tag, msg)
         print(line)
         if sink is not None:
@@ -56,7 +78,7 @@ def error(tag, msg, *args):
 
 def exc(tag, msg, e):
     # An exception as one log line (no traceback allocation on the hot path).
-    _out(_ERROR, tag, "%s: %s %r", (msg, type(e).__name__, e))
+    _out(_ERROR, tag, msg, None, e)
     if oom is not None and isinstance(e, MemoryError):
         oom(tag)
 
