@@ -4,7 +4,7 @@ import time
 
 from fakes import T0, Rig, clock, settle
 
-from mpocpp.model.reservations import same_tag
+from mpocpp.model.authorization import same_tag
 from mpocpp.operations.reservation import Reservation as Handlers
 
 

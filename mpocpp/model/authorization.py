@@ -9,6 +9,11 @@ _RULES = "mpocpp.model.authrules"
 _STORE = "mpocpp.model.authstore"
 
 
+def same_tag(a, b):
+    # idTags are compared case-insensitively (IdToken is a CiString20).
+    return a is not None and b is not None and a.upper() == b.upper()
+
+
 class Authorization:
     def __init__(self, cfg, registration, rpc, on_conflict):
         # on_conflict: callable(errorCode), reports LocalListConflict

@@ -7,6 +7,7 @@
 # operations/reservation.py; sessions ask matches() and take().
 from mpocpp.util import clock
 from mpocpp.util import log
+from mpocpp.model.authorization import same_tag
 
 _TAG = "reservation"
 
@@ -17,11 +18,6 @@ class Reservation:
         self.id_tag = id_tag
         self.parent = parent  # parentIdTag, or None
         self.expiry = expiry  # unix s
-
-
-def same_tag(a, b):
-    # idTags are compared case-insensitively (IdToken is a CiString20).
-    return a is not None and b is not None and a.upper() == b.upper()
 
 
 def _is_for(r, id_tag, parent):

@@ -8,13 +8,15 @@ import asyncio
 import time
 from mpocpp.util import clock
 from mpocpp.util import log
+from mpocpp.util import modules
 from mpocpp.model import transaction
 from mpocpp.model.transaction import Transaction
 from mpocpp.model.connector import Fault, Pending, Holder, RemoteProfile
-from mpocpp.model.reservations import same_tag, Reservations
+from mpocpp.model.authorization import same_tag
 from mpocpp.model.availability import Availability
 
 _TAG = "session"
+_RESERVATIONS = "mpocpp.model.reservations"  # loaded while a connector is reserved
 _ACCEPTED = "Accepted"
 # Stop reasons after which the cable stays locked: DeAuthorized (until the
 # card is shown), EVDisconnected (UnlockConnectorOnEVSideDisconnect decides),
@@ -33,9 +35,8 @@ class SessionFlow:
         self.connectors = connectors  # index 0 = the charge point
         self._queue = queue
         self._auth = authorization
-        # No state of their own (it is in the connectors and in flash):
-        # made with the flow, gone with it.
-        self._res = Reservations(connectors)
+        # No state of its own (it is in the connectors and in flash): made
+        # with the flow, gone with it.
         self._avail = Availability(cfg.dir, connectors)
         self._meter = meter
         self._hooks = hooks
@@ -75,9 +76,20 @@ class SessionFlow:
             for c in self._cons():
                 self.on_event(c)  # a plugged EV may start now
 
+    def _reservations(self):
+        # The reservation rules (model/reservations.py: no state of their
+        # own), loaded only while a connector (0 included) is reserved: None
+        # when none is, and every identity may use every connector.
+        for c in self.connectors:
+            if c.reservation is not None:
+                return modules.load(_RESERVATIONS).Reservations(self.connectors)
+        return None
+
     def expire_reservations(self, now):
         # (unix s now) the supervisor's, while a connector is reserved.
-        self._res.tick(now)
+        res = self._reservations()
+        if res is not None:
+            res.tick(now)
 
     # --- boot ---
     def recover(self):
@@ -210,8 +222,9 @@ class SessionFlow:
             self._refused()
             return
         parent = info.get("parentIdTag")
-        res = self._res
-        cands = [c for c in cands if res.matches(c, id_tag, parent)]
+        res = self._reservations()
+        if res is not None:
+            cands = [c for c in cands if res.matches(c, id_tag, parent)]
         if not cands:
             log.info(_TAG, "connector reserved for another card")
             return
@@ -243,7 +256,8 @@ class SessionFlow:
             self._refused()
             conn.update()
             return False
-        rid = self._res.take(conn, id_tag, parent)
+        res = self._reservations()
+        rid = None if res is None else res.take(conn, id_tag, parent)
         meter_start = self.energy(conn)
         now = clock.now()
         txid = q.new_placeholder()
@@ -364,11 +378,12 @@ class SessionFlow:
         # refused here: the group is known only once the parent is resolved
         # (_remote_start, §5.13), which the handler must not wait for.
         cons = self._cons() if cid is None else [self.connectors[cid]]
-        res = self._res
+        res = self._reservations()
         ok = [c for c in cons if self._startable(c) and c.pending is None
-              and c.status != "Finishing" and res.may_match(c, id_tag)]
+              and c.status != "Finishing" and (res is None or res.may_match(c, id_tag))]
         if cid is None:
-            ok = [c for c in ok if res.matches(c, id_tag, None)] or ok
+            if res is not None:
+                ok = [c for c in ok if res.matches(c, id_tag, None)] or ok
             ok = [c for c in ok if c.plugged] or ok
         if not ok:
             return "Rejected"
@@ -396,8 +411,8 @@ class SessionFlow:
                 return
             parent = info.get("parentIdTag")
             asked = True
-        res = self._res
-        if not res.matches(conn, id_tag, parent) and not asked:
+        res = self._reservations()
+        if res is not None and not res.matches(conn, id_tag, parent) and not asked:
             # Reserved for a group (§5.13): the parent from the local list or
             # the cache, else from an Authorize.
             parent = auth.parent_of(id_tag)
@@ -405,7 +420,8 @@ class SessionFlow:
                 info = await auth.authorize(id_tag)
                 if info.get("status") == _ACCEPTED:
                     parent = info.get("parentIdTag")
-        if not res.matches(conn, id_tag, parent):
+        res = self._reservations()  # (a reservation may have come meanwhile)
+        if res is not None and not res.matches(conn, id_tag, parent):
             log.info(_TAG, "remote start for %s refused: connector %d reserved for another",
                      id_tag, conn.id)
             conn.remote_profile = None
