@@ -93,6 +93,3 @@ class Availability:
             if not c.operative:
                 c.pending = None
             c.update()
-
-    def transaction_ended(self, conn):
-        self.settle(conn)

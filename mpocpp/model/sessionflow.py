@@ -13,10 +13,10 @@ from mpocpp.model import transaction
 from mpocpp.model.transaction import Transaction
 from mpocpp.model.connector import Fault, Pending, Holder, RemoteProfile
 from mpocpp.model.authorization import same_tag
-from mpocpp.model.availability import Availability
 
 _TAG = "session"
 _RESERVATIONS = "mpocpp.model.reservations"  # loaded while a connector is reserved
+_AVAILABILITY = "mpocpp.model.availability"  # loaded while a change is Scheduled
 _ACCEPTED = "Accepted"
 # Stop reasons after which the cable stays locked: DeAuthorized (until the
 # card is shown), EVDisconnected (UnlockConnectorOnEVSideDisconnect decides),
@@ -35,9 +35,6 @@ class SessionFlow:
         self.connectors = connectors  # index 0 = the charge point
         self._queue = queue
         self._auth = authorization
-        # No state of its own (it is in the connectors and in flash): made
-        # with the flow, gone with it.
-        self._avail = Availability(cfg.dir, connectors)
         self._meter = meter
         self._hooks = hooks
         self._led = led
@@ -84,6 +81,12 @@ class SessionFlow:
             if c.reservation is not None:
                 return modules.load(_RESERVATIONS).Reservations(self.connectors)
         return None
+
+    def _settle(self, conn):
+        # A ChangeAvailability answered Scheduled (model/availability.py,
+        # loaded only then) takes effect once conn is no longer busy.
+        if conn.scheduled is not None or self.connectors[0].scheduled is not None:
+            modules.load(_AVAILABILITY).Availability(self._dir, self.connectors).settle(conn)
 
     def expire_reservations(self, now):
         # (unix s now) the supervisor's, while a connector is reserved.
@@ -157,7 +160,7 @@ class SessionFlow:
             if conn.has_lock and conn.hw.lock.locked and not cfg.get("LockCablePermanently"):
                 self._unlock(conn)
         conn.update()
-        self._avail.settle(conn)  # a Scheduled Inoperative once no longer Preparing
+        self._settle(conn)  # a Scheduled Inoperative once no longer Preparing
 
     def swipe(self, id_tag):
         log.info(_TAG, "card presented: %s", id_tag)
@@ -300,7 +303,7 @@ class SessionFlow:
         if conn.ev_disconnected:
             conn.set_status("Finishing", "NoError", "EV side disconnected")
         conn.update()
-        self._avail.transaction_ended(conn)  # (after Finishing: F -> H, never B -> H)
+        self._settle(conn)  # (after Finishing: F -> H, never B -> H)
         return True
 
     def stop(self, conn, reason, id_tag=None):
