@@ -6,9 +6,8 @@ import gc
 from mpocpp.util import log
 from mpocpp.util import modules
 
-# Models without state of their own (it is in the connectors and in flash),
+# A model without state of its own (it is in the connectors and in flash),
 # made for the handler; the session code has its own while it is loaded.
-_AVAILABILITY = "mpocpp.model.availability"
 _RESERVATIONS = "mpocpp.model.reservations"
 
 
@@ -18,9 +17,7 @@ def make(ch, name, mod):
     cfg = ch.cfg
     cons = ch.connectors
     if name == "core":
-        av = modules.load(_AVAILABILITY).Availability(cfg.dir, cons)
-        modules.release(_AVAILABILITY)  # (the handler holds what it uses)
-        return mod.Core(cfg, cons, ch.sessions, av, ch.authorization, ch.registration,
+        return mod.Core(cfg, cons, ch.sessions, ch.authorization, ch.registration,
                         ch.link, ch.ondemand.use_smart, ch.configured, ch.reset)
     if name == "remotetrigger":
         return mod.RemoteTrigger(cfg, cons, ch.registration, ch.sender, ch.outbox,

@@ -50,7 +50,7 @@ class Ops:
         r = self.r
         self.made.append(name)
         if name == "core":
-            return mod.Core(r.cfg, r.cons, r.sessions, r.availability, _AuthStore(),
+            return mod.Core(r.cfg, r.cons, r.sessions, _AuthStore(),
                             self.reg, self.link, self._smart, self.configured, self.resets)
         if name == "remotetrigger":
             return mod.RemoteTrigger(r.cfg, r.cons, self.reg, self.sender, self.outbox, _mv,

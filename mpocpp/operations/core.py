@@ -5,9 +5,13 @@
 # metering/metervalues.py, StatusNotification in model/connector.py (through
 # queue/outbox.py).
 from mpocpp.util import log
+from mpocpp.util import modules
 from mpocpp.protocol.rpc import Reply
 
 _TAG = "core"
+# The rules of ChangeAvailability (no state of their own: it is in the
+# connectors and in flash), loaded for that CALL only.
+_AVAILABILITY = "mpocpp.model.availability"
 _ACCEPTED = {"status": "Accepted"}
 _REJECTED = {"status": "Rejected"}
 
@@ -16,12 +20,11 @@ class Core:
     # smart(): the model.smartcharging.SmartCharging (made on first use);
     # configured(name): a key changed (its effects on the rest);
     # reset(hard): the Reset procedure, run after the answer.
-    def __init__(self, cfg, connectors, sessions, availability, authorization, registration,
+    def __init__(self, cfg, connectors, sessions, authorization, registration,
                  link, smart, configured, reset):
         self._cfg = cfg
         self._cons = connectors
         self._sessions = sessions
-        self._avail = availability
         self._auth = authorization
         self._reg = registration
         self._link = link
@@ -71,7 +74,11 @@ class Core:
 
     def ChangeAvailability(self, req):
         cid = req["connectorId"]
-        st = self._avail.change(cid, req["type"] == "Operative")
+        try:
+            av = modules.load(_AVAILABILITY).Availability(self._cfg.dir, self._cons)
+            st = av.change(cid, req["type"] == "Operative")
+        finally:
+            modules.release(_AVAILABILITY)
         log.info(_TAG, "ChangeAvailability %d %s -> %s", cid, req["type"], st)
         return {"status": st}
 
