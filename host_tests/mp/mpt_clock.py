@@ -87,3 +87,15 @@ def test_ticks_range_folded():
     clock._anchor = time.ticks_add(time.ticks_ms(), -(86400000 + 5000))
     assert clock.now() == 1795289360 + 86400 + 5
     assert clock.now() == 1795289360 + 86400 + 5
+
+
+def test_optional_date_field():
+    assert timeparse.optional({}, "validFrom") is None
+    assert timeparse.optional({"validFrom": "2026-11-21T19:29:20Z"}, "validFrom") == 1795289360
+    for bad in ("tomorrow", 5, ["2026-11-21T19:29:20Z"]):
+        try:
+            timeparse.optional({"validFrom": bad}, "validFrom")
+        except ValueError as e:
+            assert str(e) == "validFrom: bad date-time"
+        else:
+            raise AssertionError(bad)

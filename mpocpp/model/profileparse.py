@@ -7,22 +7,12 @@ from array import array
 from mpocpp.model import chargingprofiles as chp
 
 
-def _date(d, name):
-    s = d.get(name)
-    if s is None:
-        return None
-    from mpocpp.util import timeparse
-    try:
-        return timeparse.parse(s)
-    except (ValueError, TypeError):
-        raise ValueError(name + " is not a date-time")
-
-
 def parse(cid, d, now, max_stack, max_periods, units="Current,Power"):
     # An OCPP csChargingProfiles / chargingProfile object -> Profile.
     # Raises ValueError(reason) for everything that answers Rejected. `now`
     # fills in the startSchedule of an Absolute profile that has none (it
     # starts when received). `units` is ChargingScheduleAllowedChargingRateUnit.
+    from mpocpp.util import timeparse
     try:
         purpose = chp.PURPOSES.index(d["chargingProfilePurpose"])
         kind = chp.KINDS.index(d["chargingProfileKind"])
@@ -74,7 +64,7 @@ def parse(cid, d, now, max_stack, max_periods, units="Current,Power"):
     dur = s.get("duration")
     if dur is not None and (type(dur) is not int or dur < 0):
         raise ValueError("bad duration")
-    start = _date(s, "startSchedule")
+    start = timeparse.optional(s, "startSchedule")
     recur = 0
     if kind == chp.RECURRING:
         if start is None:
@@ -85,8 +75,8 @@ def parse(cid, d, now, max_stack, max_periods, units="Current,Power"):
             raise ValueError("Recurring without recurrencyKind")
     elif kind == chp.ABSOLUTE and start is None:
         start = now  # no start given: from receipt
-    vf = _date(d, "validFrom")
-    vt = _date(d, "validTo")
+    vf = timeparse.optional(d, "validFrom")
+    vt = timeparse.optional(d, "validTo")
     if vf is not None and vt is not None and vt <= vf:
         raise ValueError("validTo not after validFrom")
     txid = d.get("transactionId") if purpose == chp.TX else None

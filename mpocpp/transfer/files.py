@@ -27,14 +27,11 @@ def check_location(url):
 
 def date(req, key):
     from mpocpp.protocol.rpc import Reply
-    v = req.get(key)
-    if v is None:
-        return None
     from mpocpp.util import timeparse
     try:
-        return timeparse.parse(v)
-    except ValueError:
-        raise Reply(_PCV, key + ": bad date-time")
+        return timeparse.optional(req, key)
+    except ValueError as e:
+        raise Reply(_PCV, str(e))
 
 
 def plan(req):

@@ -18,6 +18,18 @@ def days_from_civil(y, m, d):
     return era * 146097 + doe - 719468
 
 
+def optional(d, key):
+    # The date-time of the optional field `key` of the object d: unix
+    # seconds, None when absent; ValueError("<key>: bad date-time").
+    s = d.get(key)
+    if s is None:
+        return None
+    try:
+        return parse(s)
+    except (ValueError, TypeError):
+        raise ValueError(key + ": bad date-time")
+
+
 def parse(s):
     # "YYYY-MM-DDTHH:MM:SS[.fff][Z|+hh:mm|-hh:mm]" -> unix seconds (int).
     # Raises ValueError on anything else.
