@@ -417,11 +417,14 @@ def test_the_boards_build_logs_the_same_lines_from_its_catalog(tmp_path):
         n += 1
     k = ids["connector %d: no plug in time, authorization dropped"]
     j = ids["cache write failed"]
+    q = ids["cannot queue %s"]
     script = ("from mpocpp.util import log\nlog.warn('session', %d, 2)\n"
-              "log.exc('auth', %d, OSError(28))\nlog.info('x', %d, 1, 2)\n" % (k, j, n + 5))
+              "log.exc('auth', %d, OSError(28))\nlog.exc('queue', %d, ValueError('x'), 'Hb')\n"
+              "log.info('x', %d, 1, 2)\n" % (k, j, q, n + 5))
     p = subprocess.run([MICROPYTHON, "-c", script], capture_output=True, text=True, timeout=30,
                        env=dict(os.environ, MICROPYPATH=out), cwd=str(tmp_path))  # not the sources
     lines = [x.split(" ", 1)[1] for x in p.stdout.splitlines()]
     assert lines == ["W session: connector 2: no plug in time, authorization dropped",
                      "E auth: cache write failed: OSError OSError(28,)",
+                     "E queue: cannot queue Hb: ValueError ValueError('x',)",
                      "I x: message %d (1, 2)" % (n + 5)], p.stdout + p.stderr

@@ -186,7 +186,7 @@ class Meter:
         except Exception as e:  # a bad driver or reading never stops metering
             if not c.failing:
                 c.failing = True
-                log.exc(_TAG, "connector %d read" % cid, e)
+                log.exc(_TAG, "connector %d read", e, cid)
             return False
         if c.failing:
             c.failing = False

@@ -75,7 +75,7 @@ class MeterValues:
         try:
             self._due(cid, ctx, t, tx, queued)
         except Exception as e:
-            log.exc(_TAG, "meter values for %d" % cid, e)
+            log.exc(_TAG, "meter values for %d", e, cid)
 
     def _due(self, cid, ctx, now, tx, queued):
         cfg = self._cfg

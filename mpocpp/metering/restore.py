@@ -47,5 +47,5 @@ def read_slot(flash_dir, slot):
             raise ValueError("seq")
         return Saved(seq, regs)
     except Exception as e:
-        log.exc(_TAG, "slot %d unreadable" % slot, e)
+        log.exc(_TAG, "slot %d unreadable", e, slot)
         return None

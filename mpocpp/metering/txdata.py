@@ -133,7 +133,7 @@ class TxData:
                 f.write(line)
             return True
         except OSError as e:
-            log.exc(_TAG, "append " + self.path, e)
+            log.exc(_TAG, "append %s", e, self.path)
             return False
 
     @staticmethod
@@ -149,7 +149,7 @@ class TxData:
         try:
             fsutil.write_atomic(self.path, "H 1\n" + ("B %s\n" % js if js else ""))
         except OSError as e:
-            log.exc(_TAG, "begin " + self.path, e)
+            log.exc(_TAG, "begin %s", e, self.path)
             return
         self.begun = True
 

@@ -207,7 +207,7 @@ class AuthStore:
         try:
             return check(f)
         except (OSError, ValueError) as e:
-            log.exc(_TAG, what + " unreadable", e)
+            log.exc(_TAG, "%s unreadable", e, what)
             return False
         finally:
             f.close()

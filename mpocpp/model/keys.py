@@ -293,7 +293,7 @@ def _put(cfg, key, v):
         _save(cfg)
     except OSError as e:
         _store(cfg, key, old)
-        log.exc(_TAG, "persist %s failed" % key, e)
+        log.exc(_TAG, "persist %s failed", e, key)
         return False
     return True
 

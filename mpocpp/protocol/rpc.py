@@ -358,7 +358,7 @@ class Rpc:
             await self._answer_error(mid, e.code, e.description)
             return
         except Exception as e:
-            log.exc(_TAG, action + " handler failed", e)
+            log.exc(_TAG, "%s handler failed", e, action)
             await self._answer_error(mid, "InternalError", "handler failed")
             return
         try:
@@ -367,7 +367,7 @@ class Rpc:
             # The handler has acted (the validator, let go while it ran,
             # could not be loaded again): its answer goes out unchecked
             # rather than none.
-            log.exc(_TAG, action + ".conf not checked", e)
+            log.exc(_TAG, "%s.conf not checked", e, action)
             err = None
         if err:  # our own bug: never send an invalid answer
             log.error(_TAG, "%s.conf invalid: %s %s", action, err[0], err[1])
@@ -390,7 +390,7 @@ class Rpc:
                 if isinstance(r, _GEN):
                     asyncio.create_task(r)
             except Exception as e:
-                log.exc(_TAG, action + " follow-up failed", e)
+                log.exc(_TAG, "%s follow-up failed", e, action)
 
     def _invalid(self, what, kind="InvalidMessages"):
         if self._on_invalid is not None:

@@ -121,7 +121,7 @@ class LfsStore:
                             self._count += 1
                     size += HDR + n
         except OSError as e:
-            log.exc(_TAG, "segment %x" % first, e)
+            log.exc(_TAG, "segment %x", e, first)
             return last, size, False
 
     def _rec(self, f):

@@ -179,7 +179,7 @@ class MessageQueue:
                 payload["transactionId"] = self._map[t]
             data = self._encode(action, payload, placeholder)
         except (TypeError, ValueError, AttributeError) as e:
-            log.exc(_TAG, "cannot queue %s" % action, e)
+            log.exc(_TAG, "cannot queue %s", e, action)
             return None
         need = len(data) + HDR
         if st == 0 and action != "StopTransaction":
@@ -199,7 +199,7 @@ class MessageQueue:
                 log.error(_TAG, "queue full: %s refused", action)
                 return None
             except ValueError as e:
-                log.exc(_TAG, "cannot queue %s" % action, e)
+                log.exc(_TAG, "cannot queue %s", e, action)
                 return None
         if self._head[st] is None and not self._unread[st]:
             self._load(st)
@@ -309,7 +309,7 @@ class MessageQueue:
             self._s[0].append(struct.pack("<Bii", _MAP, ph, txid))
             self._maps += 1
         except StoreFull as e:  # the reserve should prevent it
-            log.exc(_TAG, "transactionId %d for %d not persisted" % (txid, ph), e)
+            log.exc(_TAG, "transactionId %d for %d not persisted", e, txid, ph)
         log.info(_TAG, "transaction %d is %d", ph, txid)
         cb = self._on_txid
         if cb is not None:
@@ -379,7 +379,7 @@ class MessageQueue:
                 except MemoryError:
                     raise
                 except Exception as e:  # a record that does not decode is dropped
-                    log.exc(_TAG, "bad record %d dropped" % seq, e)
+                    log.exc(_TAG, "bad record %d dropped", e, seq)
                     s.ack(seq)
         except MemoryError as e:
             n += 1

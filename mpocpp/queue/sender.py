@@ -138,7 +138,7 @@ class Sender:
         try:
             self._on_delivered(m.action, m.payload, res)
         except Exception as e:
-            log.exc(_TAG, "after %s" % m.action, e)
+            log.exc(_TAG, "after %s", e, m.action)
         return True
 
     async def _idle(self):

@@ -76,9 +76,10 @@ def error(tag, msg, *args):
     _out(_ERROR, tag, msg, args)
 
 
-def exc(tag, msg, e):
-    # An exception as one log line (no traceback allocation on the hot path).
-    _out(_ERROR, tag, msg, None, e)
+def exc(tag, msg, e, *args):
+    # An exception as one log line (no traceback allocation on the hot path);
+    # msg % args formatted here, where running out of heap loses the line only.
+    _out(_ERROR, tag, msg, args, e)
     if oom is not None and isinstance(e, MemoryError):
         oom(tag)
 
