@@ -28,6 +28,11 @@ the modules loaded at boot (64-bit host). A name stays interned after its
 module is released, so a module loaded only when needed (`boot_modules`
 tells which are not) names only the strings the boot modules name anyway:
 its other strings are objects that go with it.
+
+A board's build (no line numbers) also renames private and argument names
+(tools/shortnames.py) and moves the log messages into a catalog in flash,
+mpocpp/util/logtext.bin (tools/logtexts.py), which tools/deploy copies
+with the modules.
 """
 import argparse
 import ast
