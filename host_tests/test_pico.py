@@ -262,7 +262,7 @@ def test_heap_on_the_pico(pico):
     runs = [line.split() for line in tail.splitlines() if line.startswith("HEAP run")]
     alloc = max(int(r[2]) for r in runs)
     print("heap on the emulated Pico:", built.splitlines()[-1], runs)
-    # 96.1 KB measured on 2026-12-04, the log messages in flash (101.6 KB
+    # 95.8 KB measured on 2026-12-04, the log messages in flash (101.6 KB
     # before them, bench/bench_pico.py; 118.1 KB while a board without
     # uplink made a WebSocket for each connect attempt), its names in six
     # qstr pools; the seventh pool would take 7.7 KB at once (docs/boards.md
@@ -298,9 +298,9 @@ def test_heap_on_the_pico_from_romfs(pico, tmp_path):
     wire(p)
     built, alloc = heap_run(p)
     print("heap on the emulated Pico, firmware in ROMFS: built %d, running %d" % (built, alloc))
-    # 57.6 KB after the build, 58.9 KB running, measured at the end of
+    # 57.5 KB after the build, 58.8 KB running, measured at the end of
     # 2026-12-04 (docs/benchmarks.md, bench/bench_pico.py); with `.mpy`
-    # files in /lib the same run takes 96.1 KB.
+    # files in /lib the same run takes 95.8 KB.
     assert alloc < 64 * 1000, alloc
 
 
