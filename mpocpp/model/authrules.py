@@ -7,14 +7,10 @@
 # idle (sessions.py).
 from mpocpp.util import clock
 from mpocpp.util import log
+# Every rule reads the store: the two come and go together (authorization.py).
+from mpocpp.model.authstore import AuthStore, valid
 
 _TAG = "auth"
-
-
-def valid(info, now):
-    # The one expiry rule: Accepted and not past its expiryDate (unix s).
-    from mpocpp.model.authstore import valid
-    return valid(info, now)
 
 
 def _answer(info, now):
@@ -41,7 +37,6 @@ class AuthRules:
     def store(self):
         # The authstore.AuthStore, mounted on first use.
         if self._store is None:
-            from mpocpp.model.authstore import AuthStore
             s = AuthStore(self._cfg.dir + "/auth",
                           list_max=self._cfg.get("LocalAuthListMaxLength"))
             s.mount()

@@ -81,4 +81,4 @@ def parse(cid, d, now, max_stack, max_periods, units="Current,Power"):
         raise ValueError("validTo not after validFrom")
     txid = d.get("transactionId") if purpose == chp.TX else None
     return chp.Profile(pid, cid, stack, purpose, kind, recur, vf, vt, start, dur, unit_w,
-                   periods, txid)
+                       periods, txid)
