@@ -145,7 +145,7 @@ _SETTINGS = (
     ("csmsUrl", ""), ("chargeBoxId", ""), ("caCert", ""),
     ("reconnectMinMs", 2000), ("reconnectMaxMs", 30000), ("bootRetryS", 30),
     ("connectTimeoutMs", 10000), ("pongTimeoutMs", 10000), ("maxMessage", 65536),
-    ("rxBuffer", 4096), ("certRenewCheckS", 86400), ("idleReleaseMs", 30000))
+    ("rxBuffer", 2048), ("certRenewCheckS", 86400), ("idleReleaseMs", 30000))
 
 _MISSING = object()
 

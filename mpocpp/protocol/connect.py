@@ -76,7 +76,7 @@ async def _open(link):
     # reconnects reuse it rather than fragmenting the heap. Messages over
     # the buffer go to a flash file as they arrive (ws.Spilled).
     size = cfg.settings.get("maxMessage", 65536)
-    buf = min(cfg.settings.get("rxBuffer", 4096), size)
+    buf = min(cfg.settings.get("rxBuffer", 2048), size)
     ws = link.ws_obj
     if ws is None or ws.max_message != max(size, 125) or ws.buffer != max(buf, 125):
         ws = link.ws_obj = None
