@@ -6,7 +6,8 @@ its main loop runs offline (no WiFi on this Pico), with `.mpy` files in
 /lib as `tools/deploy` installs them, and run in place from a ROMFS
 partition (a build with one: `tools/deploy --romfs`); offline also while an
 EV charges (FreeCharging) and once the session's code is released after it;
-and connected to a bench CSMS over the USB serial bridge.
+and connected to a bench CSMS over the USB serial bridge, idle and while a
+remotely started transaction sends MeterValues.
 
     .venv/bin/python bench/bench_pico.py [--quick]
 """
@@ -54,11 +55,33 @@ def _session(p):
     return charging, _samples(p, p.mark(), 15)
 
 
+def _online_session(p, csms):
+    # Connected: the bench CSMS starts a transaction remotely, the EV draws
+    # 16 A with MeterValues every 10 s (each validated both ways: the
+    # validator stays loaded) -> [heap while charging].
+    load(p, 16)
+    m = csms.mark()
+    r = csms.call("PICO1", "RemoteStartTransaction", {"idTag": "REMOTE1", "connectorId": 1},
+                  timeout=120)
+    assert r["status"] == "Accepted", r
+    ev(p, 9)
+    csms.wait_for("StartTransaction", cp_id="PICO1", after=m, timeout=180)
+    ev(p, 6)
+    until(p, lambda: p.gpio(15) == 1, "relay closed")
+    mv = csms.wait_for("MeterValues", cp_id="PICO1", after=m, timeout=180)
+    charging = _samples(p, p.mark(), 25)
+    csms.call("PICO1", "RemoteStopTransaction", {"transactionId": mv.payload["transactionId"]},
+              timeout=120)
+    csms.wait_for("StopTransaction", cp_id="PICO1", after=m, timeout=180)
+    return charging
+
+
 def measure(run_s, romfs, online=False):
     """-> (UF2 name, GC heap in all, in use after the build, [in use while
     running], session) in bytes, or None with why. online: connected to a
     bench CSMS over the USB serial bridge (tools/bridge), sampled once
-    registered; offline, session is _session()'s figures, else None."""
+    registered; session is _session()'s figures offline, _online_session()'s
+    connected."""
     found, why = find_uf2(romfs)
     why = why or node_ready()
     if why:
@@ -76,7 +99,8 @@ def measure(run_s, romfs, online=False):
         if online:
             from csms_lib import BenchCSMS
             csms = BenchCSMS(log=lambda line: None).start()
-            prov = dict(PROVISIONING, keys={"HeartbeatInterval": 60},
+            prov = dict(PROVISIONING,
+                        keys={"HeartbeatInterval": 60, "MeterValueSampleInterval": 10},
                         settings={"csmsUrl": csms.url, "chargeBoxId": "PICO1", "net": "usb",
                                   # the validator released 5 s after a message
                                   # (30 s by default): the samples see both
@@ -100,7 +124,7 @@ def measure(run_s, romfs, online=False):
             p.wait_for("HEAP run", timeout=120, after=m)
             runs = _samples(p, m, run_s)
             lines = p.console()
-            session = None if online else _session(p)
+            session = _online_session(p, csms) if online else _session(p)
         finally:
             p.stop()
             if bridge is not None:
@@ -136,7 +160,10 @@ def main():
         print("| in use after the charger is built | %.1f KB |" % (built / 1000))
         print("| in use while running, %d samples over %d s (min / max) | %.1f / %.1f KB |"
               % (len(alloc), run_s, min(alloc) / 1000, max(alloc) / 1000))
-        if session is not None:
+        if online:
+            print("| while charging (a remote start, an EV drawing 16 A, MeterValues every 10 s), "
+                  "%d samples over 25 s (max) | %.1f KB |" % (len(session), max(session) / 1000))
+        elif session is not None:
             charging, after = session
             print("| while charging (FreeCharging, an EV drawing 16 A), %d samples over 15 s "
                   "(max) | %.1f KB |" % (len(charging), max(charging) / 1000))
