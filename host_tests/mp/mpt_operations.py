@@ -42,6 +42,7 @@ class Ops:
         self.sender = _Sender()
         self.made = []
         self.jobs = _Jobs()
+        self.auth = _Authorization()
         self.firmware = True  # FirmwareManagement supported
         self.signs = []
         self.d = Dispatcher(self.make, self.r.cfg.supports)
@@ -50,7 +51,7 @@ class Ops:
         r = self.r
         self.made.append(name)
         if name == "core":
-            return mod.Core(r.cfg, r.cons, r.sessions, _AuthStore(),
+            return mod.Core(r.cfg, r.cons, r.sessions, self.auth,
                             self.reg, self.link, self._smart, self.configured, self.resets)
         if name == "remotetrigger":
             return mod.RemoteTrigger(r.cfg, r.cons, self.reg, self.sender, self.outbox, _mv,
@@ -100,12 +101,18 @@ def _mv(cid):
                                                 "sampledValue": [{"value": "1"}]}]}
 
 
-class _AuthStore:
+class _Authorization:
+    # The handle's store (model/authorization.py): used, then let go.
     def __init__(self):
         self.cleared = 0
+        self.held = False
 
     def store(self):
+        self.held = True
         return self
+
+    def done(self):
+        self.held = False
 
     def cache_clear(self):
         self.cleared += 1
@@ -265,6 +272,7 @@ async def test_availability_reset_unlock_cache_datatransfer():
     after()
     assert o.resets.calls == [True]
     assert o.call("ClearCache", {})[0] == {"status": "Accepted"}
+    assert o.auth.cleared == 1 and not o.auth.held  # the store let go after it
     assert o.call("DataTransfer", {"vendorId": "x"})[0] == {"status": "UnknownVendorId"}
     res = o.d("UnlockConnector", {"connectorId": 0})
     assert (await res)["status"] == "NotSupported"
@@ -359,7 +367,9 @@ def test_local_list_handlers_over_the_real_store():
     assert h.SendLocalList({"listVersion": 3, "updateType": "Full",
                             "localAuthorizationList": ent}) == {"status": "Accepted"}
     assert h.GetLocalListVersion({}) == {"listVersion": 3}
+    assert not auth.mounted()  # the store let go after each CALL
     assert auth.store().list_lookup("a1")["status"] == "Accepted"
+    auth.done()
     too_many = [{"idTag": "T%d" % i} for i in range(256)]
     try:
         h.SendLocalList({"listVersion": 4, "updateType": "Differential",

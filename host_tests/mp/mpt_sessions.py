@@ -3,9 +3,10 @@
 # of transactions, the cable lock, ConnectionTimeOut, FreeCharging,
 # StopTransactionOnInvalidId, PowerLoss recovery, a full queue, the
 # emergency stop and remote start / stop.
+import asyncio
 import time
 
-from fakes import Registration, Rig, settle
+from fakes import Registration, Rig, config, settle
 from mpocpp.model import transaction
 from mpocpp.model.reservations import Reservation
 from mpocpp.model.sessions import Assigner
@@ -539,6 +540,7 @@ async def test_offline_unknown_id_charges_then_deauthorized_by_the_answer():
 # --- the session's code: loaded while one is under way ----------------------------
 
 _FLOW = "mpocpp.model.sessionflow"
+_AUTH_MODULES = ("mpocpp.model.authrules", "mpocpp.model.authstore")
 
 
 def _flow_loaded():
@@ -609,22 +611,51 @@ async def test_boot_with_an_ev_plugged_in_or_a_transaction_on_flash_loads_it():
     assert _flow_loaded() and r3.con().status == "Preparing"
 
 
-async def test_authorization_store_let_go_when_idle_and_mounted_again():
-    # The local list and cache code (authstore.py) leaves the heap with the
-    # session code; what it held is in flash and comes back with the next card.
+async def test_authorization_store_loaded_for_each_use_only():
+    # The local list and cache code (authrules.py, authstore.py) leaves the
+    # heap after each use, not with the session code: what it knows is in
+    # flash and comes back with the next card.
     import sys
     from mpocpp.model.authorization import Authorization
     r = Rig(keys={"LocalAuthorizeOffline": True, "AuthorizationCacheEnabled": True},
             make_auth=lambda cfg: Authorization(cfg, Registration(online=False), None, None))
     r.auth.remember("CACHED", {"status": "Accepted"})
-    assert r.auth.mounted() and "mpocpp.model.authstore" in sys.modules
-    now = time.ticks_ms()
-    r.sessions.tick(now)
-    r.sessions.tick(time.ticks_add(now, 29000))
-    assert r.auth.mounted()
-    r.sessions.tick(time.ticks_add(now, 30000))
-    assert not r.auth.mounted() and "mpocpp.model.authstore" not in sys.modules
+    assert not r.auth.mounted() and _AUTH_MODULES[1] not in sys.modules
     r.ev("B")
     await r.swipe("CACHED")  # offline: the cache, mounted again, decides
-    assert r.con().tx is not None and r.auth.mounted()
+    assert r.con().tx is not None
     assert r.queue.last("StartTransaction")["idTag"] == "CACHED"
+    assert not r.auth.mounted() and not [m for m in _AUTH_MODULES if m in sys.modules]
+
+
+class _SlowCsms:
+    # Answers Authorize once told to: the card waits for the central system.
+    def __init__(self):
+        self.answer = asyncio.Event()
+
+    async def call(self, action, payload, timeout_s, on_result=None):
+        await self.answer.wait()
+        return {"idTagInfo": {"status": "Accepted"}}
+
+
+async def test_authorization_store_kept_while_an_authorize_waits():
+    # Another use ending meanwhile (an answer's idTagInfo cached) does not
+    # take the store from under the card still waiting for its Authorize.
+    import sys
+    from mpocpp.model.authorization import Authorization
+    csms = _SlowCsms()
+    keys = {"AuthorizationCacheEnabled": True, "LocalAuthorizeOffline": True}
+    cfg = config(keys=keys)
+    auth = Authorization(cfg, Registration(online=True), csms, None)
+    t = asyncio.create_task(auth.authorize("CARD1"))
+    await asyncio.sleep_ms(10)
+    assert auth.mounted()
+    auth.remember("OTHER", {"status": "Accepted"})
+    assert auth.mounted() and _AUTH_MODULES[1] in sys.modules
+    csms.answer.set()
+    info = await t
+    assert info["status"] == "Accepted"
+    assert not auth.mounted() and not [m for m in _AUTH_MODULES if m in sys.modules]
+    auth.remember("CARD2", {"status": "Blocked"})
+    auth2 = Authorization(config(cfg.dir, keys), Registration(online=False), None, None)
+    assert (await auth2.authorize("OTHER"))["status"] == "Accepted"  # cached, in flash

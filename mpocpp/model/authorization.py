@@ -1,8 +1,9 @@
 # Authorization of an idTag, as the charger keeps it between cards: a handle
 # on the rules (authrules.py) and the local list and cache in flash
-# (authstore.py), both loaded on the first card, list or cache message, not
-# at boot, and let go when the connectors are idle (sessions.py), so that an
-# idle charger's heap holds none of their code.
+# (authstore.py), both loaded for each use (a card, an idTagInfo to cache, a
+# list or cache message) and let go after it, so that neither an idle
+# charger's heap nor a running transaction's holds their code: they are
+# used a few times a session, and everything they know is in flash.
 from mpocpp.util import modules
 
 _RULES = "mpocpp.model.authrules"
@@ -22,6 +23,7 @@ class Authorization:
         self._rpc = rpc
         self._on_conflict = on_conflict
         self._rules = None  # authrules.AuthRules while loaded
+        self._asking = 0  # authorize() calls awaiting the central system
 
     def _use(self):
         r = self._rules
@@ -31,11 +33,18 @@ class Authorization:
         return r
 
     def store(self):
-        # The authstore.AuthStore (the local list and the cache), mounted.
+        # The authstore.AuthStore (the local list and the cache), mounted,
+        # for use at once: done() after it.
         return self._use().store()
 
     def mounted(self):
         return self._rules is not None
+
+    def done(self):
+        # A use is over: the rules and the store leave the heap, unless a
+        # card is still being authorized with the central system.
+        if not self._asking:
+            self.release()
 
     def release(self):
         # The rules and the store leave the heap (the store's RAM index is
@@ -48,13 +57,25 @@ class Authorization:
         # An Authorize / StartTransaction / StopTransaction answer's
         # idTagInfo, for the cache (unless the tag is in the local list).
         if info and self._cfg.get("AuthorizationCacheEnabled"):
-            self._use().remember(id_tag, info)
+            try:
+                self._use().remember(id_tag, info)
+            finally:
+                self.done()
 
     def parent_of(self, id_tag):
         # The parentIdTag the list or the cache knows for a valid idTag, else None.
-        return self._use().parent_of(id_tag)
+        try:
+            return self._use().parent_of(id_tag)
+        finally:
+            self.done()
 
-    def authorize(self, id_tag):
-        # A coroutine: -> idTagInfo dict (status, optional parentIdTag); with
+    async def authorize(self, id_tag):
+        # -> idTagInfo dict (status, optional parentIdTag); with
         # info["offline"] = True when decided without the central system.
-        return self._use().authorize(id_tag)
+        rules = self._use()
+        self._asking += 1
+        try:
+            return await rules.authorize(id_tag)
+        finally:
+            self._asking -= 1
+            self.done()

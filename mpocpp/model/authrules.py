@@ -2,9 +2,8 @@
 # authorization list beats the cache; online, LocalPreAuthorize may skip the
 # Authorize request; offline, LocalAuthorizeOffline and
 # AllowOfflineTxForUnknownId decide. The list and the cache live in flash
-# (authstore.py). Loaded with the store by authorization.py on the first
-# card, list or cache message, and let go with it when the connectors are
-# idle (sessions.py).
+# (authstore.py). Loaded with the store by authorization.py for each card,
+# idTagInfo to cache, list or cache message, and let go with it after.
 from mpocpp.util import clock
 from mpocpp.util import log
 # Every rule reads the store: the two come and go together (authorization.py).

@@ -4,9 +4,9 @@
 # transactions, remote start and stop, PowerLoss recovery, the cable lock,
 # reservations and availability), which is loaded when a session begins or
 # a connector is reserved and released once every connector has stayed
-# idle for the setting idleReleaseMs, with the authorization store (the
-# local list and the cache in flash) and what ondemand.py made for the
-# sessions, so that an idle charger's heap holds none of their code.
+# idle for the setting idleReleaseMs, with what ondemand.py made for the
+# sessions, so that an idle charger's heap holds none of their code (the
+# authorization store comes and goes with each use: authorization.py).
 import time
 from micropython import const
 from mpocpp.util import clock
@@ -196,7 +196,7 @@ class Sessions:
                 break
         for c in self.connectors:
             c.report_due(now_ms)
-        if self._flow is not None or self._auth.mounted() or self._hooks.held():
+        if self._flow is not None or self._hooks.held():
             if not idle:
                 self._idle_ms = None
             elif self._idle_ms is None:
@@ -208,5 +208,4 @@ class Sessions:
                 for name in _FLOW_PARTS:
                     modules.release(name)
                 modules.release(_TIMEPARSE)  # IdTagInfo's, profiles' dates
-                self._auth.release()
                 self._hooks.idle()

@@ -70,6 +70,8 @@ class Core:
         except Exception as e:
             log.exc(_TAG, "ClearCache", e)
             return _REJECTED
+        finally:
+            self._auth.done()
         return _ACCEPTED
 
     def ChangeAvailability(self, req):

@@ -19,7 +19,10 @@ class LocalAuthListManagement:
     def GetLocalListVersion(self, req):
         if not self._cfg.get("LocalAuthListEnabled"):
             return {"listVersion": -1}  # TC_042_1: not enabled
-        return {"listVersion": self._auth.store().list_version()}
+        try:
+            return {"listVersion": self._auth.store().list_version()}
+        finally:
+            self._auth.done()
 
     def SendLocalList(self, req):
         cfg = self._cfg
@@ -38,6 +41,8 @@ class LocalAuthListManagement:
         except Exception as e:
             log.exc(_TAG, "SendLocalList", e)
             st = "Failed"
+        finally:
+            self._auth.done()
         log.info(_TAG, "SendLocalList v%d %s -> %s", top["listVersion"], top["updateType"], st)
         return {"status": st}
 
