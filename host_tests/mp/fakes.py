@@ -273,9 +273,11 @@ class Hooks:
         self.stopped = []
         self.data = data
         self.idles = 0  # every connector idle a while: what they made may go
+        self.holding = False  # made for a transaction (MeterValues), until idle
 
     def tx_started(self, conn):
         self.started.append(conn.id)
+        self.holding = True
 
     def tx_stopped(self, conn):
         self.stopped.append(conn.id)
@@ -284,10 +286,11 @@ class Hooks:
         return self.data
 
     def held(self):
-        return False
+        return self.holding
 
     def idle(self):
         self.idles += 1
+        self.holding = False
 
 
 class Recorder:

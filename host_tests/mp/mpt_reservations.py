@@ -251,8 +251,8 @@ async def test_connection_timeout_counts_from_the_reservation_end():
 def test_supervisor_expires_reservations_with_the_session_code_loaded():
     # The session code (sessionflow.py, with the reservations' matching and
     # expiry) stays loaded while a connector is reserved: the supervisor's
-    # tick ends the reservation at its expiry, then the code goes once the
-    # connectors stay idle.
+    # tick ends the reservation at its expiry, then the code goes once
+    # unused for idleReleaseMs.
     import sys
     flow = "mpocpp.model.sessionflow"
     sys.modules.pop(flow, None)
@@ -265,9 +265,9 @@ def test_supervisor_expires_reservations_with_the_session_code_loaded():
     clock.set_time(T0 + 600)
     r.sessions.tick(time.ticks_add(now, 61000))
     assert r.con(1).reservation is None and r.con(1).status == "Available"
-    r.sessions.tick(time.ticks_add(now, 62000))  # idle from here
-    r.sessions.tick(time.ticks_add(now, 91000))
+    r.sessions.tick(time.ticks_add(now, 62000))  # unused since the last tick
+    r.sessions.tick(time.ticks_add(now, 90000))
     assert flow in sys.modules
-    r.sessions.tick(time.ticks_add(now, 92000))
+    r.sessions.tick(time.ticks_add(now, 91000))
     assert flow not in sys.modules
     assert "mpocpp.model.reservations" not in sys.modules

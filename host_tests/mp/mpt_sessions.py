@@ -548,7 +548,7 @@ def _flow_loaded():
     return _FLOW in sys.modules
 
 
-async def test_session_code_loaded_for_a_session_and_released_when_idle():
+async def test_session_code_loaded_for_each_event_and_released_when_unused():
     import sys
     sys.modules.pop(_FLOW, None)  # (loaded by an earlier test's Rig)
     r = Rig(answers={"TAG1": {"status": "Accepted"}})
@@ -557,9 +557,13 @@ async def test_session_code_loaded_for_a_session_and_released_when_idle():
     assert not _flow_loaded()
     c = await r.start()
     assert _flow_loaded()
-    r.sessions.tick(_later(120000))  # charging: kept however long
+    now = time.ticks_ms()
+    r.sessions.tick(now)  # (the tick that sees the start's use)
+    r.sessions.tick(time.ticks_add(now, 29000))
     assert _flow_loaded()
-    await r.swipe("TAG1")
+    r.sessions.tick(time.ticks_add(now, 30000))  # charging, unused for 30 s: let go
+    assert not _flow_loaded() and c.tx is not None and r.hooks.idles == 0
+    await r.swipe("TAG1")  # the stop loads it again
     r.ev("A")
     assert c.tx is None and c.status == "Available"
     now = time.ticks_ms()

@@ -2,11 +2,13 @@
 # sessions: the supervisor's timers, and the door to their work
 # (model/sessionflow.py: card swipes, plug events, the start and stop of
 # transactions, remote start and stop, PowerLoss recovery, the cable lock,
-# reservations and availability), which is loaded when a session begins or
-# a connector is reserved and released once every connector has stayed
-# idle for the setting idleReleaseMs, with what ondemand.py made for the
-# sessions, so that an idle charger's heap holds none of their code (the
-# authorization store comes and goes with each use: authorization.py).
+# reservations and availability), which is loaded by each event (a plug, a
+# card, an answer, a remote start, a reservation) and released once unused
+# for the setting idleReleaseMs, even while a transaction runs; what
+# ondemand.py made for the sessions (MeterValues, smart charging) goes once
+# every connector has stayed idle that long. So an idle charger's heap holds
+# none of their code, and a transaction's only what it uses at each sample
+# (the authorization store comes and goes with each use: authorization.py).
 import time
 from micropython import const
 from mpocpp.util import clock
@@ -54,7 +56,9 @@ class Sessions:
         self._hooks = hooks
         self._led = led
         self._flow = None  # sessionflow.SessionFlow while loaded
-        self._idle_ms = None  # ticks since every connector is idle, something loaded
+        self._used = False  # the flow was used since the last tick
+        self._used_ms = 0  # the tick that saw its last use
+        self._idle_ms = None  # ticks since every connector is idle, hooks held
 
     def _use(self):
         f = self._flow
@@ -62,7 +66,7 @@ class Sessions:
             f = self._flow = modules.load(_FLOW).SessionFlow(
                 self._cfg, self.connectors, self._queue, self._auth, self._meter, self._hooks,
                 self._led)
-        self._idle_ms = None
+        self._used = True
         return f
 
     @staticmethod
@@ -196,16 +200,24 @@ class Sessions:
                 break
         for c in self.connectors:
             c.report_due(now_ms)
-        if self._flow is not None or self._hooks.held():
+        wait = self._cfg.settings.get("idleReleaseMs", _RELEASE_MS)
+        f = self._flow  # (loaded by this tick, perhaps)
+        if self._used:
+            self._used = False
+            self._used_ms = now_ms
+        elif f is not None and not f.busy and time.ticks_diff(now_ms, self._used_ms) >= wait:
+            # The flow keeps nothing between events (the connectors and the
+            # transaction records do): it goes once unused that long, with
+            # a transaction running or not, and the next event loads it.
+            self._flow = None
+            for name in _FLOW_PARTS:
+                modules.release(name)
+            modules.release(_TIMEPARSE)  # IdTagInfo's, profiles' dates
+        if self._hooks.held():
             if not idle:
                 self._idle_ms = None
             elif self._idle_ms is None:
                 self._idle_ms = now_ms
-            elif time.ticks_diff(now_ms, self._idle_ms) >= \
-                    self._cfg.settings.get("idleReleaseMs", _RELEASE_MS):
-                self._flow = None
+            elif time.ticks_diff(now_ms, self._idle_ms) >= wait:
                 self._idle_ms = None
-                for name in _FLOW_PARTS:
-                    modules.release(name)
-                modules.release(_TIMEPARSE)  # IdTagInfo's, profiles' dates
                 self._hooks.idle()
