@@ -7,6 +7,7 @@ where there is no UF2, bootrom or node (docs/pico-emulator.md)."""
 import atexit
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -310,9 +311,12 @@ def test_online_through_the_usb_bridge(pico, csms):
     # A Pico without WiFi: the firmware's connection runs over the USB
     # REPL's serial line to tools/bridge, which opens the TCP connection to
     # the bench CSMS; every message is validated by the CSMS.
+    # The heap is sampled (HEAP_MAIN) while the transaction runs, its
+    # session code let go 5 s after the last event (idleReleaseMs).
     prov = dict(PROVISIONING, keys={"MeterValueSampleInterval": 5, "HeartbeatInterval": 300},
-                settings={"csmsUrl": csms.url, "chargeBoxId": "PICO1", "net": "usb"})
-    p = _firmware(pico, provisioning=prov)
+                settings={"csmsUrl": csms.url, "chargeBoxId": "PICO1", "net": "usb",
+                          "idleReleaseMs": 5000})
+    p = _firmware(pico, main=HEAP_MAIN, provisioning=prov)
     p.start()
     bridge = subprocess.Popen([PY, os.path.join(ROOT, "tools", "bridge"), "--serial", p.pty()],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -335,6 +339,16 @@ def test_online_through_the_usb_bridge(pico, csms):
         mv = csms.wait_for("MeterValues", cp_id="PICO1", after=m, timeout=120)
         txid = mv.payload["transactionId"]
         assert txid > 0
+        k = p.mark()
+        t0 = p.emu_ms()
+        until(p, lambda: p.emu_ms() - t0 > 16000, "16 s of charging", timeout=300)
+        # (a bridge frame may share a line with the text: search, not startswith)
+        runs = [int(n) for n in re.findall(r"HEAP run (\d+)", p.console()[k:])]
+        print("heap on the emulated Pico, connected, charging:", runs)
+        # 133.0 KB measured at the end of 2026-12-04 (bench/bench_pico.py:
+        # 150.5 KB before the session code and the authorization store were
+        # let go while charging), MeterValues every 5 s here, every 10 s there.
+        assert runs and max(runs) < 140 * 1000, runs
         r = csms.call("PICO1", "RemoteStopTransaction", {"transactionId": txid}, timeout=60)
         assert r["status"] == "Accepted"
         stop = csms.wait_for("StopTransaction", cp_id="PICO1", after=m, timeout=120)
