@@ -663,3 +663,40 @@ async def test_authorization_store_kept_while_an_authorize_waits():
     auth.remember("CARD2", {"status": "Blocked"})
     auth2 = Authorization(config(cfg.dir, keys), Registration(online=False), None, None)
     assert (await auth2.authorize("OTHER"))["status"] == "Accepted"  # cached, in flash
+
+
+async def test_an_event_without_heap_for_the_session_code_is_not_lost():
+    # The session code let go while charging; the EV leaves when no block
+    # is left to load it again: the relay opens at once all the same, and
+    # the next tick that can load it ends the transaction (EVDisconnected).
+    import sys
+    from mpocpp.util import modules
+    sys.modules.pop(_FLOW, None)
+    r = Rig(answers={"TAG1": {"status": "Accepted"}})
+    c = await r.start()
+    now = time.ticks_ms()
+    r.sessions.tick(now)
+    r.sessions.tick(time.ticks_add(now, 30000))
+    assert not _flow_loaded() and r.hw[1].relay.closed
+    load = modules.load
+
+    def no_heap(name):
+        if name == _FLOW:
+            raise MemoryError("memory allocation failed")
+        return load(name)
+
+    modules.load = no_heap
+    try:
+        r.hw[1].pilot.state = "A"  # the EV leaves
+        try:
+            r.sessions.tick(time.ticks_add(now, 31000))
+        except MemoryError:
+            pass
+        else:
+            raise AssertionError("no MemoryError")
+    finally:
+        modules.load = load
+    assert not r.hw[1].relay.closed and c.tx is not None
+    r.sessions.tick(time.ticks_add(now, 32000))  # the heap is back
+    assert c.tx is None and r.queue.last("StopTransaction")["reason"] == "EVDisconnected"
+    assert not r.hw[1].relay.closed

@@ -59,6 +59,7 @@ class Sessions:
         self._used = False  # the flow was used since the last tick
         self._used_ms = 0  # the tick that saw its last use
         self._idle_ms = None  # ticks since every connector is idle, hooks held
+        self._missed = False  # a hardware event found no heap for the flow
 
     def _use(self):
         f = self._flow
@@ -130,11 +131,24 @@ class Sessions:
         for c in self.connectors:
             c.status = c.derive()
 
+    def _event(self, conn):
+        # The flow handles a hardware change. When it cannot be loaded (no
+        # heap), the connector still drives its outputs from what it reads
+        # (the relay opens for an EV gone) and the next tick hands every
+        # connector to the flow again: the change is not lost.
+        try:
+            f = self._use()
+        except MemoryError:
+            self._missed = True
+            conn.update()
+            raise
+        f.on_event(conn)
+
     def hw_event(self, conn):
         # The hardware changed (bench, interrupt): look now rather than at
         # the next supervisor poll.
         conn.poll()
-        self._use().on_event(conn)
+        self._event(conn)
 
     def swipe(self, id_tag):
         self._use().swipe(id_tag)
@@ -168,8 +182,10 @@ class Sessions:
         cfg = self._cfg
         f = self._flow
         idle = f is None or not f.busy
+        missed = self._missed
+        self._missed = False
         for c in self.connectors[1:]:
-            changed = c.poll()
+            changed = c.poll() or missed
             p = c.pending
             if p is not None and time.ticks_diff(now_ms, p.deadline_ms) >= 0:
                 log.info(_TAG, "connector %d: no plug in time, authorization dropped", c.id)
@@ -188,7 +204,7 @@ class Sessions:
                     c.finishing = True
                     changed = True
             if changed:
-                self._use().on_event(c)
+                self._event(c)
             else:
                 c.update()
             if idle and not self._idle(c):
