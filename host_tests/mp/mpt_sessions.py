@@ -548,6 +548,12 @@ def _flow_loaded():
     return _FLOW in sys.modules
 
 
+def _auth_loaded():
+    # Which of the authorization rules and store are in the heap.
+    import sys
+    return [m for m in _AUTH_MODULES if m in sys.modules]
+
+
 async def test_session_code_loaded_for_each_event_and_released_when_unused():
     import sys
     sys.modules.pop(_FLOW, None)  # (loaded by an earlier test's Rig)
@@ -619,17 +625,16 @@ async def test_authorization_store_loaded_for_each_use_only():
     # The local list and cache code (authrules.py, authstore.py) leaves the
     # heap after each use, not with the session code: what it knows is in
     # flash and comes back with the next card.
-    import sys
     from mpocpp.model.authorization import Authorization
     r = Rig(keys={"LocalAuthorizeOffline": True, "AuthorizationCacheEnabled": True},
             make_auth=lambda cfg: Authorization(cfg, Registration(online=False), None, None))
     r.auth.remember("CACHED", {"status": "Accepted"})
-    assert not r.auth.mounted() and _AUTH_MODULES[1] not in sys.modules
+    assert not _auth_loaded()
     r.ev("B")
     await r.swipe("CACHED")  # offline: the cache, mounted again, decides
     assert r.con().tx is not None
     assert r.queue.last("StartTransaction")["idTag"] == "CACHED"
-    assert not r.auth.mounted() and not [m for m in _AUTH_MODULES if m in sys.modules]
+    assert not _auth_loaded()
 
 
 class _SlowCsms:
@@ -645,7 +650,6 @@ class _SlowCsms:
 async def test_authorization_store_kept_while_an_authorize_waits():
     # Another use ending meanwhile (an answer's idTagInfo cached) does not
     # take the store from under the card still waiting for its Authorize.
-    import sys
     from mpocpp.model.authorization import Authorization
     csms = _SlowCsms()
     keys = {"AuthorizationCacheEnabled": True, "LocalAuthorizeOffline": True}
@@ -653,13 +657,13 @@ async def test_authorization_store_kept_while_an_authorize_waits():
     auth = Authorization(cfg, Registration(online=True), csms, None)
     t = asyncio.create_task(auth.authorize("CARD1"))
     await asyncio.sleep_ms(10)
-    assert auth.mounted()
+    assert _auth_loaded() == list(_AUTH_MODULES)
     auth.remember("OTHER", {"status": "Accepted"})
-    assert auth.mounted() and _AUTH_MODULES[1] in sys.modules
+    assert _auth_loaded() == list(_AUTH_MODULES)
     csms.answer.set()
     info = await t
     assert info["status"] == "Accepted"
-    assert not auth.mounted() and not [m for m in _AUTH_MODULES if m in sys.modules]
+    assert not _auth_loaded()
     auth.remember("CARD2", {"status": "Blocked"})
     auth2 = Authorization(config(cfg.dir, keys), Registration(online=False), None, None)
     assert (await auth2.authorize("OTHER"))["status"] == "Accepted"  # cached, in flash

@@ -37,21 +37,14 @@ class Authorization:
         # for use at once: done() after it.
         return self._use().store()
 
-    def mounted(self):
-        return self._rules is not None
-
     def done(self):
-        # A use is over: the rules and the store leave the heap, unless a
-        # card is still being authorized with the central system.
+        # A use is over: the rules and the store leave the heap (the store's
+        # RAM index is rebuilt from flash by the next mount), unless a card
+        # is still being authorized with the central system.
         if not self._asking:
-            self.release()
-
-    def release(self):
-        # The rules and the store leave the heap (the store's RAM index is
-        # rebuilt from flash by the next mount).
-        self._rules = None
-        modules.release(_RULES)
-        modules.release(_STORE)
+            self._rules = None
+            modules.release(_RULES)
+            modules.release(_STORE)
 
     def remember(self, id_tag, info):
         # An Authorize / StartTransaction / StopTransaction answer's
