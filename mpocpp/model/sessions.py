@@ -56,8 +56,7 @@ class Sessions:
         self._hooks = hooks
         self._led = led
         self._flow = None  # sessionflow.SessionFlow while loaded
-        self._used = False  # the flow was used since the last tick
-        self._used_ms = 0  # the tick that saw its last use
+        self._used_ms = None  # the tick that saw the flow's last use (None: not yet)
         self._idle_ms = None  # ticks since every connector is idle, hooks held
         self._missed = False  # a hardware event found no heap for the flow
 
@@ -67,7 +66,7 @@ class Sessions:
             f = self._flow = modules.load(_FLOW).SessionFlow(
                 self._cfg, self.connectors, self._queue, self._auth, self._meter, self._hooks,
                 self._led)
-        self._used = True
+        self._used_ms = None  # the next tick stamps this use
         return f
 
     @staticmethod
@@ -218,8 +217,7 @@ class Sessions:
             c.report_due(now_ms)
         wait = self._cfg.settings.get("idleReleaseMs", _RELEASE_MS)
         f = self._flow  # (loaded by this tick, perhaps)
-        if self._used:
-            self._used = False
+        if self._used_ms is None:
             self._used_ms = now_ms
         elif f is not None and not f.busy and time.ticks_diff(now_ms, self._used_ms) >= wait:
             # The flow keeps nothing between events (the connectors and the
