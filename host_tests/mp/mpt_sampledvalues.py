@@ -390,6 +390,53 @@ def test_periodic_grid_starts_at_the_transactions_own_start():
     assert [g[0] - _MIDNIGHT for g in got] == [57, 59, 61], got
 
 
+def test_txdata_code_only_for_stop_txn_measurands():
+    # StopTxnSampledData and StopTxnAlignedData empty (the default): a
+    # transaction neither loads txdata.py nor keeps a record, and the record
+    # an earlier transaction left (a power cut) goes. With a measurand
+    # named, the record is kept and read at the stop.
+    import sys
+    from fakes import init_clock
+    from mpocpp.metering.metervalues import MeterValues
+    from mpocpp.util import modules
+
+    class Tx:
+        id = 7
+        start = _MIDNIGHT
+        meter_start = 0
+
+    class Conn:
+        id = 1
+        tx = Tx()
+
+    init_clock(_MIDNIGHT + 10)
+    name = "mpocpp.metering.txdata"
+    cfg = Cfg(StopTxnSampledData="", StopTxnAlignedData="")
+    cfg.dir = _MP
+    m = _meter()
+    path = _MP + "/txdata1"
+    TxData(path, lambda: 5).begin(_mvd(0))
+    fsutil.write_atomic(path + ".tmp", b"I 1 {}\n")
+    modules.release(name)
+    conn = Conn()
+    mvs = MeterValues(cfg, m, [None, conn], None)
+    mvs.tx_started(conn)
+    assert name not in sys.modules
+    assert not fsutil.exists(path) and not fsutil.exists(path + ".tmp")
+    assert mvs.tx_data(conn) is None and name not in sys.modules
+    cfg.v["StopTxnSampledData"] = "Energy.Active.Import.Register"
+    mvs.tx_started(conn)
+    assert name in sys.modules and fsutil.exists(path)
+    td = mvs.tx_data(conn)
+    assert [v["sampledValue"][0]["context"] for v in td] == \
+        ["Transaction.Begin", "Transaction.End"], td
+    # emptied again during the next transaction: its record goes at the stop
+    mvs.tx_started(conn)
+    assert fsutil.exists(path)
+    cfg.v["StopTxnSampledData"] = ""
+    assert mvs.tx_data(conn) is None and not fsutil.exists(path)
+
+
 def test_ondemand_lets_metervalues_go_when_idle_unless_clock_aligned():
     # ondemand.py: MeterValues, made for a transaction or a trigger, goes when
     # the connectors have been idle a while (Sessions calls idle()), but not

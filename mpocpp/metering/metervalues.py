@@ -2,12 +2,14 @@
 # (Sample.Periodic every MeterValueSampleInterval during a transaction,
 # Sample.Clock every ClockAlignedDataInterval), the transactionData of each
 # running transaction (txdata.py), and the values TriggerMessage asks for.
-# Made when first needed; the 1 Hz meter (meter.py) calls tick().
+# Made when first needed; the 1 Hz meter (meter.py) calls tick(). txdata.py
+# is loaded only while StopTxnSampledData or StopTxnAlignedData names a
+# measurand (both empty by default) or a transaction's record is read.
 from micropython import const
 from mpocpp.util import clock
+from mpocpp.util import fsutil
 from mpocpp.util import log
 from mpocpp.metering import sampledvalues as sv
-from mpocpp.metering.txdata import TxData
 
 _TAG = "metering"
 _LATE_MAX = const(8)  # values kept for the next tick; beyond, one is lost (logged)
@@ -45,12 +47,27 @@ class MeterValues:
         self._interval_wh = {}  # (cid, context) -> register at the last value of that kind
         self._late = []  # _Late values, tried again at the next tick
 
+    def _path(self, cid):
+        return "%s/txdata%d" % (self._cfg.dir, cid)
+
     def _txdata_for(self, cid):
         t = self._txdata.get(cid)
         if t is None:
-            t = TxData("%s/txdata%d" % (self._cfg.dir, cid), self._max)
+            from mpocpp.metering.txdata import TxData
+            t = TxData(self._path(cid), self._max)
             self._txdata[cid] = t
         return t
+
+    def _forget(self, cid):
+        # No transactionData wanted: a record left by an earlier transaction
+        # (its files: txdata.py's TxData.discard) goes without loading it.
+        t = self._txdata.pop(cid, None)
+        if t is not None:
+            t.discard()
+            return
+        p = self._path(cid)
+        fsutil.remove(p)
+        fsutil.remove(p + ".tmp")
 
     def _stop_csl(self):
         # transactionData measurands: StopTxnSampledData, else StopTxnAlignedData.
@@ -118,13 +135,15 @@ class MeterValues:
         self.schedules.tx_started(conn.id, now)
         self._interval_wh[(conn.id, sv.PERIODIC)] = \
             tx.meter_start if tx is not None else self._meter.whole_wh(conn.id)
+        csl = self._stop_csl()
+        if not csl:
+            self._forget(conn.id)
+            return
         t = self._txdata_for(conn.id)
         t.discard()
-        csl = self._stop_csl()
-        if csl:
-            v = sv.meter_value(self._meter, conn.id, csl, sv.BEGIN, now)
-            if v is not None:
-                t.begin(v)
+        v = sv.meter_value(self._meter, conn.id, csl, sv.BEGIN, now)
+        if v is not None:
+            t.begin(v)
 
     def tx_stopped(self, conn):
         self.schedules.tx_stopped(conn.id)
@@ -133,10 +152,10 @@ class MeterValues:
     def tx_data(self, conn):
         # transactionData for StopTransaction: Begin ... End (never thinned away).
         csl = self._stop_csl()
-        t = self._txdata_for(conn.id)
         if not csl:
-            t.discard()
+            self._forget(conn.id)
             return None
+        t = self._txdata_for(conn.id)
         v = sv.meter_value(self._meter, conn.id, csl, sv.END, clock.now())
         if v is not None:
             t.end(v)
