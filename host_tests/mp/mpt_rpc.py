@@ -248,6 +248,35 @@ async def test_validator_loaded_for_messages_and_released_when_idle():
     assert "mpocpp.util.timeparse" not in sys.modules  # with the validator
 
 
+async def test_an_answer_without_fields_needs_no_validator():
+    # MeterValues.conf and the notifications' answers are empty objects: any
+    # object is valid, so a transaction's MeterValues do not load the
+    # validator; an answer with fields still does.
+    import sys
+    name = "mpocpp.protocol.validate"
+    r, w, h = make()
+    sys.modules.pop(name, None)
+    for i, action in enumerate(("MeterValues", "StatusNotification"), 1):
+        t = asyncio.create_task(r.call(action, {}, 5))
+        await asyncio.sleep_ms(0)
+        await r.on_message('[3,"id%d",{"unknown":1}]' % i)
+        assert await t == {"unknown": 1}
+    assert name not in sys.modules
+    t = asyncio.create_task(r.call("MeterValues", {}, 5))
+    await asyncio.sleep_ms(0)
+    await r.on_message('[3,"id3",[]]')  # not an object: still refused
+    try:
+        await t
+        raise AssertionError("accepted a list")
+    except rpc.CallError as e:
+        assert e.code == "FormationViolation"
+    t = asyncio.create_task(r.call("Heartbeat", {}, 5))
+    await asyncio.sleep_ms(0)
+    await r.on_message('[3,"id4",{"currentTime":"2026-01-01T00:00:00Z"}]')
+    await t
+    assert name in sys.modules
+
+
 async def test_no_heap_for_the_validator():
     # Out of heap to load the validator: a CALL not yet handled is answered
     # InternalError; a handler that has acted has its answer sent unchecked.
