@@ -36,13 +36,11 @@ class LfsStore:
         self._seg = segment_size
         self._hdr = bytearray(HDR)
         self._chunk = bytearray(64)
-        self._f = None
         self._written = 0
         self._appended = 0
         self._reset()
 
     def _reset(self):
-        self._close()
         self._first = []   # first sequence (= name) of each segment, oldest first
         self._lastq = []   # last valid sequence in it (first - 1 when none)
         self._size = []    # its size in bytes
@@ -52,15 +50,6 @@ class LfsStore:
         self._count = 0
         self._hs = 0       # head hint: segment name and offset of the first
         self._hp = 0       # record that may be unacknowledged
-
-    def _close(self):
-        f = self._f
-        self._f = None
-        if f:
-            try:
-                f.close()
-            except OSError:
-                pass
 
     def _path(self, first):
         return "%s/%08x.q" % (self._dir, first)
@@ -218,7 +207,6 @@ class LfsStore:
             self._reclaim()
         s = self._next
         if not self._first or self._sealed or self._size[-1] + HDR + n > self._seg:
-            self._close()
             self._first.append(s)
             self._lastq.append(s - 1)
             self._size.append(0)
@@ -226,13 +214,13 @@ class LfsStore:
         h = self._hdr
         store.pack(h, s, data)
         try:
-            if not self._f:
-                self._f = open(self._path(self._first[-1]), "ab")
-            self._f.write(h)
-            self._f.write(data)
-            self._f.flush()
+            # Opened for each record, not kept: an open littlefs file holds
+            # a buffer of the filesystem's cache size in the heap (1 KiB on
+            # the rp2 port), and closing flushes as flush() did.
+            with open(self._path(self._first[-1]), "ab") as f:
+                f.write(h)
+                f.write(data)
         except OSError as e:
-            self._close()
             if e.errno == 28:  # ENOSPC: the filesystem is fuller than planned
                 self._sealed = True
                 raise StoreFull("filesystem full")
@@ -270,8 +258,6 @@ class LfsStore:
         while self._first and self._lastq[0] <= self._ack and (
                 len(self._first) > 1 or self._sealed
                 or self._size[0] + HDR > self._seg):
-            if self._f and len(self._first) == 1:
-                self._close()
             fsutil.remove(self._path(self._first[0]))
             self._first.pop(0)
             self._lastq.pop(0)
