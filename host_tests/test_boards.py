@@ -37,6 +37,7 @@ def test_board_constructs_drivers(board):
 import sys
 from mpocpp_board.board import Board
 b = Board({"wifiSsid": "x", "wifiPassword": "y"}, flash_dir=sys.argv[-1] + "/data")
+assert "mpocpp_board.wiring" not in sys.modules  # the pin map: for the boot only
 hw = b.connector_hw(1)
 assert b.connector_hw(2) is None
 assert hw.pilot.offer(16) == 16

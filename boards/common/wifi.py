@@ -1,47 +1,8 @@
-# Shared by the real boards: the RTC as a unix-seconds clock, and a WiFi
-# station that opens the firmware's TCP/TLS connections. `machine` and
-# `network` are imported on use, so this module also compiles for unix.
+# A WiFi station that opens the firmware's TCP/TLS connections, for the
+# boards with WiFi (imported by their wiring.py only when WiFi is the
+# uplink). `network` is imported on use, so this module also compiles for
+# unix.
 from micropython import const
-
-
-class RtcClock:
-    # machine.RTC as unix seconds whatever the port's epoch (1970 or 2000).
-    trusted = False
-
-    def __init__(self):
-        import machine
-        import time
-        self._time = time
-        self._rtc = machine.RTC()
-        self._epoch = 946684800 if time.gmtime(0)[0] == 2000 else 0
-
-    def time(self):
-        return self._time.time() + self._epoch
-
-    def set(self, t):
-        tm = self._time.gmtime(int(t) - self._epoch)
-        self._rtc.datetime((tm[0], tm[1], tm[2], tm[6], tm[3], tm[4], tm[5], 0))
-
-
-def make_net(settings, feed):
-    # The board's uplink from the provisioning settings: "net": "wifi" (the
-    # default where the port has the network module), "usb" (the USB REPL's
-    # serial line to tools/bridge on a host: docs/serial-bridge.md) or "none":
-    # None, no uplink (a Pico without WiFi and no bridge), the charger offline
-    # for good without loading the connection's code.
-    kind = settings.get("net")
-    if kind == "usb":
-        from mpocpp_board.serialnet import usb_stdio
-        return usb_stdio()
-    if kind != "none":
-        try:
-            import network  # noqa: F401
-        except ImportError:
-            kind = "none"  # a board without WiFi (RPI_PICO)
-    if kind == "none":
-        return None
-    return WifiNet(settings.get("wifiSsid", ""), settings.get("wifiPassword", ""), feed)
-
 
 _DNS_GAP_MS = const(300000)  # after a failed lookup, the last address for 5 minutes
 
