@@ -390,6 +390,19 @@ def test_periodic_grid_starts_at_the_transactions_own_start():
     assert [g[0] - _MIDNIGHT for g in got] == [57, 59, 61], got
 
 
+class _Tx:
+    # A running transaction as MeterValues sees it.
+    id = 7
+    start = _MIDNIGHT
+    meter_start = 0
+
+
+class _Conn:
+    # Connector 1, charging in that transaction.
+    id = 1
+    tx = _Tx()
+
+
 def test_txdata_code_only_for_stop_txn_measurands():
     # StopTxnSampledData and StopTxnAlignedData empty (the default): a
     # transaction neither loads txdata.py nor keeps a record, and the record
@@ -400,15 +413,6 @@ def test_txdata_code_only_for_stop_txn_measurands():
     from mpocpp.metering.metervalues import MeterValues
     from mpocpp.util import modules
 
-    class Tx:
-        id = 7
-        start = _MIDNIGHT
-        meter_start = 0
-
-    class Conn:
-        id = 1
-        tx = Tx()
-
     init_clock(_MIDNIGHT + 10)
     name = "mpocpp.metering.txdata"
     cfg = Cfg(StopTxnSampledData="", StopTxnAlignedData="")
@@ -418,7 +422,7 @@ def test_txdata_code_only_for_stop_txn_measurands():
     TxData(path, lambda: 5).begin(_mvd(0))
     fsutil.write_atomic(path + ".tmp", b"I 1 {}\n")
     modules.release(name)
-    conn = Conn()
+    conn = _Conn()
     mvs = MeterValues(cfg, m, [None, conn], None)
     mvs.tx_started(conn)
     assert name not in sys.modules
@@ -473,15 +477,6 @@ def test_a_value_without_heap_is_built_again_at_the_next_tick():
     from mpocpp.metering.metervalues import MeterValues
     from mpocpp.util import clock, log
 
-    class Tx:
-        id = 7
-        start = _MIDNIGHT
-        meter_start = 0
-
-    class Conn:
-        id = 1
-        tx = Tx()
-
     class Queue:
         def __init__(self):
             self.fail = 1
@@ -509,7 +504,7 @@ def test_a_value_without_heap_is_built_again_at_the_next_tick():
     cfg.dir = _MP
     m = _meter()
     q = Queue()
-    conn = Conn()
+    conn = _Conn()
     mvs = MeterValues(cfg, m, [None, conn], q)
     mvs.tx_started(conn)
     lost = []
