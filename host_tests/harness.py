@@ -5,9 +5,11 @@ import sys
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _BIN = os.path.dirname(sys.executable)
-MICROPYTHON = (os.path.join(_BIN, "micropython")
-               if os.path.exists(os.path.join(_BIN, "micropython"))
-               else shutil.which("micropython"))
+# The interpreter of the whole suite: $MICROPYTHON (the 32-bit unix port in
+# ../shared/targets/unix32, say), else the unix port .venv has.
+MICROPYTHON = os.environ.get("MICROPYTHON") or (
+    os.path.join(_BIN, "micropython") if os.path.exists(os.path.join(_BIN, "micropython"))
+    else shutil.which("micropython"))
 # The firmware package and the unix board package as sources
 # (tools/build_mpy.py --source-tree), then the MicroPython test modules.
 SRC_TREE = os.path.join(ROOT, "build", "src-unix")
