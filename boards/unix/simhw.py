@@ -46,14 +46,20 @@ def _table():
 
 
 class _Noise:
-    # Uniform integer noise in [-n, n] from a 31-bit LCG (small-int math).
+    # Uniform integer noise in [-n, n] from a 16-bit xorshift (7, 9, 8):
+    # small ints on a 32-bit port too, where a 31-bit LCG's products are not
+    # (each sample would allocate).
     def __init__(self, seed):
-        self._s = seed & 0x7FFFFFFF
+        self._s = (seed & 0xFFFF) or 1
         self.n = _NOISE_COUNTS
 
     def next(self):
-        self._s = (self._s * 1103515245 + 12345) & 0x7FFFFFFF
-        return (self._s >> 8) % (2 * self.n + 1) - self.n
+        s = self._s
+        s ^= (s << 7) & 0xFFFF
+        s ^= s >> 9
+        s ^= (s << 8) & 0xFFFF
+        self._s = s
+        return s % (2 * self.n + 1) - self.n
 
 
 class SimPin:
