@@ -16,7 +16,7 @@ ARGS   ?=
 
 NODE_STAMP := node_modules/.installed-$(shell $(PYTHON) -c "import hashlib;print(hashlib.sha1(open('package-lock.json','rb').read()).hexdigest()[:12])")
 
-.PHONY: all venv node_modules test lint run bench soak schema mpy clean
+.PHONY: all venv node_modules test test32 lint run bench soak schema mpy clean
 
 all: test
 
@@ -41,6 +41,13 @@ node_modules: $(NODE_STAMP)
 test: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python tools/build_mpy.py --quiet
 	$(BIN)/python -m pytest -n $(JOBS) $(T) host_tests
+
+# The whole suite with the firmware on the 32-bit unix port (MICROPYTHON32):
+# objects the size they have on a board, small ints of 31 bits.
+test32: $(STAMP) $(NODE_STAMP)
+	@if [ -x "$(MICROPYTHON32)" ]; then \
+	  MICROPYTHON=$(MICROPYTHON32) $(MAKE) --no-print-directory test; \
+	else echo "make test32: no 32-bit port at $(MICROPYTHON32)"; exit 1; fi
 
 # ruff over the whole tree (ruff.toml): firmware, boards, tools, tests, benches.
 lint: $(STAMP)
