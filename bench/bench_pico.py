@@ -10,8 +10,16 @@ and connected to a bench CSMS over the USB serial bridge, idle and while a
 remotely started transaction sends MeterValues.
 
     .venv/bin/python bench/bench_pico.py [--quick]
+    .venv/bin/python bench/bench_pico.py --map [--romfs]
+
+--map: where the heap goes instead, connected and while a transaction
+sends MeterValues (`micropython.mem_info(1)` and `qstr_info` on the Pico):
+the names, the modules loaded and the size of their .mpy files, the GC
+blocks by kind and the largest ones.
 """
 import argparse
+import ast
+import collections
 import json
 import os
 import re
@@ -74,6 +82,156 @@ def _online_session(p, csms):
               timeout=120)
     csms.wait_for("StopTransaction", cp_id="PICO1", after=m, timeout=180)
     return charging
+
+
+# The heap-map run's main: HEAP_MAIN, and once a transaction has sent
+# values for a while (its third report with MeterValues' code loaded) the
+# names, the modules and the block map, printed once.
+_REPORT = '        print("HEAP run %d %d" % (gc.mem_alloc(), gc.mem_free()))\n'
+MAP_MAIN = HEAP_MAIN.replace(_REPORT, _REPORT + """\
+        import sys, micropython
+        if "mpocpp.metering.metervalues" in sys.modules:
+            n[0] += 1
+            if n[0] == 3:
+                micropython.qstr_info()
+                print("MODULES", sorted(sys.modules))
+                micropython.mem_info(1)
+                print("MAP END")
+""").replace("async def report():", "n = [0]\nasync def report():")
+assert MAP_MAIN.count("MAP END") == 1 and "n = [0]" in MAP_MAIN
+
+# Block kinds in micropython.mem_info(1)'s map (py/gc.c): the head block
+# of each allocation, "=" its tail blocks, "." free.
+KINDS = {"h": "other: bytecode, raw code, instances, dict and map tables, buffers, "
+              "qstr pools",
+         "B": "function objects", "S": "str and bytes", "D": "dicts", "T": "tuples",
+         "F": "floats", "M": "modules", "L": "lists", "A": "arrays and bytearrays"}
+
+
+def blocks(text, block=16):
+    """-> [(kind, bytes)] of each allocation in the last block map printed
+    in text (micropython.mem_info(1)), largest first."""
+    i = text.rfind("GC memory layout")
+    out = []
+    cur = None
+    pos = None
+    for addr, row in re.findall(r"^([0-9a-f]{5,8}): (.*?)\r?$", text[i:], re.M):
+        start = int(addr, 16) // block
+        if start != pos and cur is not None:  # free lines left out between
+            out.append(cur)
+            cur = None
+        pos = start
+        for c in row:
+            if c == "=":
+                if cur is not None:
+                    cur[1] += block
+            else:
+                if cur is not None:
+                    out.append(cur)
+                cur = [c, block] if c != "." else None
+            pos += 1
+    if cur is not None:
+        out.append(cur)
+    return sorted(((k, n) for k, n in out), key=lambda x: -x[1])
+
+
+def heap_map(romfs):
+    """Connected over the USB serial bridge, a remote start, an EV drawing
+    16 A: the console once the map is printed, and the bundle -> (console,
+    {board path: host path}), or None with why."""
+    found, why = find_uf2(romfs)
+    why = why or node_ready()
+    if why:
+        return None, why
+    files = bundle()
+    mpy = dict(files)
+    from csms_lib import BenchCSMS
+    with tempfile.TemporaryDirectory(prefix="bench-pico-map-") as tmp:
+        img = os.path.join(tmp, "fs.img")
+        rom = None
+        if romfs:
+            rom = mkromfs(os.path.join(tmp, "romfs.img"),
+                          {k: v for k, v in files.items() if k.startswith("/lib/")})
+            files = {}
+        csms = BenchCSMS(log=lambda line: None).start()
+        prov = dict(PROVISIONING, keys={"HeartbeatInterval": 60, "MeterValueSampleInterval": 10},
+                    settings={"csmsUrl": csms.url, "chargeBoxId": "PICO1", "net": "usb",
+                              "idleReleaseMs": 5000})
+        files["/main.py"] = MAP_MAIN.encode()
+        files["/provisioning.json"] = json.dumps(prov).encode()
+        mkfs(img, files)
+        p = Pico(fs=img, romfs=rom)
+        bridge = None
+        try:
+            wire(p)
+            p.start()
+            bridge = subprocess.Popen(
+                [sys.executable, os.path.join(ROOT, "tools", "bridge"), "--serial", p.pty()],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            csms.wait_for("StatusNotification", cp_id="PICO1", timeout=300,
+                          pred=lambda m: m.payload["connectorId"] == 1)
+            load(p, 16)
+            m = csms.mark()
+            r = csms.call("PICO1", "RemoteStartTransaction",
+                          {"idTag": "REMOTE1", "connectorId": 1}, timeout=120)
+            assert r["status"] == "Accepted", r
+            ev(p, 9)
+            csms.wait_for("StartTransaction", cp_id="PICO1", after=m, timeout=180)
+            ev(p, 6)
+            until(p, lambda: p.gpio(15) == 1, "relay closed")
+            p.wait_for("MAP END", timeout=600)
+            return (p.console(), mpy), None
+        finally:
+            p.stop()
+            if bridge is not None:
+                bridge.kill()
+                bridge.wait()
+            csms.stop()
+
+
+def print_map(romfs):
+    how = "run in place from ROMFS" if romfs else "`.mpy` files in /lib"
+    got, why = heap_map(romfs)
+    if got is None:
+        print("%s: skipped: %s (docs/pico-emulator.md).\n" % (how, why))
+        return
+    text, mpy = got
+    text = text[text.rfind("qstr pool:"):]
+    pool = re.search(r"qstr pool: n_pool=(\d+), n_qstr=(\d+), n_str_data_bytes=(\d+), "
+                     r"n_total_bytes=(\d+)", text)
+    gc_line = re.search(r"GC: total: (\d+), used: (\d+), free: (\d+)", text)
+    mods = ast.literal_eval(re.search(r"MODULES (\[.*?\])", text).group(1))
+    ours = [m for m in mods if m.startswith("mpocpp")]
+    size = 0
+    for m in ours:
+        base = "/lib/" + m.replace(".", "/")
+        for path in (base + ".mpy", base + "/__init__.mpy"):
+            if path in mpy:
+                size += os.path.getsize(mpy[path])
+    b = blocks(text)
+    by = collections.Counter()
+    count = collections.Counter()
+    for k, n in b:
+        by[k] += n
+        count[k] += 1
+    print("Where the heap goes on the emulated Pico (the rp2 port), %s, connected over the "
+          "USB serial bridge, a remotely started transaction sending MeterValues every 10 s "
+          "(`bench/bench_pico.py --map%s`).\n" % (how, " --romfs" if romfs else ""))
+    print("| what | bytes |")
+    print("|---|---|")
+    print("| GC heap in use (of %s) | %s |" % (gc_line.group(1), gc_line.group(2)))
+    print("| names: %s in %s qstr pools (%s bytes of text) | %s |"
+          % (pool.group(2), pool.group(1), pool.group(3), pool.group(4)))
+    print("| firmware modules loaded: %d, their `.mpy` files (bytecode and names%s) | %d |"
+          % (len(ours), ", in flash" if romfs else "", size))
+    for k, n in by.most_common():
+        print("| blocks `%s` (%s): %d | %d |" % (k, KINDS.get(k, "?"), count[k], n))
+    print("| the largest blocks | %s |" % ", ".join("%s %d" % (k, n) for k, n in b[:12]))
+    sizes = collections.Counter(n for k, n in b if k == "h")
+    top = sorted(sizes.items(), key=lambda x: -x[0] * x[1])[:12]
+    print("| `h` blocks by size, the most bytes first (size x count) | %s |"
+          % ", ".join("%d x %d" % x for x in top))
+    print("\nModules: %s\n" % ", ".join(m.replace("mpocpp.", "") for m in ours))
 
 
 def measure(run_s, romfs, online=False):
@@ -139,7 +297,13 @@ def measure(run_s, romfs, online=False):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--map", action="store_true", help="where the heap goes, connected and "
+                    "charging, instead of the figures")
+    ap.add_argument("--romfs", action="store_true", help="with --map: run in place from ROMFS")
     a = ap.parse_args()
+    if a.map:
+        print_map(a.romfs)
+        return
     print("## The real rp2 port: heap on the emulated Pico (issue 8)\n")
     run_s = 30 if a.quick else 120
     runs = ((False, False, "`.mpy` files in /lib (stock firmware, `tools/deploy`), offline"),
