@@ -277,6 +277,9 @@ def dsn(csms, status, after, timeout=20):
 
 
 def test_diagnostics_http(csms, charger, http):
+    # The transfers' state (transfer/jobs.py) is made by the first transfer
+    # (Charger.use_jobs), not at boot.
+    assert "mpocpp.transfer.jobs" not in charger.ok("heap")["modules"]
     mark = csms.mark()
     res = csms.call("CP1", "GetDiagnostics", {"location": http.url("/upload"), "retries": 1,
                                               "retryInterval": 1, "startTime": now_iso(-3600)})
@@ -288,6 +291,7 @@ def test_diagnostics_http(csms, charger, http):
     assert (path, field, fname) == ("/upload", "file", name)
     text = data.decode()
     assert "[configuration]" in text and "HeartbeatInterval=" in text
+    assert "mpocpp.transfer.jobs" in charger.ok("heap")["modules"]  # kept from then on
     # The transfer code is released with the job (heap on a board).
     deadline = time.time() + 10
     while True:

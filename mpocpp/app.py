@@ -96,7 +96,6 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     from mpocpp.model.authorization import Authorization
     from mpocpp.model.sessions import Sessions, Assigner
     from mpocpp.operations import Dispatcher
-    from mpocpp.transfer.jobs import Jobs
     from mpocpp.ondemand import OnDemand
     from mpocpp.model.securityevents import SecurityEvents
     p = Parts()
@@ -135,7 +134,6 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     sender = p.sender = Sender(cfg, rpc, reg, outbox, queue, wake,
                                on_registered, s.delivered)
     p.link = Link(cfg, board.net, rpc, reg, sender.run, outbox.offline, sec.emit)
-    p.jobs = Jobs(sender, outbox)
     od.configured("ClockAlignedDataInterval")  # else metering is made on first need
     # Why the previous run ended, when the firmware chose to
     # (Charger.restart_for writes it): logged, and a security event.

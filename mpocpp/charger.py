@@ -60,10 +60,10 @@ class Charger:
         self.authorization = p.authorization
         self.sessions = p.sessions
         self.ondemand = p.ondemand
-        self.jobs = p.jobs
         self.security = p.security  # securityevents.SecurityEvents
         self._wake = p.wake
         self._firmware_state = firmware_state  # "pending" / "failed": an update booted
+        self._jobs = None  # transfer.jobs.Jobs, made by use_jobs()
         self._oom_n = 0
         self._oom_t0 = 0
         self._restarting = False
@@ -131,7 +131,7 @@ class Charger:
         if self._firmware_state:
             self._firmware_state = None
             from mpocpp.operations import firmware
-            if firmware.booted(self.cfg.dir, self.outbox, self.jobs) == "Installed":
+            if firmware.booted(self.cfg.dir, self.outbox, self.use_jobs()) == "Installed":
                 self.security.emit("FirmwareUpdated",
                                    self.registration.payload().get("firmwareVersion"))
 
@@ -141,6 +141,16 @@ class Charger:
         self._renew_t = time.ticks_ms()
         if self.cfg.get("SecurityProfile") >= 3:
             asyncio.create_task(self.sign_certificate(True))
+
+    def use_jobs(self):
+        # The file transfers' state (transfer/jobs.py: their statuses and
+        # tasks), made by the first transfer, status trigger or update
+        # report, and kept from then on: most chargers never load it.
+        j = self._jobs
+        if j is None:
+            from mpocpp.transfer.jobs import Jobs
+            j = self._jobs = Jobs(self.sender, self.outbox)
+        return j
 
     # --- the handlers of the central system's CALLs (operations/) ---
     def make(self, name, mod):

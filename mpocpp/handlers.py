@@ -21,7 +21,7 @@ def make(ch, name, mod):
                         ch.link, ch.ondemand.use_smart, ch.configured, ch.reset)
     if name == "remotetrigger":
         return mod.RemoteTrigger(cfg, cons, ch.registration, ch.sender, ch.outbox,
-                                 ch.ondemand.meter_values, ch.jobs,
+                                 ch.ondemand.meter_values, ch.use_jobs,
                                  cfg.supports("FirmwareManagement"), ch.sign_certificate)
     if name == "localauth":
         return mod.LocalAuthListManagement(cfg, ch.authorization)
@@ -32,7 +32,7 @@ def make(ch, name, mod):
     if name == "smartcharging":
         return mod.SmartCharging(cons, ch.sessions, ch.ondemand.use_smart())
     if name == "firmware":
-        return mod.FirmwareManagement(cfg, cons, ch.jobs, ch.board.net, ch.board.name,
+        return mod.FirmwareManagement(cfg, cons, ch.use_jobs(), ch.board.net, ch.board.name,
                                       ch.restart, ch.security.emit, ch.pause)
     if name == "security":
         return mod.Security(cfg, ch.security_changed, ch.pause)
@@ -40,7 +40,7 @@ def make(ch, name, mod):
         return mod.CertificateSigning(cfg, ch.sender, ch.security.emit,
                                       ch.link.try_security_profile, ch.pause)
     if name == "diagnostics":
-        return mod.Diagnostics(cfg, ch.jobs, ch.board.net, _StateLines(ch), log.sink.files,
+        return mod.Diagnostics(cfg, ch.use_jobs(), ch.board.net, _StateLines(ch), log.sink.files,
                                ch.security.files)
     return None
 

@@ -42,6 +42,7 @@ class Ops:
         self.sender = _Sender()
         self.made = []
         self.jobs = _Jobs()
+        self.jobs_used = 0  # RemoteTrigger's jobs() calls
         self.auth = _Authorization()
         self.firmware = True  # FirmwareManagement supported
         self.signs = []
@@ -55,11 +56,15 @@ class Ops:
                             self.reg, self.link, self._smart, self.configured, self.resets)
         if name == "remotetrigger":
             return mod.RemoteTrigger(r.cfg, r.cons, self.reg, self.sender, self.outbox, _mv,
-                                     self.jobs, self.firmware, self._sign)
+                                     self._jobs, self.firmware, self._sign)
         return None
 
     def _smart(self):
         return self.smart
+
+    def _jobs(self):
+        self.jobs_used += 1
+        return self.jobs
 
     def _sign(self):
         self.signs.append(1)
@@ -297,6 +302,9 @@ def test_trigger_message():
     res, after = o.call("TriggerMessage", {"requestedMessage": "MeterValues", "connectorId": 2})
     after()
     assert o.outbox.sent == [("MeterValues", _mv(2))]
+    # The transfers' state is made on first use (Charger.use_jobs): only a
+    # transfer's status asks for it.
+    assert o.jobs_used == 0
     o.outbox.sent[:] = []
     for what, payload in (("Heartbeat", {}),
                           ("FirmwareStatusNotification", {"status": "Downloading"}),
@@ -304,6 +312,7 @@ def test_trigger_message():
         res, after = o.call("TriggerMessage", {"requestedMessage": what})
         after()
         assert o.outbox.sent[-1] == (what, payload)
+    assert o.jobs_used == 2
     assert o.call("TriggerMessage", {"requestedMessage": "StatusNotification",
                                      "connectorId": 3})[0] == {"status": "Rejected"}
     # E3.35: BootNotification only while not Accepted

@@ -12,11 +12,13 @@ _EXTENDED = ("BootNotification", "FirmwareStatusNotification", "Heartbeat",
 
 _FW = ("DiagnosticsStatusNotification", "FirmwareStatusNotification")
 _SIGNED = "SignedFirmwareStatusNotification"
+_TRANSFERS = _FW + (_SIGNED, "LogStatusNotification")  # what reads the jobs' state
 
 
 class RemoteTrigger:
     # meter_values(cid) -> a MeterValues payload with the latest values, or None;
-    # jobs: transfer.jobs.Jobs; firmware: FirmwareManagement is supported
+    # jobs() -> the transfer.jobs.Jobs (made on first use: asked only for a
+    # transfer's status); firmware: FirmwareManagement is supported
     # (else its status notifications are NotImplemented); sign_certificate():
     # the coroutine of a new key pair and SignCertificate (Charger).
     def __init__(self, cfg, connectors, registration, sender, outbox, meter_values, jobs,
@@ -67,7 +69,7 @@ class RemoteTrigger:
 
     def send(self, what, ids):
         ob = self._outbox
-        j = self._jobs
+        j = self._jobs() if what in _TRANSFERS else None
         if what == "Heartbeat":
             ob.trigger("Heartbeat", {})
         elif what == "StatusNotification":
