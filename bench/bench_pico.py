@@ -63,10 +63,9 @@ def _session(p):
     return charging, _samples(p, p.mark(), 15)
 
 
-def _online_session(p, csms):
+def _remote_start(p, csms):
     # Connected: the bench CSMS starts a transaction remotely, the EV draws
-    # 16 A with MeterValues every 10 s (each validated both ways: the
-    # validator stays loaded) -> [heap while charging].
+    # 16 A -> the CSMS's mark before it, once the relay is closed.
     load(p, 16)
     m = csms.mark()
     r = csms.call("PICO1", "RemoteStartTransaction", {"idTag": "REMOTE1", "connectorId": 1},
@@ -76,12 +75,56 @@ def _online_session(p, csms):
     csms.wait_for("StartTransaction", cp_id="PICO1", after=m, timeout=180)
     ev(p, 6)
     until(p, lambda: p.gpio(15) == 1, "relay closed")
+    return m
+
+
+def _online_session(p, csms):
+    # A remote start, MeterValues every 10 s (each validated both ways: the
+    # validator stays loaded) -> [heap while charging].
+    m = _remote_start(p, csms)
     mv = csms.wait_for("MeterValues", cp_id="PICO1", after=m, timeout=180)
     charging = _samples(p, p.mark(), 25)
     csms.call("PICO1", "RemoteStopTransaction", {"transactionId": mv.payload["transactionId"]},
               timeout=120)
     csms.wait_for("StopTransaction", cp_id="PICO1", after=m, timeout=180)
     return charging
+
+
+def _online_provisioning(csms):
+    return dict(PROVISIONING, keys={"HeartbeatInterval": 60, "MeterValueSampleInterval": 10},
+                settings={"csmsUrl": csms.url, "chargeBoxId": "PICO1", "net": "usb",
+                          # the validator released 5 s after a message (30 s
+                          # by default): the samples see both
+                          "idleReleaseMs": 5000})
+
+
+def _flash(tmp, romfs, main, prov):
+    # The board's flash as tools/deploy leaves it: the bundle in /lib (or in
+    # a ROMFS image), main.py, the provisioning -> (littlefs image, ROMFS
+    # image or None).
+    files = bundle()
+    rom = None
+    if romfs:
+        rom = mkromfs(os.path.join(tmp, "romfs.img"),
+                      {k: v for k, v in files.items() if k.startswith("/lib/")})
+        files = {}
+    files["/main.py"] = main.encode()
+    files["/provisioning.json"] = json.dumps(prov).encode()
+    img = os.path.join(tmp, "fs.img")
+    mkfs(img, files)
+    return img, rom
+
+
+def _bridge(p):
+    # tools/bridge on the Pico's USB serial port (the CSMS's TCP side).
+    return subprocess.Popen(
+        [sys.executable, os.path.join(ROOT, "tools", "bridge"), "--serial", p.pty()],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def _registered(csms):
+    csms.wait_for("StatusNotification", cp_id="PICO1", timeout=300,
+                  pred=lambda m: m.payload["connectorId"] == 1)
 
 
 # The heap-map run's main: HEAP_MAIN, and once a transaction has sent
@@ -143,44 +186,20 @@ def heap_map(romfs):
     why = why or node_ready()
     if why:
         return None, why
-    files = bundle()
-    mpy = dict(files)
     from csms_lib import BenchCSMS
     with tempfile.TemporaryDirectory(prefix="bench-pico-map-") as tmp:
-        img = os.path.join(tmp, "fs.img")
-        rom = None
-        if romfs:
-            rom = mkromfs(os.path.join(tmp, "romfs.img"),
-                          {k: v for k, v in files.items() if k.startswith("/lib/")})
-            files = {}
         csms = BenchCSMS(log=lambda line: None).start()
-        prov = dict(PROVISIONING, keys={"HeartbeatInterval": 60, "MeterValueSampleInterval": 10},
-                    settings={"csmsUrl": csms.url, "chargeBoxId": "PICO1", "net": "usb",
-                              "idleReleaseMs": 5000})
-        files["/main.py"] = MAP_MAIN.encode()
-        files["/provisioning.json"] = json.dumps(prov).encode()
-        mkfs(img, files)
+        img, rom = _flash(tmp, romfs, MAP_MAIN, _online_provisioning(csms))
         p = Pico(fs=img, romfs=rom)
         bridge = None
         try:
             wire(p)
             p.start()
-            bridge = subprocess.Popen(
-                [sys.executable, os.path.join(ROOT, "tools", "bridge"), "--serial", p.pty()],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            csms.wait_for("StatusNotification", cp_id="PICO1", timeout=300,
-                          pred=lambda m: m.payload["connectorId"] == 1)
-            load(p, 16)
-            m = csms.mark()
-            r = csms.call("PICO1", "RemoteStartTransaction",
-                          {"idTag": "REMOTE1", "connectorId": 1}, timeout=120)
-            assert r["status"] == "Accepted", r
-            ev(p, 9)
-            csms.wait_for("StartTransaction", cp_id="PICO1", after=m, timeout=180)
-            ev(p, 6)
-            until(p, lambda: p.gpio(15) == 1, "relay closed")
+            bridge = _bridge(p)
+            _registered(csms)
+            _remote_start(p, csms)
             p.wait_for("MAP END", timeout=600)
-            return (p.console(), mpy), None
+            return (p.console(), dict(bundle())), None
         finally:
             p.stop()
             if bridge is not None:
@@ -244,38 +263,21 @@ def measure(run_s, romfs, online=False):
     why = why or node_ready()
     if why:
         return None, why
-    files = bundle()
     with tempfile.TemporaryDirectory(prefix="bench-pico-") as tmp:
-        img = os.path.join(tmp, "fs.img")
-        rom = None
-        if romfs:
-            rom = mkromfs(os.path.join(tmp, "romfs.img"),
-                          {k: v for k, v in files.items() if k.startswith("/lib/")})
-            files = {}
         prov = PROVISIONING
         csms = bridge = None
         if online:
             from csms_lib import BenchCSMS
             csms = BenchCSMS(log=lambda line: None).start()
-            prov = dict(PROVISIONING,
-                        keys={"HeartbeatInterval": 60, "MeterValueSampleInterval": 10},
-                        settings={"csmsUrl": csms.url, "chargeBoxId": "PICO1", "net": "usb",
-                                  # the validator released 5 s after a message
-                                  # (30 s by default): the samples see both
-                                  "idleReleaseMs": 5000})
-        files["/main.py"] = HEAP_MAIN.encode()
-        files["/provisioning.json"] = json.dumps(prov).encode()
-        mkfs(img, files)
+            prov = _online_provisioning(csms)
+        img, rom = _flash(tmp, romfs, HEAP_MAIN, prov)
         p = Pico(fs=img, romfs=rom)
         try:
             wire(p)
             p.start()
             if online:
-                bridge = subprocess.Popen(
-                    [sys.executable, os.path.join(ROOT, "tools", "bridge"), "--serial", p.pty()],
-                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                csms.wait_for("StatusNotification", cp_id="PICO1", timeout=300,
-                              pred=lambda m: m.payload["connectorId"] == 1)
+                bridge = _bridge(p)
+                _registered(csms)
             else:
                 p.wait_for("HEAP built", timeout=300)
             m = p.mark()  # samples before it registered left out
