@@ -199,7 +199,7 @@ def heap_map(romfs):
             _registered(csms)
             _remote_start(p, csms)
             p.wait_for("MAP END", timeout=600)
-            return (p.console(), dict(bundle())), None
+            return (p.console(), bundle()), None
         finally:
             p.stop()
             if bridge is not None:
