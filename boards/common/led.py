@@ -24,7 +24,7 @@ TABLE = {
     "faulted": (255, 0, 0, _FAST),
     "offline": (255, 120, 0, _BLINK),
 }
-PATTERNS = ("steady", "blink", "fast", "pulse")
+_PATTERNS = ("steady", "blink", "fast", "pulse")
 _DARK = (0, 0, 0, _STEADY)  # before the first show()
 
 
@@ -86,7 +86,7 @@ class Led:
 
     @property
     def pattern(self):
-        return PATTERNS[self._col[3]]
+        return _PATTERNS[self._col[3]]
 
     @property
     def percent(self):

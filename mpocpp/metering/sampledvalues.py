@@ -10,7 +10,7 @@ _TAG = "sv"
 _CLOCK_LATE_S = const(60)  # a clock boundary seen later than this is skipped
 
 PERIODIC = "Sample.Periodic"
-CLOCK = "Sample.Clock"
+_CLOCK = "Sample.Clock"
 BEGIN = "Transaction.Begin"
 END = "Transaction.End"
 TRIGGER = "Trigger"
@@ -149,9 +149,9 @@ class Schedules:
             if slot > self._slot:
                 self._slot = slot
                 if now - slot * iv <= _CLOCK_LATE_S:  # else a clock jump
-                    out.append((0, CLOCK))
+                    out.append((0, _CLOCK))
                     for cid in self._connectors():
-                        out.append((cid, CLOCK))
+                        out.append((cid, _CLOCK))
             elif slot < self._slot:  # clock set back
                 self._slot = slot
         else:

@@ -15,7 +15,7 @@ PURPOSES = ("ChargePointMaxProfile", "TxDefaultProfile", "TxProfile")
 
 ABSOLUTE = const(0)
 RECURRING = const(1)
-RELATIVE = const(2)
+_RELATIVE = const(2)
 KINDS = ("Absolute", "Recurring", "Relative")
 RECURRENCY = ("Daily", "Weekly")
 _PERIOD = (86400, 604800)  # seconds of one Daily / Weekly recurrence
@@ -39,7 +39,7 @@ class Profile:
         self.cid = cid  # connectorId it was set on (0 = the charge point)
         self.stack = stack
         self.purpose = purpose  # CP_MAX / TX_DEFAULT / TX
-        self.kind = kind  # ABSOLUTE / RECURRING / RELATIVE
+        self.kind = kind  # ABSOLUTE / RECURRING / _RELATIVE
         self.recur = recur  # 0 Daily, 1 Weekly (Recurring only)
         self.valid_from = valid_from  # unix s or None
         self.valid_to = valid_to
@@ -64,7 +64,7 @@ def from_rec(r):
                 bool(r[10]), array("i", r[11]), r[12])
     if len(p.periods) % 3 or not p.periods or p.purpose not in (0, 1, 2) \
             or p.kind not in (0, 1, 2) or p.recur not in (0, 1) \
-            or (p.kind != RELATIVE and type(p.start) is not int):
+            or (p.kind != _RELATIVE and type(p.start) is not int):
         raise ValueError("bad profile record")
     return p
 
@@ -85,7 +85,7 @@ def at(p, t, rel, volts):
         nxt = vt
     kind = p.kind
     dur = p.duration
-    if kind == RELATIVE:
+    if kind == _RELATIVE:
         s = rel
         if s is None:
             return None, 0, nxt

@@ -69,7 +69,7 @@ class Reply(Exception):
 
 
 # CALLs whose handler reads a large payload from flash itself (ws.Spilled).
-STREAMED = ("SendLocalList",)
+_STREAMED = ("SendLocalList",)
 
 
 def _gen():
@@ -309,7 +309,7 @@ class Rpc:
     async def _on_spilled(self, sp):
         # A message kept in flash (rare: the reader is loaded for it).
         try:
-            r = modules.load(_JSONSTREAM).spilled(sp, STREAMED, _ANSWER_ROOM)
+            r = modules.load(_JSONSTREAM).spilled(sp, _STREAMED, _ANSWER_ROOM)
         except MemoryError as e:
             # No room for the reader itself (a fragmented heap: its import
             # needs blocks the parse of a large message would not): counted,

@@ -10,7 +10,7 @@ _TAG = "files"
 _BUF = const(2048)
 _RETRIES = const(2)  # when the CSMS gives none
 _INTERVAL_S = const(30)
-TIMEOUT_MS = const(15000)  # per network read / write
+_TIMEOUT_MS = const(15000)  # per network read / write
 _PCV = "PropertyConstraintViolation"
 
 
@@ -58,10 +58,10 @@ class Transfer:
         with open(path, "wb") as f:
             if url[:4].lower() == "ftp:":
                 from mpocpp.transfer import ftp
-                return await ftp.retr(url, f, self._net, self.buf, TIMEOUT_MS)
+                return await ftp.retr(url, f, self._net, self.buf, _TIMEOUT_MS)
             from mpocpp.transfer import http
             return await http.get(url, f, self._net, self.buf, ca=self._ca,
-                                  timeout_ms=TIMEOUT_MS)
+                                  timeout_ms=_TIMEOUT_MS)
 
     async def upload(self, url, path, name):
         # Upload the flash file path as `name`: FTP STOR (into the URL's
@@ -70,10 +70,10 @@ class Transfer:
             from mpocpp.transfer import ftp
             if url.endswith("/") or url.count("/") < 3:
                 url = url.rstrip("/") + "/" + name
-            return await ftp.stor(url, path, self._net, self.buf, TIMEOUT_MS)
+            return await ftp.stor(url, path, self._net, self.buf, _TIMEOUT_MS)
         from mpocpp.transfer import http
         return await http.post_file(url, path, name, self._net, self.buf, ca=self._ca,
-                                    timeout_ms=TIMEOUT_MS)
+                                    timeout_ms=_TIMEOUT_MS)
 
     async def attempts(self, what, n, interval, url, path, name=None):
         # n tries, interval s apart -> True when one succeeded.
