@@ -79,13 +79,13 @@ def make_meter(board, cfg, hw):
 
 
 def wire(board, provisioning, overrides, firmware_version, make, on_registered, on_clock_set,
-         on_invalid):
+         on_invalid, security_event):
     # The Charger's callbacks: make(name, module), the handlers of the
     # central system's CALLs (for the dispatcher); on_registered(), the
     # first Accepted BootNotification since power-up; on_clock_set(before,
     # after), the central system's time moved the clock; on_invalid(kind, what), a
     # message that is not valid OCPP or a replayed CALL id arrived (security
-    # events).
+    # events); security_event(type, tech_info), Charger.security_event.
     from mpocpp.model.config import Config
     from mpocpp.protocol.rpc import Rpc, MessageIds
     from mpocpp.protocol.registration import Registration
@@ -97,7 +97,6 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     from mpocpp.model.sessions import Sessions, Assigner
     from mpocpp.operations import Dispatcher
     from mpocpp.ondemand import OnDemand
-    from mpocpp.model.securityevents import SecurityEvents
     p = Parts()
     clock.init(board.clock)
     cfg = p.cfg = Config(board.flash_dir, board.limits)
@@ -125,24 +124,19 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     cons = p.connectors = [Connector(i, hw[i], cfg, meter, amps, outbox.status_changed)
                            for i in range(n + 1)]
     queue = p.queue = make_queue(board, cfg, Assigner(cons, cfg.dir), wake)
-    # the security log: its own small ring (security events are rare)
-    sec = p.security = SecurityEvents(queue, log.FlashRing(cfg.dir + "/seclog", clock.stamp,
-                                                           4096, 256))
     auth = p.authorization = Authorization(cfg, reg, rpc, cons[0].notify_error)
     od = p.ondemand = OnDemand(cfg, meter, cons, queue, board.limits)
     s = p.sessions = Sessions(cfg, cons, queue, auth, meter, od, board.led)
     sender = p.sender = Sender(cfg, rpc, reg, outbox, queue, wake,
                                on_registered, s.delivered)
-    p.link = Link(cfg, board.net, rpc, reg, sender.run, outbox.offline, sec.emit)
+    p.link = Link(cfg, board.net, rpc, reg, sender.run, outbox.offline, security_event)
     od.configured("ClockAlignedDataInterval")  # else metering is made on first need
     # Why the previous run ended, when the firmware chose to
-    # (Charger.restart_for writes it): logged, and a security event.
+    # (Charger.restart_for writes it): logged, and a security event once
+    # the Charger is built.
     path = cfg.dir + "/resetreason"
-    r = fsutil.read(path)
+    r = p.reset_reason = fsutil.read(path)
     if r:
         fsutil.remove(path)
         log.warn(_TAG, "restarted after %s", r.decode())
-    sec.emit("StartupOfTheDevice", "boot %d" % p.ids.boot_count)
-    if r == b"MemoryExhaustion":
-        sec.emit("MemoryExhaustion", "restarted after repeated MemoryError")
     return p

@@ -12,6 +12,7 @@ from mpocpp.util import modules
 
 _TAG = "app"
 _HANDLERS = "mpocpp.handlers"
+_EVENTS = "mpocpp.model.securityevents"
 # The supervisor polls the pilot and runs the timers this often: the relay
 # must open within 100 ms of the EV leaving C/D even without a pilot interrupt.
 _SUPERVISOR_MS = const(50)
@@ -43,7 +44,8 @@ class Charger:
         app = modules.load("mpocpp.app")
         try:
             p = app.wire(board, provisioning, overrides, firmware_version, self.make,
-                         self.on_registered, self.clock_set, self.invalid_message)
+                         self.on_registered, self.clock_set, self.invalid_message,
+                         self.security_event)
         finally:
             modules.release("mpocpp.app")
         self.board = board
@@ -60,7 +62,6 @@ class Charger:
         self.authorization = p.authorization
         self.sessions = p.sessions
         self.ondemand = p.ondemand
-        self.security = p.security  # securityevents.SecurityEvents
         self._wake = p.wake
         self._firmware_state = firmware_state  # "pending" / "failed": an update booted
         self._jobs = None  # transfer.jobs.Jobs, made by use_jobs()
@@ -75,8 +76,29 @@ class Charger:
         # and the StopTransactions can still be written to flash.
         self._reserve = bytearray(_RESERVE)
         log.oom = self.out_of_memory
+        self.security_event("StartupOfTheDevice", "boot %d" % self.ids.boot_count)
+        if p.reset_reason == b"MemoryExhaustion":
+            self.security_event("MemoryExhaustion", "restarted after repeated MemoryError")
         gc.collect()
         gc.threshold(_GC_EVERY)
+
+    def security_event(self, kind, tech_info=None, send=False):
+        # A security event (model/securityevents.py: the security log, and
+        # SecurityEventNotification for the critical ones). They are rare: the
+        # module and the log's ring are made for each and let go after it.
+        m = modules.load(_EVENTS)
+        try:
+            m.SecurityEvents(self.queue, m.ring(self.cfg.dir)).emit(kind, tech_info, send)
+        finally:
+            modules.release(_EVENTS)
+
+    def security_log(self):
+        # The security log's files, oldest first (GetLog SecurityLog).
+        m = modules.load(_EVENTS)
+        try:
+            return m.ring(self.cfg.dir).files()
+        finally:
+            modules.release(_EVENTS)
 
     def out_of_memory(self, tag):
         # A MemoryError was logged (log.exc): collect, and when they keep
@@ -104,7 +126,7 @@ class Charger:
         try:
             log.error(_TAG, "restarting: %s", reason)
             try:
-                self.security.emit("ResetOrReboot", reason)
+                self.security_event("ResetOrReboot", reason)
             except Exception:  # out of heap: the reset goes on
                 pass
             from mpocpp.util import fsutil
@@ -132,7 +154,7 @@ class Charger:
             self._firmware_state = None
             from mpocpp.operations import firmware
             if firmware.booted(self.cfg.dir, self.outbox, self.use_jobs()) == "Installed":
-                self.security.emit("FirmwareUpdated",
+                self.security_event("FirmwareUpdated",
                                    self.registration.payload().get("firmwareVersion"))
 
     def _renew(self):
@@ -177,7 +199,7 @@ class Charger:
 
     def security_changed(self, what):
         # A certificate installed or deleted (operations/security.py).
-        self.security.emit("ReconfigurationOfSecurityParameters", what)
+        self.security_event("ReconfigurationOfSecurityParameters", what)
 
     def invalid_message(self, kind, what):
         # rpc.Rpc: a message from the central system that is not valid OCPP
@@ -193,19 +215,19 @@ class Charger:
             return
         st[0] = 1
         st[1] = now
-        self.security.emit(kind, what if n < 2 else
+        self.security_event(kind, what if n < 2 else
                            "%s (and %d since the last entry)" % (what, n - 1))
 
     def clock_set(self, before, after):
         # The central system's currentTime moved the clock (registration.py).
-        self.security.emit("SettingSystemTime", "%s -> %s" % (clock.iso(before),
+        self.security_event("SettingSystemTime", "%s -> %s" % (clock.iso(before),
                                                                clock.iso(after)))
 
     def configured(self, name):
         # A key changed through ChangeConfiguration: its effects elsewhere.
         self._wake.set()  # intervals are read again at once
         if name == "SecurityProfile" or name == "AuthorizationKey":
-            self.security.emit("ReconfigurationOfSecurityParameters", name)  # never the value
+            self.security_event("ReconfigurationOfSecurityParameters", name)  # never the value
         self.sessions.on_config(name)
         self.ondemand.configured(name)
         if name == "LightIntensity" and self.board.led is not None:
@@ -216,12 +238,12 @@ class Charger:
         # Reset.req: transactions end with SoftReset / HardReset, then the
         # board restarts.
         self.sessions.stop_all("HardReset" if hard else "SoftReset")
-        self.security.emit("ResetOrReboot", "Reset " + ("Hard" if hard else "Soft"))
+        self.security_event("ResetOrReboot", "Reset " + ("Hard" if hard else "Soft"))
         asyncio.create_task(self._reset(hard))
 
     def restart(self):
         # Boot the firmware just installed (the transactions ended before).
-        self.security.emit("ResetOrReboot", "firmware update")
+        self.security_event("ResetOrReboot", "firmware update")
         asyncio.create_task(self._reset(False))
 
     async def _reset(self, hard):
@@ -288,7 +310,7 @@ class Charger:
                 if t is not None:
                     t = bool(t.value())
                     if t and not self._tamper:
-                        self.security.emit("TamperDetectionActivated", "enclosure opened")
+                        self.security_event("TamperDetectionActivated", "enclosure opened")
                     self._tamper = t
                 board.feed()  # the watchdog: a stuck loop resets the board
             except Exception as e:

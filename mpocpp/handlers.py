@@ -33,15 +33,15 @@ def make(ch, name, mod):
         return mod.SmartCharging(cons, ch.sessions, ch.ondemand.use_smart())
     if name == "firmware":
         return mod.FirmwareManagement(cfg, cons, ch.use_jobs(), ch.board.net, ch.board.name,
-                                      ch.restart, ch.security.emit, ch.pause)
+                                      ch.restart, ch.security_event, ch.pause)
     if name == "security":
         return mod.Security(cfg, ch.security_changed, ch.pause)
     if name == "certsigning":
-        return mod.CertificateSigning(cfg, ch.sender, ch.security.emit,
+        return mod.CertificateSigning(cfg, ch.sender, ch.security_event,
                                       ch.link.try_security_profile, ch.pause)
     if name == "diagnostics":
         return mod.Diagnostics(cfg, ch.use_jobs(), ch.board.net, _StateLines(ch), log.sink.files,
-                               ch.security.files)
+                               ch.security_log)
     return None
 
 

@@ -4,8 +4,10 @@
 # them); the critical ones are also sent to the central system as
 # SecurityEventNotification (A04.FR.01) through the persistent queue's
 # transaction stream: ordered, kept across outages and reboots, and retried
-# as transaction messages are (A04.FR.02). Resident and small: the types
-# are the whitepaper's names, passed by the callers.
+# as transaction messages are (A04.FR.02). The types are the whitepaper's
+# names, passed by the callers. Events are rare: the charger loads this
+# module and makes the ring for each one, and releases them after it
+# (Charger.security_event).
 from micropython import const
 from mpocpp.util import clock
 from mpocpp.util import log
@@ -13,10 +15,17 @@ from mpocpp.util import log
 _TAG = "security"
 _ACTION = "SecurityEventNotification"
 _TECH_MAX = const(255)  # SecurityEventNotification.techInfo: CiString255
+_LOG = "/seclog"
 
 # Critical (sent) per the whitepaper's table; any other type is logged only.
-CRITICAL = ("FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot",
+_CRITICAL = ("FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot",
             "SecurityLogWasCleared", "MemoryExhaustion", "TamperDetectionActivated")
+
+
+def ring(flash_dir):
+    # The security log: a small ring of its own in the flash directory. Each
+    # event is written at once, so its RAM buffer holds nothing between two.
+    return log.FlashRing(flash_dir + _LOG, clock.stamp, 4096, 256)
 
 
 class SecurityEvents:
@@ -46,7 +55,7 @@ class SecurityEvents:
             self.emit("SecurityLogWasCleared", "oldest entries rotated out")
 
     def _queue_event(self, kind, ts, tech_info, send):
-        if not send and kind not in CRITICAL:
+        if not send and kind not in _CRITICAL:
             return
         p = {"type": kind, "timestamp": ts}
         if tech_info:
