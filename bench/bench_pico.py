@@ -11,6 +11,12 @@ remotely started transaction sends MeterValues.
 
     .venv/bin/python bench/bench_pico.py [--quick]
     .venv/bin/python bench/bench_pico.py --map [--romfs]
+    .venv/bin/python bench/bench_pico.py --names
+
+--names: the names a charger interns over a life in which every module
+of the firmware is loaded once (each imported, then released): a name is
+never freed, so what a long-running charger holds once it has served every
+operation, against the qstr pools that hold them.
 
 --map: where the heap goes instead, connected and while a transaction
 sends MeterValues (`micropython.mem_info(1)` and `qstr_info` on the Pico):
@@ -253,6 +259,121 @@ def print_map(romfs):
     print("\nModules: %s\n" % ", ".join(m.replace("mpocpp.", "") for m in ours))
 
 
+# The names run's main: every module of the bundle imported in turn, each
+# released before the next (the Pico's heap does not hold them all at
+# once), qstr_info() after each.
+NAMES_MAIN = """import gc, sys, micropython
+for m in %r:
+    try:
+        __import__(m)
+    except Exception as e:
+        print("NAMES failed", m, repr(e))
+    for k in list(sys.modules):
+        if k.startswith("mpocpp"):
+            del sys.modules[k]
+    gc.collect()
+    print("NAMES after", m, end=" ")
+    micropython.qstr_info()
+print("NAMES heap", gc.mem_alloc())
+micropython.qstr_info(1)
+print("NAMES END")
+"""
+
+
+def lifetime_names():
+    """-> (console, {module: its .mpy's names}), or None with why."""
+    found, why = find_uf2(False)
+    why = why or node_ready()
+    if why:
+        return None, why
+    files = bundle()
+    mods = sorted(k[5:-4].replace("/", ".") for k in files
+                  if k.startswith("/lib/") and k.endswith(".mpy"))
+    files = dict(files)
+    files["/main.py"] = (NAMES_MAIN % (mods,)).encode()
+    with tempfile.TemporaryDirectory(prefix="bench-pico-names-") as tmp:
+        img = os.path.join(tmp, "fs.img")
+        mkfs(img, files)
+        p = Pico(fs=img)
+        try:
+            p.start()
+            p.wait_for("NAMES END", timeout=600)
+            return (p.console(), {m: mpy_names(files["/lib/" + m.replace(".", "/") + ".mpy"])
+                                  for m in mods}), None
+        finally:
+            p.stop()
+
+
+def mpy_names(path):
+    """-> the names a .mpy file interns when loaded (its qstr table less the
+    static names, which every port has in ROM): .mpy format 6."""
+    with open(path, "rb") as f:
+        b = f.read()
+
+    def vuint(i):
+        v = 0
+        while True:
+            c = b[i]
+            i += 1
+            v = (v << 7) | (c & 0x7F)
+            if not c & 0x80:
+                return v, i
+
+    assert b[:2] == b"M\x06", path
+    n, i = vuint(4)
+    _, i = vuint(i)  # the objects
+    out = []
+    for _ in range(n):
+        ln, i = vuint(i)
+        if ln & 1:  # static
+            continue
+        ln >>= 1
+        out.append(b[i:i + ln].decode())
+        i += ln + 1
+    return out
+
+
+_POOL = re.compile(r"qstr pool: n_pool=(\d+), n_qstr=(\d+), n_str_data_bytes=(\d+), "
+                   r"n_total_bytes=(\d+)")
+
+
+def print_names():
+    got, why = lifetime_names()
+    if got is None:
+        print("names: skipped: %s (docs/pico-emulator.md).\n" % why)
+        return
+    text, tables = got
+    rows = re.findall(r"NAMES after (\S+) " + _POOL.pattern, text)
+    failed = re.findall(r"NAMES failed (\S+) (.*)", text)
+    heap = re.search(r"NAMES heap (\d+)", text)
+    names = re.findall(r"^Q\((.*)\)\r?$", text[heap.end():], re.M)
+    pool = rows[-1][1:]  # pools, names, text bytes, all bytes
+    grew = [(rows[k][0], rows[k - 1][2]) for k in range(1, len(rows))
+            if rows[k][1] != rows[k - 1][1]]
+    in_mpy = set()
+    for v in tables.values():
+        in_mpy.update(v)
+    by_import = [q for q in names if q not in in_mpy and (q.startswith("/") or "." in q)]
+    heap = int(heap.group(1))
+    print("The names on the emulated Pico (the rp2 port, `.mpy` files in /lib) after every "
+          "module of the firmware has been loaded once and released "
+          "(`bench/bench_pico.py --names`): a name is never freed, so this is what a "
+          "long-running charger holds once it has served every operation.\n")
+    print("| what | value |")
+    print("|---|---|")
+    print("| modules loaded in turn | %d%s |" % (len(rows), "".join(
+        "; %s not loaded: %s" % (m, e.strip()) for m, e in failed)))
+    print("| names (the script's own dozen included) | %s in %s qstr pools, %s bytes of text, "
+          "%s bytes in all |" % (pool[1], pool[0], pool[2], pool[3]))
+    print("| of them interned by the import itself (file paths, dotted module names) | %d |"
+          % len(by_import))
+    print("| GC heap in use after all were released (the names, `sys.modules`' table, the "
+          "script) | %d |" % heap)
+    print("| a new qstr pool was allocated | %s |" % ", ".join(
+        "at %s (%s names before)" % g for g in grew))
+    print()
+
+
 def measure(run_s, romfs, online=False):
     """-> (UF2 name, GC heap in all, in use after the build, [in use while
     running], session) in bytes, or None with why. online: connected to a
@@ -302,7 +423,12 @@ def main():
     ap.add_argument("--map", action="store_true", help="where the heap goes, connected and "
                     "charging, instead of the figures")
     ap.add_argument("--romfs", action="store_true", help="with --map: run in place from ROMFS")
+    ap.add_argument("--names", action="store_true", help="the names held once every module "
+                    "has been loaded, instead of the figures")
     a = ap.parse_args()
+    if a.names:
+        print_names()
+        return
     if a.map:
         print_map(a.romfs)
         return
