@@ -63,7 +63,7 @@ def boot_count(path):
     return n
 
 
-def make_meter(board, cfg, hw):
+def _make_meter(board, cfg, hw):
     drivers = {}
     for i in range(1, len(hw)):
         if hw[i] is not None and hw[i].meter is not None:
@@ -119,7 +119,7 @@ def wire(board, provisioning, overrides, firmware_version, make, on_registered, 
     outbox = p.outbox = Outbox(reg, wake)
     n = cfg.get("NumberOfConnectors")
     hw = [board.connector_hw(i) if i else None for i in range(n + 1)]
-    meter = p.meter = make_meter(board, cfg, hw)
+    meter = p.meter = _make_meter(board, cfg, hw)
     amps = board.limits.get("maxCurrentA", 32)
     cons = p.connectors = [Connector(i, hw[i], cfg, meter, amps, outbox.status_changed)
                            for i in range(n + 1)]

@@ -44,7 +44,7 @@ class Charger:
         app = modules.load("mpocpp.app")
         try:
             p = app.wire(board, provisioning, overrides, firmware_version, self.make,
-                         self.on_registered, self.clock_set, self.invalid_message,
+                         self.on_registered, self._clock_set, self.invalid_message,
                          self.security_event)
         finally:
             modules.release("mpocpp.app")
@@ -218,7 +218,7 @@ class Charger:
         self.security_event(kind, what if n < 2 else
                            "%s (and %d since the last entry)" % (what, n - 1))
 
-    def clock_set(self, before, after):
+    def _clock_set(self, before, after):
         # The central system's currentTime moved the clock (registration.py).
         self.security_event("SettingSystemTime", "%s -> %s" % (clock.iso(before),
                                                                clock.iso(after)))
@@ -278,7 +278,7 @@ class Charger:
             self.board.feed()
 
     # --- tasks ---
-    def led_state(self):
+    def _led_state(self):
         from mpocpp.model.connector import LED
         cons = self.connectors
         c = cons[1] if len(cons) > 1 else cons[0]
@@ -300,7 +300,7 @@ class Charger:
                 self.rpc.tick(now)
                 led = board.led
                 if led is not None:
-                    led.show(self.led_state())
+                    led.show(self._led_state())
                     led.tick(_SUPERVISOR_MS)
                 t = self._renew_t
                 if t is not None and time.ticks_diff(now, t) >= \

@@ -39,7 +39,7 @@ def frame(kind, chan, payload=b""):
     return h + payload + struct.pack("<I", c)
 
 
-class Channel(io.IOBase):
+class _Channel(io.IOBase):
     # One connection through the bridge: a non-blocking stream for asyncio
     # (and for tls, which wraps it): readinto gives None while nothing is
     # there, 0 at the end.
@@ -144,7 +144,7 @@ class Channel(io.IOBase):
 
 
 class _Writer:
-    # asyncio's StreamWriter shape over a Channel (no buffering: the line
+    # asyncio's StreamWriter shape over a _Channel (no buffering: the line
     # writer buffers).
     def __init__(self, ch):
         self.s = ch
@@ -176,7 +176,7 @@ class SerialNet:
         self._task = None
         self._hello_task = None
         self._buf = bytearray(MAX_PAYLOAD + _HDR + _CRC)
-        self.frames_in = 0
+        self._frames_in = 0
         self.errors = 0
 
     def send(self, kind, chan, payload=b""):
@@ -248,7 +248,7 @@ class SerialNet:
                 break
         if n is None:
             raise OSError(24)  # EMFILE: both channels in use
-        ch = self._chans[n] = Channel(self, n)
+        ch = self._chans[n] = _Channel(self, n)
         try:
             self.send(OPEN, n, ("%s:%d" % (host, port)).encode())
             await self.drain()
@@ -312,7 +312,7 @@ class SerialNet:
                 self.errors += 1
                 i = j + 1
                 continue
-            self.frames_in += 1
+            self._frames_in += 1
             self._frame(kind, chan, memoryview(buf)[j + _HDR:j + _HDR + n])
             i = end
         rest = fill - i

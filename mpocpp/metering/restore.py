@@ -10,7 +10,7 @@ from mpocpp.util import log
 _TAG = "meter"
 
 
-class Saved:
+class _Saved:
     # One slot's content: its sequence number and {connector_id: Wh}.
     def __init__(self, seq, wh):
         self.seq = seq
@@ -18,7 +18,7 @@ class Saved:
 
 
 def newest(flash_dir):
-    # -> the Saved of the valid slot with the highest sequence, or None.
+    # -> the _Saved of the valid slot with the highest sequence, or None.
     best = None
     for slot in (0, 1):
         r = read_slot(flash_dir, slot)
@@ -28,7 +28,7 @@ def newest(flash_dir):
 
 
 def read_slot(flash_dir, slot):
-    # -> Saved, or None when the slot is missing or corrupt (logged).
+    # -> _Saved, or None when the slot is missing or corrupt (logged).
     raw = fsutil.read("%s/meter.%d" % (flash_dir, slot))
     if raw is None:
         return None
@@ -45,7 +45,7 @@ def read_slot(flash_dir, slot):
             regs[int(k)] = v
         if not isinstance(seq, int):
             raise ValueError("seq")
-        return Saved(seq, regs)
+        return _Saved(seq, regs)
     except Exception as e:
         log.exc(_TAG, "slot %d unreadable", e, slot)
         return None

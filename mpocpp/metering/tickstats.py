@@ -11,11 +11,11 @@ class TickStats:
     # Jitter of the sampling tick and the CPU time of the task. Lateness is
     # ms after the ideal tick time; busy_us is the time spent working.
     def __init__(self):
-        self.hist = array("I", bytes(4 * _HIST))
+        self._hist = array("I", bytes(4 * _HIST))
         self.reset()
 
     def reset(self, now_ms=None):
-        h = self.hist
+        h = self._hist
         for i in range(_HIST):
             h[i] = 0
         self.count = 0
@@ -24,7 +24,7 @@ class TickStats:
         self.late_sum = 0
         self.busy_us = 0
         self.busy_max_us = 0
-        self.t0_ms = time.ticks_ms() if now_ms is None else now_ms
+        self._t0_ms = time.ticks_ms() if now_ms is None else now_ms
 
     def record(self, late_ms, busy_us):
         if late_ms < 0:
@@ -33,7 +33,7 @@ class TickStats:
         self.late_sum += late_ms
         if late_ms > self.late_max:
             self.late_max = late_ms
-        self.hist[late_ms if late_ms < _HIST - 1 else _HIST - 1] += 1
+        self._hist[late_ms if late_ms < _HIST - 1 else _HIST - 1] += 1
         self.busy_us += busy_us
         if busy_us > self.busy_max_us:
             self.busy_max_us = busy_us
@@ -46,7 +46,7 @@ class TickStats:
         need = q * self.count
         acc = 0
         for i in range(_HIST - 1):
-            acc += self.hist[i]
+            acc += self._hist[i]
             if acc >= need:
                 return i
         return self.late_max
@@ -55,7 +55,7 @@ class TickStats:
         # Fraction of wall time spent in the task since reset().
         if now_ms is None:
             now_ms = time.ticks_ms()
-        el = time.ticks_diff(now_ms, self.t0_ms)
+        el = time.ticks_diff(now_ms, self._t0_ms)
         return self.busy_us / (el * 1000) if el > 0 else 0.0
 
     def summary(self):

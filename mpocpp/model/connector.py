@@ -154,7 +154,7 @@ class Connector:
             return "Available" if self.operative else "Unavailable"
         tx = self.tx
         if tx is not None:
-            if self.evse_suspended():
+            if self._evse_suspended():
                 return "SuspendedEVSE"
             if self.pilot in "CD" and not self.ev_error:
                 return "Charging"  # (after a pilot error no energy flows until unplugged)
@@ -176,7 +176,7 @@ class Connector:
             return "Preparing"
         return "Available"
 
-    def evse_suspended(self):
+    def _evse_suspended(self):
         tx = self.tx
         return tx is not None and (tx.invalid or (self.limit_a is not None and self.limit_a < 6))
 
@@ -195,7 +195,7 @@ class Connector:
 
     # --- outputs (safety rules) ---
     def offered_amps(self):
-        if self.tx is None or self.fault is not None or self.ev_error or self.evse_suspended():
+        if self.tx is None or self.fault is not None or self.ev_error or self._evse_suspended():
             return 0
         a = self._max_amps
         if self.limit_a is not None and self.limit_a < a:

@@ -39,7 +39,7 @@ class Diagnostics:
         start = files.date(req, "startTime")
         stop = files.date(req, "stopTime")
         n, interval = files.plan(req)
-        name = self.file_name("diag")
+        name = self._file_name("diag")
         return {"fileName": name}, _Start(self, _Job(loc, name, start, stop, n, interval))
 
     def GetLog(self, req):
@@ -54,13 +54,13 @@ class Diagnostics:
         stop = files.date(p, "latestTimestamp")
         n, interval = files.plan(req)
         sec = req["logType"] == "SecurityLog"
-        name = self.file_name("security" if sec else "diag")
+        name = self._file_name("security" if sec else "diag")
         busy = self._jobs.log is not None and not self._jobs.log.done()
         job = _Job(loc, name, start, stop, n, interval, req["requestId"], sec)
         return {"status": "AcceptedCanceled" if busy else "Accepted", "filename": name}, \
             _Start(self, job)
 
-    def file_name(self, kind):
+    def _file_name(self, kind):
         cid = self._cfg.settings.get("chargeBoxId") or "cp"
         safe = "".join(c if c.isalpha() or c.isdigit() or c in "-_" else "_" for c in cid[:40])
         ts = clock.iso().replace("-", "").replace(":", "")
@@ -103,7 +103,7 @@ class Diagnostics:
                     await asyncio.sleep(job.interval)
                 try:
                     if job.security:
-                        self.write_security(path, job.start, job.stop)
+                        self._write_security(path, job.start, job.stop)
                     else:
                         self.write(path, job.start, job.stop)
                     err = None
@@ -159,7 +159,7 @@ class Diagnostics:
             for p in self._log_files():
                 _copy_log(p, f, start, stop)
 
-    def write_security(self, path, start=None, stop=None):
+    def _write_security(self, path, start=None, stop=None):
         # The security log: one event a line, "<ISO time> <type> <techInfo>".
         with open(path, "w") as f:
             f.write("# security log %s %s\n" % (self._cfg.settings.get("chargeBoxId"),

@@ -54,7 +54,7 @@ def parse_url(url):
     return tls, host, port, hostport, path
 
 
-def accept_key(key):
+def _accept_key(key):
     # Sec-WebSocket-Accept for a Sec-WebSocket-Key (both base64 bytes).
     return binascii.b2a_base64(hashlib.sha1(key + _GUID).digest())[:-1]
 
@@ -145,7 +145,7 @@ async def _handshake(r, w, path, hostport, protocol, auth):
         raise WsError("too many HTTP headers")
     if upgrade != b"websocket" or conn is None or b"upgrade" not in conn:
         raise WsError("not a websocket upgrade")
-    if accept != accept_key(key):
+    if accept != _accept_key(key):
         raise WsError("bad Sec-WebSocket-Accept")
     want = protocol.encode() if protocol else None
     if agreed != want:

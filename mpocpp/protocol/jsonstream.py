@@ -14,7 +14,7 @@ _TAG = "rpc"
 _WS = b" \t\r\n"
 
 
-class JsonStream:
+class _JsonStream:
     def __init__(self, f):
         self._f = f
         self._buf = bytearray(_CHUNK)
@@ -113,7 +113,7 @@ class Frame:
 
 def head(f):
     # -> a Frame; ValueError when the frame is not OCPP-J.
-    s = JsonStream(f)
+    s = _JsonStream(f)
     s.expect(91)  # [
     kind = s.value(4)
     s.expect(44)

@@ -52,7 +52,7 @@ class Registration:
             return None
         self.interval = res["interval"]
         self.status = res["status"]
-        self.set_clock(res.get("currentTime"))
+        self._set_clock(res.get("currentTime"))
         log.info(_TAG, "BootNotification %s, interval %d", self.status, self.interval)
         if self.status == "Accepted" and self.interval > 0:
             self._cfg.set("HeartbeatInterval", self.interval)
@@ -72,9 +72,9 @@ class Registration:
             res = await call("Heartbeat", {})
         except (CallError, CallTimeout):
             return
-        self.set_clock(res.get("currentTime"))
+        self._set_clock(res.get("currentTime"))
 
-    def set_clock(self, ts):
+    def _set_clock(self, ts):
         if not ts or self._trusted:
             return
         from mpocpp.util import timeparse

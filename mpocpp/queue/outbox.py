@@ -7,7 +7,7 @@ from micropython import const
 _MAX = const(16)  # statuses kept; beyond, a connector's older ones are collapsed
 
 
-class Triggered:
+class _Triggered:
     # A message TriggerMessage (or a job's notification) asked for.
     def __init__(self, action, payload):
         self.action = action
@@ -19,7 +19,7 @@ class Outbox:
         self._reg = registration
         self._wake = wake  # asyncio.Event the sender waits on
         self.statuses = []  # StatusNotification payloads waiting to be sent
-        self.triggered = []  # Triggered, in request order
+        self.triggered = []  # _Triggered, in request order
         self._dirty = {}  # connector id -> its latest payload while offline
         self.first = False  # after boot: statuses before the queued messages
 
@@ -72,5 +72,5 @@ class Outbox:
         self.first = False
 
     def trigger(self, action, payload):
-        self.triggered.append(Triggered(action, payload))
+        self.triggered.append(_Triggered(action, payload))
         self._wake.set()

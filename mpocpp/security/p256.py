@@ -124,7 +124,7 @@ def decode_point(b):
     raise ValueError("point encoding")
 
 
-def decode_sig(sig):
+def _decode_sig(sig):
     # Ecdsa-Sig-Value SEQUENCE { r INTEGER, s INTEGER }, strict DER -> (r, s)
     r = Reader(sig)
     s = r.enter()
@@ -141,7 +141,7 @@ def verify(point, digest, sig, pause=None):
     # rule in the standard).
     x, y = decode_point(point)
     try:
-        r, s = decode_sig(sig)
+        r, s = _decode_sig(sig)
     except ValueError:
         return False
     if not (0 < r < N and 0 < s < N):

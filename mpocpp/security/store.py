@@ -114,7 +114,7 @@ def drop_fallback(flash_dir):
         remove(base + name)
 
 
-class ClientCert:
+class _ClientCert:
     # The installed charge point certificate: leaf (DER), key (SEC 1 DER),
     # and chain: the whole chain as PEM, leaf first, when CertificateSigned
     # brought intermediates (for the handshake to send them), else None.
@@ -126,7 +126,7 @@ class ClientCert:
 
 def client_cert(flash_dir):
     # SecurityProfile 3: the installed charge point certificate (a
-    # ClientCert), or None (none installed, or unreadable).
+    # _ClientCert), or None (none installed, or unreadable).
     b = folder(flash_dir)
     # cpold.pem alone: a power cut between the two steps of an installation
     data = fsutil.read(b + CHARGE_POINT) or fsutil.read(b + PREVIOUS)
@@ -144,7 +144,7 @@ def client_cert(flash_dir):
     chain = None
     if len(cert) > 1:
         chain = "".join(pem.encode(c, "CERTIFICATE") for c in cert).encode()
-    return ClientCert(bytes(cert[0]), bytes(key[0]), chain)
+    return _ClientCert(bytes(cert[0]), bytes(key[0]), chain)
 
 
 class Restore:

@@ -52,7 +52,7 @@ class Transfer:
         self.buf = None
         self.error = None  # the last failed attempt's exception
 
-    async def fetch(self, url, path):
+    async def _fetch(self, url, path):
         # Download url into the flash file path (streamed); -> byte count.
         fsutil.remove(path)
         with open(path, "wb") as f:
@@ -84,7 +84,7 @@ class Transfer:
                 if self.buf is None:
                     self.buf = bytearray(_BUF)
                 if name is None:
-                    r = await self.fetch(url, path)
+                    r = await self._fetch(url, path)
                 else:
                     r = await self.upload(url, path, name)
                 log.info(_TAG, "%s: done (%s)", what, r)

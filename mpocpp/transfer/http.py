@@ -92,7 +92,7 @@ def split_url(url):
     return scheme, host, port, path, user, password
 
 
-def tls_context(ca):
+def _tls_context(ca):
     # Verified against the provisioned CA (PEM or DER); without one the
     # transfer is encrypted but the server is not checked (as link.py does).
     import tls
@@ -120,7 +120,7 @@ def close(w):
 
 
 async def open_conn(net, host, port, ca, secure, timeout_ms):
-    ssl = tls_context(ca) if secure else None
+    ssl = _tls_context(ca) if secure else None
     return await asyncio.wait_for_ms(
         net.open_connection(host, port, ssl=ssl, server_hostname=host if secure else None),
         timeout_ms)

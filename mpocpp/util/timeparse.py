@@ -8,7 +8,7 @@ from micropython import const
 _DAY = const(86400)
 
 
-def days_from_civil(y, m, d):
+def _days_from_civil(y, m, d):
     y = y - 1 if m <= 2 else y
     era = y // 400
     yoe = y - era * 400
@@ -74,4 +74,4 @@ def parse_ms(s):
             raise ValueError
     except (ValueError, IndexError):
         raise ValueError("bad date-time")
-    return days_from_civil(y, mo, d) * _DAY + h * 3600 + mi * 60 + se - off, ms
+    return _days_from_civil(y, mo, d) * _DAY + h * 3600 + mi * 60 + se - off, ms
