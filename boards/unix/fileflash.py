@@ -17,6 +17,7 @@ class FileNorFlash:
     def __init__(self, path, size, block_size=4096):
         self.block_size = block_size
         self.blocks = size // block_size
+        self._end = self.blocks * block_size
         self.programmed_bytes = 0
         self.erases = 0
         # A page of scratch for read-modify-program and a page of erased
@@ -33,6 +34,10 @@ class FileNorFlash:
             f = open(path, "r+b")
         self._f = f
 
+    # Neither readblocks nor writeblocks allocates, as a board's flash
+    # driver: littlefs calls them from inside its own code and from an open
+    # file's finaliser during a collection (the heap locked), where a
+    # MemoryError would leave the filesystem half-written.
     def readblocks(self, n, buf, off=0):
         f = self._f
         f.seek(n * self.block_size + off)
@@ -46,19 +51,22 @@ class FileNorFlash:
             off = 0
         f = self._f
         pos = n * bs + off
-        mv = memoryview(buf)
-        scratch = self._buf
+        page = self._buf
         done = 0
         total = len(buf)
         while done < total:
             k = min(_PAGE, total - done)
-            s = memoryview(scratch)[:k]
-            f.seek(pos + done)
-            f.readinto(s)
-            # NOR: a program can only clear bits (whole-buffer AND via ints).
-            v = int.from_bytes(s, "big") & int.from_bytes(mv[done:done + k], "big")
-            f.seek(pos + done)
-            f.write(v.to_bytes(k, "big"))
+            at = pos + done
+            f.seek(at)
+            f.readinto(page)
+            # NOR: a program can only clear bits.
+            for i in range(k):
+                page[i] &= buf[done + i]
+            f.seek(at)
+            if at + _PAGE <= self._end:
+                f.write(page)  # past k, the bytes just read: unchanged
+            else:  # the flash's last page, written in part (allocates)
+                f.write(memoryview(page)[:k])
             done += k
         f.flush()
         self.programmed_bytes += total
