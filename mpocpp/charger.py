@@ -155,7 +155,7 @@ class Charger:
             from mpocpp.operations import firmware
             if firmware.booted(self.cfg.dir, self.outbox, self.use_jobs()) == "Installed":
                 self.security_event("FirmwareUpdated",
-                                   self.registration.payload().get("firmwareVersion"))
+                                    self.registration.payload().get("firmwareVersion"))
 
     def _renew(self):
         # A03: the client certificate renewed a month before it expires;
@@ -216,12 +216,12 @@ class Charger:
         st[0] = 1
         st[1] = now
         self.security_event(kind, what if n < 2 else
-                           "%s (and %d since the last entry)" % (what, n - 1))
+                            "%s (and %d since the last entry)" % (what, n - 1))
 
     def _clock_set(self, before, after):
         # The central system's currentTime moved the clock (registration.py).
         self.security_event("SettingSystemTime", "%s -> %s" % (clock.iso(before),
-                                                               clock.iso(after)))
+                                                                clock.iso(after)))
 
     def configured(self, name):
         # A key changed through ChangeConfiguration: its effects elsewhere.

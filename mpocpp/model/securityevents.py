@@ -19,7 +19,7 @@ _LOG = "/seclog"
 
 # Critical (sent) per the whitepaper's table; any other type is logged only.
 _CRITICAL = ("FirmwareUpdated", "SettingSystemTime", "StartupOfTheDevice", "ResetOrReboot",
-            "SecurityLogWasCleared", "MemoryExhaustion", "TamperDetectionActivated")
+             "SecurityLogWasCleared", "MemoryExhaustion", "TamperDetectionActivated")
 
 
 def ring(flash_dir):
