@@ -6,18 +6,19 @@ import os
 import micropython
 import vfs
 from mpocpp_board.fileflash import FileNorFlash
+from fakes import rmtree, tmpdir
 
 
-def _flash(name, blocks):
-    # A fresh flash file under /tmp (the unix port's filesystem is the host's).
-    p = "/tmp/mpt_%s_%s.bin" % (name, "".join("%02x" % b for b in os.urandom(6)))
-    return p, FileNorFlash(p, blocks * 4096)
+def _flash(blocks):
+    # -> (its directory, the flash in a fresh file there)
+    tmp = tmpdir("mpt_fileflash")
+    return tmp, FileNorFlash(tmp + "/flash.bin", blocks * 4096)
 
 
 def test_nor_semantics_across_pages():
     # A program only clears bits, page by page: a write of 600 bytes from
     # offset 200 spans three 256-byte pages and leaves the bytes around it.
-    p, d = _flash("fileflash_nor", 4)
+    tmp, d = _flash(4)
     try:
         first = bytearray(0xF0 if i % 2 else 0x0F for i in range(600))
         again = bytearray(0x3C for i in range(600))
@@ -36,13 +37,13 @@ def test_nor_semantics_across_pages():
         d.writeblocks(3, b"\x00" * 5, 4096 - 5)  # the last bytes of the flash
         d.readblocks(3, buf, 4096 - 8)
         assert bytes(buf) == b"\xff\xff\xff\x00\x00\x00\x00\x00"
-        assert os.stat(p)[6] == 4 * 4096  # nothing written past the end
+        assert os.stat(tmp + "/flash.bin")[6] == 4 * 4096  # nothing written past the end
     finally:
-        os.remove(p)
+        rmtree(tmp)
 
 
 def test_block_calls_allocate_nothing():
-    p, d = _flash("fileflash_alloc", 4)
+    tmp, d = _flash(4)
     try:
         data = bytearray(b"\x12" * 512)
         buf = bytearray(512)
@@ -57,12 +58,12 @@ def test_block_calls_allocate_nothing():
             micropython.heap_unlock()
         assert buf == data
     finally:
-        os.remove(p)
+        rmtree(tmp)
 
 
 def test_littlefs_file_closed_with_the_heap_locked():
     # What a file's finaliser does during a collection: the close writes.
-    p, d = _flash("fileflash_lfs", 16)
+    tmp, d = _flash(16)
     try:
         vfs.VfsLfs2.mkfs(d)
         fs = vfs.VfsLfs2(d)
@@ -80,4 +81,4 @@ def test_littlefs_file_closed_with_the_heap_locked():
         finally:
             vfs.umount("/ffl")
     finally:
-        os.remove(p)
+        rmtree(tmp)
