@@ -214,6 +214,11 @@ def heap_map(romfs):
             csms.stop()
 
 
+# qstr_info()'s summary line: pools, names, bytes of text, bytes in all.
+_POOL = re.compile(r"qstr pool: n_pool=(\d+), n_qstr=(\d+), n_str_data_bytes=(\d+), "
+                   r"n_total_bytes=(\d+)")
+
+
 def print_map(romfs):
     how = "run in place from ROMFS" if romfs else "`.mpy` files in /lib"
     got, why = heap_map(romfs)
@@ -222,8 +227,7 @@ def print_map(romfs):
         return
     text, mpy = got
     text = text[text.rfind("qstr pool:"):]
-    pool = re.search(r"qstr pool: n_pool=(\d+), n_qstr=(\d+), n_str_data_bytes=(\d+), "
-                     r"n_total_bytes=(\d+)", text)
+    pool = _POOL.search(text)
     gc_line = re.search(r"GC: total: (\d+), used: (\d+), free: (\d+)", text)
     mods = ast.literal_eval(re.search(r"MODULES (\[.*?\])", text).group(1))
     ours = [m for m in mods if m.startswith("mpocpp")]
@@ -331,10 +335,6 @@ def mpy_names(path):
         out.append(b[i:i + ln].decode())
         i += ln + 1
     return out
-
-
-_POOL = re.compile(r"qstr pool: n_pool=(\d+), n_qstr=(\d+), n_str_data_bytes=(\d+), "
-                   r"n_total_bytes=(\d+)")
 
 
 def print_names():
